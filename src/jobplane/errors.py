@@ -1,0 +1,124 @@
+"""One exception tree for everything jobplane raises on purpose.
+
+::
+
+    JobplaneError
+    ├── ValidationError          bad input: unknown op, invalid params, bad priority ...
+    │   └── InvalidPriority
+    ├── JobNotFound              no job with this id
+    ├── OpNotFound               no op registered under this name
+    ├── DependencyError          self, unknown or forward dependency
+    ├── QueueFull                hard limit of unarchived jobs reached
+    ├── QueueDrained             the drain flag is set
+    ├── JobStateError            the job is in a state that does not allow this
+    ├── LockError                misuse of a lock (re-entry, level order, deleted lock)
+    ├── StoreError               the store failed (driver errors are translated to this)
+    │   └── StoreLocked          another daemon holds this store
+    ├── AuthError                missing or unknown token
+    │   └── Forbidden            the token's role does not allow this
+    └── DaemonUnavailable        the client could not reach a daemon
+
+The class docstring is the default message; the HTTP layer maps each class
+to a status code and an error ``code`` in one table.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class JobplaneError(Exception):
+    """jobplane failed."""
+
+    code: ClassVar[str] = "error"
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ValidationError(JobplaneError):
+    """The request is not valid."""
+
+    code = "invalid_request"
+
+
+class InvalidPriority(ValidationError):
+    """Priority must be an integer from -20 to 19 or one of high, normal, low."""
+
+    code = "invalid_priority"
+
+
+class JobNotFound(JobplaneError):
+    """No job with this id exists."""
+
+    code = "job_not_found"
+
+
+class OpNotFound(ValidationError):
+    """No operation is registered under this name."""
+
+    code = "op_not_found"
+
+
+class DependencyError(ValidationError):
+    """A dependency names an unknown job or the job itself."""
+
+    code = "invalid_dependency"
+
+
+class QueueFull(JobplaneError):
+    """The queue holds as many unarchived jobs as it may; archive some first."""
+
+    code = "queue_full"
+
+
+class QueueDrained(JobplaneError):
+    """The queue is drained: new submissions are refused until it is undrained."""
+
+    code = "queue_drained"
+
+
+class JobStateError(JobplaneError):
+    """The job is not in a state that allows this."""
+
+    code = "job_state"
+
+
+class LockError(JobplaneError):
+    """The lock cannot be used this way."""
+
+    code = "lock_error"
+
+
+class StoreError(JobplaneError):
+    """The job store failed."""
+
+    code = "store_error"
+
+
+class StoreLocked(StoreError):
+    """Another daemon is already using this store."""
+
+    code = "store_locked"
+
+
+class AuthError(JobplaneError):
+    """A valid token is required."""
+
+    code = "unauthorized"
+
+
+class Forbidden(AuthError):
+    """This token may not do that."""
+
+    code = "forbidden"
+
+
+class DaemonUnavailable(JobplaneError):
+    """Could not reach the jobplane daemon."""
+
+    code = "daemon_unavailable"
