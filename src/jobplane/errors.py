@@ -13,7 +13,8 @@
     ├── JobStateError            the job is in a state that does not allow this
     ├── LockError                misuse of a lock (re-entry, level order, deleted lock)
     ├── StoreError               the store failed (driver errors are translated to this)
-    │   └── StoreLocked          another daemon holds this store
+    │   ├── StoreLocked          another daemon holds this store
+    │   └── StoreConflict        the job changed since it was read (version check failed)
     ├── AuthError                missing or unknown token
     │   └── Forbidden            the token's role does not allow this
     └── DaemonUnavailable        the client could not reach a daemon
@@ -104,6 +105,12 @@ class StoreLocked(StoreError):
     """Another daemon is already using this store."""
 
     code = "store_locked"
+
+
+class StoreConflict(StoreError):
+    """The job was changed by someone else since it was read."""
+
+    code = "store_conflict"
 
 
 class AuthError(JobplaneError):

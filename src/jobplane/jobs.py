@@ -1,0 +1,211 @@
+"""The job model: jobs, their ops, statuses, and how they derive.
+
+A job is an ordered list of ops. Each op has its own status and priority;
+the job's status and priority are *derived* from its ops, as in Ganeti:
+
+* status: all ops succeeded -> ``success``; else the first op that is
+  ``error``, ``canceling`` or ``canceled`` decides; else the last op that is
+  ``waiting`` or ``running``; else ``queued`` (so a job between two ops
+  reads ``queued``).
+* priority: the lowest number among its unfinished ops (``NORMAL`` when
+  none remain).
+
+Jobs are plain data. Only the processor and the queue change them, and
+every change is committed to the store (with a version check) before it is
+acted upon.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from . import priorities
+
+
+class OpStatus(StrEnum):
+    QUEUED = "queued"
+    WAITING = "waiting"
+    RUNNING = "running"
+    CANCELING = "canceling"
+    CANCELED = "canceled"
+    SUCCESS = "success"
+    ERROR = "error"
+
+
+JobStatus = OpStatus
+"""A job's status takes the same values as an op's."""
+
+FINAL = frozenset({OpStatus.SUCCESS, OpStatus.ERROR, OpStatus.CANCELED})
+PENDING = frozenset({OpStatus.QUEUED, OpStatus.WAITING})
+ALL_STATUSES = tuple(OpStatus)
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """Wait for job ``job_id`` to finish; go on only if it ends in one of ``statuses``.
+
+    An empty ``statuses`` accepts any final status.
+    """
+
+    job_id: int
+    statuses: tuple[OpStatus, ...] = (OpStatus.SUCCESS,)
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"job": self.job_id, "statuses": [str(s) for s in self.statuses]}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Dependency:
+        return cls(int(doc["job"]), tuple(OpStatus(s) for s in doc["statuses"]))
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One line an op logged; ``serial`` increases by one per job."""
+
+    serial: int
+    op_index: int
+    time: float
+    message: str
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "serial": self.serial,
+            "op_index": self.op_index,
+            "time": self.time,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class OpState:
+    """One op of a job, as stored."""
+
+    op: str
+    params: dict[str, Any]
+    priority: int = priorities.NORMAL
+    status: OpStatus = OpStatus.QUEUED
+    result: Any = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    escalations: int = 0
+    """How many steps escalation (lock waits) and aging moved this op's priority."""
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "params": self.params,
+            "priority": self.priority,
+            "status": str(self.status),
+            "result": self.result,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "escalations": self.escalations,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> OpState:
+        return cls(
+            op=doc["op"],
+            params=doc["params"],
+            priority=int(doc["priority"]),
+            status=OpStatus(doc["status"]),
+            result=doc.get("result"),
+            started_at=doc.get("started_at"),
+            ended_at=doc.get("ended_at"),
+            escalations=int(doc.get("escalations", 0)),
+        )
+
+
+@dataclass(slots=True)
+class Job:
+    """A job as stored. ``version`` is bumped by the store on every save."""
+
+    id: int
+    ops: list[OpState]
+    received_at: float
+    depends: tuple[Dependency, ...] = ()
+    started_at: float | None = None
+    ended_at: float | None = None
+    archived: bool = False
+    version: int = 0
+    log: list[LogEntry] = field(default_factory=list)
+    """Filled only by reads that ask for the log; never saved with the job."""
+
+    @property
+    def status(self) -> OpStatus:
+        return derive_status(self.ops)
+
+    @property
+    def priority(self) -> int:
+        return derive_priority(self.ops)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+    def current_op(self) -> int | None:
+        """Index of the first op that has not finished, or None."""
+        for index, op in enumerate(self.ops):
+            if not op.is_final:
+                return index
+        return None
+
+    def clone(self) -> Job:
+        """A copy whose ops can be changed without touching this one."""
+        twin = copy.copy(self)
+        twin.ops = [copy.copy(op) for op in self.ops]
+        twin.log = list(self.log)
+        return twin
+
+    def to_doc(self) -> dict[str, Any]:
+        """The JSON document the stores keep (everything but id, version and log)."""
+        return {
+            "ops": [op.to_doc() for op in self.ops],
+            "depends": [d.to_doc() for d in self.depends],
+            "received_at": self.received_at,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+        }
+
+    @classmethod
+    def from_doc(cls, job_id: int, version: int, archived: bool, doc: dict[str, Any]) -> Job:
+        return cls(
+            id=job_id,
+            ops=[OpState.from_doc(o) for o in doc["ops"]],
+            received_at=doc["received_at"],
+            depends=tuple(Dependency.from_doc(d) for d in doc.get("depends", ())),
+            started_at=doc.get("started_at"),
+            ended_at=doc.get("ended_at"),
+            archived=archived,
+            version=version,
+        )
+
+
+def derive_status(ops: list[OpState]) -> OpStatus:
+    """A job's status from its ops' statuses (see the module docstring)."""
+    last_active: OpStatus | None = None
+    all_success = True
+    for op in ops:
+        status = op.status
+        if status in (OpStatus.ERROR, OpStatus.CANCELING, OpStatus.CANCELED):
+            return status
+        if status is not OpStatus.SUCCESS:
+            all_success = False
+        if status in (OpStatus.WAITING, OpStatus.RUNNING):
+            last_active = status
+    if all_success:
+        return OpStatus.SUCCESS
+    return last_active or OpStatus.QUEUED
+
+
+def derive_priority(ops: list[OpState]) -> int:
+    """The lowest priority number among unfinished ops, NORMAL when none remain."""
+    numbers = [op.priority for op in ops if not op.is_final]
+    return min(numbers) if numbers else priorities.NORMAL

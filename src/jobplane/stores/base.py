@@ -1,0 +1,132 @@
+"""The store contract: the only code that touches a database implements this.
+
+The store is the truth. It owns job ids, every job's state, the log lines
+and the drain flag; a daemon's memory is a working copy. The guarantees
+below are what the job queue relies on, and what ``tests/contract`` checks
+against every store:
+
+1. **Ids.** ``insert_jobs`` assigns increasing ids that are never reused,
+   not even after a crash or after jobs are archived.
+2. **Atomic submission.** ``insert_jobs`` commits all of its jobs or none. It
+   refuses with ``QueueDrained`` while the drain flag is set, with
+   ``QueueFull`` when the unarchived jobs would exceed ``max_unarchived``,
+   and with ``DependencyError`` for a dependency on an unknown job. In a
+   batch, a negative dependency ``-k`` names the job ``k`` places earlier in
+   the same batch.
+3. **Committed before returned.** Every method that writes returns only
+   after its change is committed with the store's durability (``normal``:
+   survives a crash of the process; ``full``: also a loss of power).
+   Concurrent calls from several threads may share one transaction
+   (group commit); that never weakens this rule.
+4. **Compare-and-set.** ``save(job)`` writes only if the stored version is
+   still ``job.version``; it then increments ``job.version``. Otherwise it
+   raises ``StoreConflict`` and writes nothing. Two daemons can therefore
+   never both move the same op forward.
+5. **Listeners.** After each committed change of a job (save, log line,
+   archive) every listener is called with the job id, outside any
+   transaction. A store shared by several daemons also calls them for
+   changes other daemons made, as soon as it learns of them.
+6. **Errors.** Driver errors never escape: they become ``StoreError``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
+
+from ..jobs import Job, LogEntry, OpStatus
+
+Durability = Literal["normal", "full"]
+Listener = Callable[[int], None]
+
+
+class Store(ABC):
+    """A place where jobs live. Thread-safe: every method may be called from any thread."""
+
+    url: str
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    # -- lifecycle --------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and the store's process lock; idempotent."""
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(job_id)`` after each committed change of a job."""
+        self._listeners.append(listener)
+
+    def _notify(self, job_ids: Iterable[int]) -> None:
+        for job_id in job_ids:
+            for listener in self._listeners:
+                listener(job_id)
+
+    # -- writes -----------------------------------------------------------
+
+    @abstractmethod
+    def insert_jobs(self, jobs: Sequence[Job], *, max_unarchived: int | None) -> list[int]:
+        """Give each job an id and commit them all (guarantees 1 and 2).
+
+        The ``id`` and ``version`` of the given jobs are ignored and set on return.
+        """
+
+    @abstractmethod
+    def save(self, job: Job) -> None:
+        """Commit the job's ops, status, priority and timestamps (guarantee 4).
+
+        Raises:
+            JobNotFound: no such job.
+            StoreConflict: the stored version is not ``job.version``.
+        """
+
+    @abstractmethod
+    def append_log(self, job_id: int, op_index: int, time: float, message: str) -> LogEntry:
+        """Append one log line; serials start at 1 and increase by one per job."""
+
+    @abstractmethod
+    def archive(self, job_ids: Sequence[int]) -> list[int]:
+        """Archive the finished jobs among ``job_ids``; return those archived now."""
+
+    @abstractmethod
+    def archive_finished_before(self, ended_before: float) -> list[int]:
+        """Archive every finished job that ended before ``ended_before`` (wall clock)."""
+
+    @abstractmethod
+    def set_drained(self, drained: bool) -> None:
+        """Set or clear the persisted drain flag."""
+
+    # -- reads ------------------------------------------------------------
+
+    @abstractmethod
+    def load(self, job_id: int, *, with_log: bool = False) -> Job:
+        """The job as committed. Raises ``JobNotFound``."""
+
+    @abstractmethod
+    def read_log(self, job_id: int, since_serial: int = 0) -> list[LogEntry]:
+        """Log lines with a serial above ``since_serial``, in order."""
+
+    @abstractmethod
+    def list_jobs(
+        self,
+        *,
+        statuses: Sequence[OpStatus] | None = None,
+        archived: bool | None = False,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        """Jobs by ascending id, with id above ``after``; ``archived=None`` means both."""
+
+    @abstractmethod
+    def unfinished(self) -> list[Job]:
+        """Every job not yet final, by ascending id (recovery reads this on start)."""
+
+    @abstractmethod
+    def is_drained(self) -> bool:
+        """The persisted drain flag."""
+
+    @abstractmethod
+    def counts(self) -> dict[tuple[OpStatus, int], int]:
+        """Unarchived jobs by (status, priority)."""
