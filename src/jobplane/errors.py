@@ -11,6 +11,7 @@
     ├── QueueFull                hard limit of unarchived jobs reached
     ├── QueueDrained             the drain flag is set
     ├── JobStateError            the job is in a state that does not allow this
+    ├── NoSuchTask               no queued worker-pool task has this id
     ├── LockError                misuse of a lock (re-entry, level order, deleted lock)
     ├── StoreError               the store failed (driver errors are translated to this)
     │   ├── StoreLocked          another daemon holds this store
@@ -87,6 +88,12 @@ class JobStateError(JobplaneError):
     """The job is not in a state that allows this."""
 
     code = "job_state"
+
+
+class NoSuchTask(JobplaneError):
+    """No queued task in the worker pool has this id."""
+
+    code = "no_such_task"
 
 
 class LockError(JobplaneError):
