@@ -1,0 +1,542 @@
+"""The SQLite store: one database file, used by one daemon at a time.
+
+How it keeps the contract of :mod:`jobplane.stores.base`:
+
+* **One daemon per file.** Opening takes an exclusive ``flock`` on
+  ``<database>.lock`` (holding the owner's pid); a second store on the same
+  file, in this process or another, gets ``StoreLocked``. The kernel drops the
+  lock when the process dies, however it dies.
+* **Writes: group commit.** Every write is a work item appended to
+  ``_pending``; its caller then takes ``_writer_lock``. If a previous holder
+  already committed the item, the caller just takes its outcome. Otherwise
+  the caller leads: it takes every pending item and commits them in one
+  ``BEGIN IMMEDIATE ... COMMIT`` on the writer connection, each item under
+  its own savepoint so that one item's error undoes only that item. So each
+  call returns only after its own item is committed (or failed); it then
+  calls the listeners itself, outside the transaction and the lock.
+* **Reads** use a pool of read connections. In WAL mode they see only
+  committed data and never wait for the writer.
+* **Durability**: WAL always; ``synchronous=NORMAL`` survives a crash of the
+  process, ``FULL`` also a loss of power.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any, Generic, TypeVar
+
+from ..errors import (
+    DependencyError,
+    JobNotFound,
+    QueueDrained,
+    QueueFull,
+    StoreConflict,
+    StoreError,
+    StoreLocked,
+    ValidationError,
+)
+from ..jobs import Dependency, Job, LogEntry, OpStatus
+from .base import Durability, Store
+from .sql import SQL_ROOT, Migration, load_migrations, load_queries
+
+Q = load_queries(SQL_ROOT, "sqlite")
+MIGRATIONS = load_migrations(SQL_ROOT, "sqlite")
+URL_PREFIX = "sqlite:///"
+BUSY_TIMEOUT_S = 10.0
+
+_LIST_QUERIES = {
+    None: Q["list_jobs"],
+    False: Q["list_unarchived_jobs"],
+    True: Q["list_archived_jobs"],
+}
+
+_T = TypeVar("_T")
+_Row = tuple[Any, ...]
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def database_path(url: str) -> str:
+    """The absolute path named by ``sqlite:///relative.db`` or ``sqlite:////abs.db``."""
+    if not url.startswith(URL_PREFIX) or len(url) == len(URL_PREFIX):
+        raise ValidationError(
+            f"SQLite store URL {url!r} must look like sqlite:///relative/path.db "
+            "or sqlite:////absolute/path.db"
+        )
+    return os.path.abspath(url[len(URL_PREFIX) :])
+
+
+def split_statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, in order (comments stay with the next one)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    leftover = [line for line in buffer.splitlines() if not line.lstrip().startswith("--")]
+    if "".join(leftover).strip():
+        raise ValueError(f"incomplete SQL statement at the end of the script: {buffer.strip()!r}")
+    return statements
+
+
+def apply_migrations(
+    conn: sqlite3.Connection,
+    migrations: Sequence[Migration],
+    *,
+    clock: Callable[[], float] = time.time,
+) -> list[int]:
+    """Bring the schema up to the last of ``migrations`` in one transaction.
+
+    Returns the versions applied now. ``conn`` must be in autocommit mode.
+
+    Raises:
+        StoreError: the database is at a version newer than the last migration.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(Q["create_migrations_table"])
+        current = conn.execute(Q["schema_version"]).fetchone()[0]
+        latest = migrations[-1].version if migrations else 0
+        if current > latest:
+            raise StoreError(
+                f"the database schema is at version {current}, newer than this "
+                f"jobplane knows ({latest}): use a newer jobplane"
+            )
+        applied = []
+        for migration in migrations:
+            if migration.version > current:
+                for statement in split_statements(migration.sql):
+                    conn.execute(statement)
+                conn.execute(
+                    Q["record_migration"], {"version": migration.version, "applied_at": clock()}
+                )
+                applied.append(migration.version)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return applied
+
+
+class _ProcessLock:
+    """An exclusive ``flock`` on ``path`` that records the holder's pid."""
+
+    def __init__(self, path: str, database: str) -> None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if holder == str(os.getpid()):
+                holder += " (this process)"
+            raise StoreLocked(
+                f"the store {database} is in use by process {holder}, which holds {path}"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)  # which also drops the lock
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+class _Write(Generic[_T]):
+    """One caller's share of a group commit; ``done`` once committed or failed."""
+
+    __slots__ = ("apply", "done", "error", "result")
+
+    def __init__(self, apply: Callable[[sqlite3.Connection], _T]) -> None:
+        self.apply = apply
+        self.done = False
+        self.result: _T | None = None
+        self.error: BaseException | None = None
+
+
+class SQLiteStore(Store):
+    """The store in one SQLite file (see the module docstring for the model)."""
+
+    def __init__(self, url: str, *, durability: Durability = "normal") -> None:
+        super().__init__()
+        self.url = url
+        self.durability = durability
+        self.path = database_path(url)
+        self._pending: list[_Write[Any]] = []
+        self._pending_lock = threading.Lock()  # guards _pending
+        self._writer_lock = threading.Lock()  # the leader's: guards _writer and its use
+        self._closed = False
+        self._readers_lock = threading.Lock()  # guards _idle_readers and _closed
+        self._idle_readers: list[sqlite3.Connection] = []
+        folder = os.path.dirname(self.path)
+        if not os.path.isdir(folder):
+            raise StoreError(f"cannot open the store {url}: the directory {folder} does not exist")
+        try:
+            self._lock = _ProcessLock(os.path.realpath(self.path) + ".lock", self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot lock the store {url}: {exc}") from exc
+        try:
+            self._writer: sqlite3.Connection | None = self._open_writer()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+
+    def _open_writer(self) -> sqlite3.Connection:
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
+        try:
+            mode = conn.execute(Q["use_wal"]).fetchone()[0]
+            if mode != "wal":
+                raise StoreError(f"{self.path}: SQLite refused the WAL journal (it uses {mode!r})")
+            conn.execute(Q[f"synchronous_{self.durability}"])
+            apply_migrations(conn, MIGRATIONS)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def close(self) -> None:
+        with self._readers_lock:
+            if self._closed:
+                return
+            self._closed = True
+            idle, self._idle_readers = self._idle_readers, []
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        try:
+            for conn in idle:
+                conn.close()
+            if writer is not None:
+                writer.close()
+        except sqlite3.Error as exc:
+            raise StoreError(f"closing the store {self.url} failed: {exc}") from exc
+        finally:
+            self._lock.release()
+
+    # -- group commit -----------------------------------------------------
+
+    def _write(self, apply: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``apply`` in a committed transaction, maybe shared with other callers."""
+        item = _Write(apply)
+        with self._pending_lock:
+            self._pending.append(item)
+        with self._writer_lock:
+            if not item.done:
+                self._commit_pending_unlocked()
+        if item.error is not None:
+            raise item.error
+        return item.result  # type: ignore[return-value]
+
+    def _commit_pending_unlocked(self) -> None:
+        """Lead: commit every pending item; ``_writer_lock`` must be held."""
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        try:
+            self._commit(batch)
+        finally:
+            for item in batch:
+                item.done = True
+
+    def _commit(self, batch: list[_Write[Any]]) -> None:
+        """Apply every item in one transaction; each failure lands in its item."""
+        conn = self._writer
+        try:
+            if conn is None:
+                raise StoreError(f"the store {self.url} is closed")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if len(batch) == 1:
+                    batch[0].result = batch[0].apply(conn)
+                else:
+                    for item in batch:
+                        _apply_in_savepoint(conn, item, f"writing to {self.url} failed")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            for item in batch:
+                if item.error is None:
+                    item.error = _translate(exc, f"writing to {self.url} failed")
+        except BaseException:
+            for item in batch:
+                if item.error is None:
+                    item.error = StoreError(f"writing to {self.url} was interrupted")
+            raise
+
+    # -- writes -----------------------------------------------------------
+
+    def insert_jobs(self, jobs: Sequence[Job], *, max_unarchived: int | None) -> list[int]:
+        batch = list(jobs)
+        if not batch:
+            return []
+
+        def apply(conn: sqlite3.Connection) -> list[tuple[int, tuple[Dependency, ...]]]:
+            drained, unarchived, last_id = conn.execute(Q["queue_state"]).fetchone()
+            if drained:
+                raise QueueDrained()
+            if max_unarchived is not None and unarchived + len(batch) > max_unarchived:
+                raise QueueFull(_full_message(unarchived, len(batch), max_unarchived))
+            placed = []
+            for index, job in enumerate(batch):
+                job_id = last_id + 1 + index
+                depends = tuple(
+                    _resolve(conn, dep, index, job_id, len(batch)) for dep in job.depends
+                )
+                doc = job.to_doc()
+                doc["depends"] = [dep.to_doc() for dep in depends]
+                conn.execute(
+                    Q["insert_job"],
+                    {
+                        "id": job_id,
+                        "status": job.status.value,
+                        "priority": job.priority,
+                        "received_at": job.received_at,
+                        "ended_at": job.ended_at,
+                        "doc": _encode(doc),
+                    },
+                )
+                placed.append((job_id, depends))
+            conn.execute(Q["add_unarchived"], {"delta": len(batch)})
+            return placed
+
+        placed = self._write(apply)
+        for job, (job_id, depends) in zip(batch, placed, strict=True):
+            job.id, job.version, job.depends, job.archived = job_id, 1, depends, False
+        ids = [job_id for job_id, _ in placed]
+        self._notify(ids)
+        return ids
+
+    def save(self, job: Job) -> None:
+        job_id, version = job.id, job.version
+        params = {
+            "id": job_id,
+            "version": version,
+            "status": job.status.value,
+            "priority": job.priority,
+            "ended_at": job.ended_at,
+            "doc": _encode(job.to_doc()),
+        }
+
+        def apply(conn: sqlite3.Connection) -> None:
+            if conn.execute(Q["save_job"], params).rowcount == 1:
+                return
+            row = conn.execute(Q["job_version"], params).fetchone()
+            if row is None:
+                raise JobNotFound(f"job {job_id} does not exist")
+            raise StoreConflict(
+                f"job {job_id} changed since it was read: the store has version {row[0]}, "
+                f"this copy version {version}"
+            )
+
+        self._write(apply)
+        job.version = version + 1
+        self._notify((job_id,))
+
+    def append_log(self, job_id: int, op_index: int, time: float, message: str) -> LogEntry:
+        params = {"job_id": job_id, "op_index": op_index, "time": time, "message": message}
+
+        def apply(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(Q["append_log"], params).fetchall()
+            if not rows:
+                raise JobNotFound(f"job {job_id} does not exist")
+            return int(rows[0][0])
+
+        serial = self._write(apply)
+        self._notify((job_id,))
+        return LogEntry(serial, op_index, time, message)
+
+    def archive(self, job_ids: Sequence[int]) -> list[int]:
+        if not job_ids:
+            return []
+        params = {"ids": _encode([int(job_id) for job_id in job_ids])}
+        return self._archive(Q["archive_jobs"], params)
+
+    def archive_finished_before(self, ended_before: float) -> list[int]:
+        return self._archive(Q["archive_finished_before"], {"ended_before": ended_before})
+
+    def _archive(self, query: str, params: dict[str, Any]) -> list[int]:
+        def apply(conn: sqlite3.Connection) -> list[int]:
+            archived = sorted(row[0] for row in conn.execute(query, params).fetchall())
+            if archived:
+                conn.execute(Q["add_unarchived"], {"delta": -len(archived)})
+            return archived
+
+        archived = self._write(apply)
+        self._notify(archived)
+        return archived
+
+    def set_drained(self, drained: bool) -> None:
+        params = {"value": "1" if drained else "0"}
+        self._write(lambda conn: conn.execute(Q["set_drained"], params))
+
+    # -- reads ------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A read connection from the pool, given back afterwards."""
+        with self._readers_lock:
+            if self._closed:
+                raise StoreError(f"the store {self.url} is closed")
+            conn = self._idle_readers.pop() if self._idle_readers else None
+        try:
+            if conn is None:
+                conn = self._connect()
+                conn.execute(Q["query_only"])
+            yield conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"reading {self.url} failed: {exc}") from exc
+        finally:
+            if conn is not None:
+                self._give_back(conn)
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        """Put a read connection back in the pool, or close it if the store is closed."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            conn.close()
+            return
+        with self._readers_lock:
+            if not self._closed:
+                self._idle_readers.append(conn)
+                return
+        conn.close()
+
+    def load(self, job_id: int, *, with_log: bool = False) -> Job:
+        params = {"id": job_id, "job_id": job_id, "since": 0}
+        with self._reading() as conn:
+            if not with_log:
+                row = conn.execute(Q["load_job"], params).fetchone()
+            else:
+                conn.execute("BEGIN")
+                row = conn.execute(Q["load_job"], params).fetchone()
+                log = conn.execute(Q["read_log"], params).fetchall()
+                conn.execute("COMMIT")
+        if row is None:
+            raise JobNotFound(f"job {job_id} does not exist")
+        job = _job(row)
+        if with_log:
+            job.log = [LogEntry(*entry) for entry in log]
+        return job
+
+    def read_log(self, job_id: int, since_serial: int = 0) -> list[LogEntry]:
+        params = {"id": job_id, "job_id": job_id, "since": since_serial}
+        with self._reading() as conn:
+            rows = conn.execute(Q["read_log"], params).fetchall()
+            if not rows and conn.execute(Q["job_exists"], params).fetchone() is None:
+                raise JobNotFound(f"job {job_id} does not exist")
+        return [LogEntry(*row) for row in rows]
+
+    def list_jobs(
+        self,
+        *,
+        statuses: Sequence[OpStatus] | None = None,
+        archived: bool | None = False,
+        after: int | None = None,
+        limit: int = 100,
+    ) -> list[Job]:
+        params = {
+            "statuses": None if statuses is None else _encode([str(s) for s in statuses]),
+            "after": 0 if after is None else after,
+            "limit": limit,
+        }
+        query = _LIST_QUERIES[archived]
+        with self._reading() as conn:
+            rows = conn.execute(query, params).fetchall()
+        return [_job(row) for row in rows]
+
+    def unfinished(self) -> list[Job]:
+        with self._reading() as conn:
+            rows = conn.execute(Q["unfinished_jobs"]).fetchall()
+        return [_job(row) for row in rows]
+
+    def is_drained(self) -> bool:
+        with self._reading() as conn:
+            return bool(conn.execute(Q["is_drained"]).fetchone()[0])
+
+    def counts(self) -> dict[tuple[OpStatus, int], int]:
+        with self._reading() as conn:
+            rows = conn.execute(Q["count_jobs"]).fetchall()
+        return {(OpStatus(status), priority): count for status, priority, count in rows}
+
+
+def _apply_in_savepoint(conn: sqlite3.Connection, item: _Write[Any], what: str) -> None:
+    """Run one item of a batch; its error undoes only its own changes."""
+    conn.execute("SAVEPOINT item")
+    try:
+        item.result = item.apply(conn)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO item")
+        item.error = _translate(exc, what)
+    conn.execute("RELEASE item")
+
+
+def _translate(exc: Exception, what: str) -> Exception:
+    """A driver error as a new ``StoreError``; any other error unchanged."""
+    if not isinstance(exc, sqlite3.Error):
+        return exc
+    error = StoreError(f"{what}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _job(row: _Row) -> Job:
+    return Job.from_doc(row[0], row[1], bool(row[2]), json.loads(row[3]))
+
+
+def _resolve(
+    conn: sqlite3.Connection, dep: Dependency, index: int, job_id: int, count: int
+) -> Dependency:
+    """``dep`` of the batch's job ``index`` (to get id ``job_id``) with a real job id."""
+    who = "the job" if count == 1 else f"job {index + 1} in the batch"
+    ref = dep.job_id
+    if ref < 0:
+        if -ref > index:
+            raise DependencyError(f"dependency {ref} of {who} points before the batch")
+        return dataclasses.replace(dep, job_id=job_id + ref)
+    if ref == job_id:
+        raise DependencyError(f"{who} (job {job_id}) cannot depend on itself")
+    if job_id < ref <= job_id + count - 1 - index:
+        raise DependencyError(f"{who} depends on job {ref}, which comes later in the batch")
+    if conn.execute(Q["job_exists"], {"id": ref}).fetchone() is None:
+        raise DependencyError(f"{who} depends on unknown job {ref}")
+    return dep
+
+
+def _full_message(unarchived: int, adding: int, limit: int) -> str:
+    if adding == 1 or unarchived >= limit:
+        held = f"the queue holds {unarchived} unarchived jobs, the limit is {limit}"
+    else:
+        held = f"the queue holds {unarchived} unarchived jobs, {adding} more pass the limit {limit}"
+    return f"{held}: archive finished jobs or raise the limit"

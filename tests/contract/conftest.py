@@ -1,0 +1,81 @@
+"""Fixtures of the store contract suite: every test runs once per store.
+
+To add a store, add its name to ``STORES`` and teach ``store_url`` and
+``unusable_url`` how to give a fresh, empty database of that kind (a
+PostgreSQL store would create or truncate a schema here, and mark itself
+with ``pytest.mark.postgres``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from jobplane.jobs import Dependency, Job, OpState
+from jobplane.stores import Durability, Store, open_store
+
+STORES = ["sqlite"]
+
+OpenStore = Callable[..., Store]
+MakeJob = Callable[..., Job]
+
+
+def _make_job(
+    ops: int = 1,
+    priority: int = 0,
+    *,
+    depends: Sequence[int | Dependency] = (),
+    received_at: float = 1000.0,
+) -> Job:
+    """A job of ``ops`` queued no-op ops; an int dependency accepts success only."""
+    return Job(
+        id=0,
+        ops=[OpState("test.noop", {"n": n}, priority=priority) for n in range(ops)],
+        received_at=received_at,
+        depends=tuple(d if isinstance(d, Dependency) else Dependency(d) for d in depends),
+    )
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a fresh, empty store."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    raise AssertionError(f"no URL for store {request.param!r}")
+
+
+@pytest.fixture
+def unusable_url(store_url: str, tmp_path: Path) -> str:
+    """A URL of the same kind whose database exists but cannot be used."""
+    if store_url.startswith("sqlite:"):
+        junk = tmp_path / "junk.db"
+        junk.write_bytes(b"this is not an SQLite database, just some bytes\n" * 100)
+        return f"sqlite:///{junk}"
+    raise AssertionError(f"no unusable URL for {store_url!r}")
+
+
+@pytest.fixture
+def open_new(store_url: str) -> Iterator[OpenStore]:
+    """Open another store on the same database; every store opened is closed at the end."""
+    opened: list[Store] = []
+
+    def open_new(durability: Durability = "normal") -> Store:
+        store = open_store(store_url, durability=durability)
+        opened.append(store)
+        return store
+
+    yield open_new
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(open_new: OpenStore) -> Store:
+    return open_new()
+
+
+@pytest.fixture
+def make_job() -> MakeJob:
+    return _make_job

@@ -1,0 +1,392 @@
+"""What only the SQLite store promises: its schema and migrations, the URL
+forms, the process lock, durability settings and group commit.
+
+The behaviour every store shares is in ``tests/contract``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobplane.errors import (
+    DependencyError,
+    QueueFull,
+    StoreConflict,
+    StoreError,
+    StoreLocked,
+    ValidationError,
+)
+from jobplane.jobs import Dependency, Job, OpState, OpStatus
+from jobplane.stores import open_store
+from jobplane.stores.sql import Migration
+from jobplane.stores.sqlite import MIGRATIONS, Q, SQLiteStore, apply_migrations, split_statements
+
+WAIT = 10.0  # seconds any thread, process or event may take in these tests
+
+# The schema a database has after all migrations, as sqlite_master holds it
+# (whitespace collapsed). A new migration changes this on purpose, in the
+# same commit; the tests below then check an old database reaches it too.
+EXPECTED_SCHEMA = [
+    (
+        "table",
+        "job_log",
+        "CREATE TABLE job_log ( job_id INTEGER NOT NULL, serial INTEGER NOT NULL, "
+        "op_index INTEGER NOT NULL, time REAL NOT NULL, message TEXT NOT NULL, "
+        "PRIMARY KEY (job_id, serial) ) WITHOUT ROWID",
+    ),
+    (
+        "table",
+        "jobs",
+        "CREATE TABLE jobs ( id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, "
+        "priority INTEGER NOT NULL, archived INTEGER NOT NULL DEFAULT 0, "
+        "received_at REAL NOT NULL, ended_at REAL, version INTEGER NOT NULL, "
+        "doc TEXT NOT NULL )",
+    ),
+    ("index", "jobs_archived", "CREATE INDEX jobs_archived ON jobs (id) WHERE archived = 1"),
+    (
+        "index",
+        "jobs_unarchived",
+        "CREATE INDEX jobs_unarchived ON jobs (status, priority, archived) WHERE archived = 0",
+    ),
+    ("table", "meta", "CREATE TABLE meta ( key TEXT PRIMARY KEY, value TEXT NOT NULL )"),
+    (
+        "table",
+        "schema_migrations",
+        "CREATE TABLE schema_migrations ( version INTEGER PRIMARY KEY, applied_at REAL NOT NULL )",
+    ),
+    ("index", "sqlite_autoindex_meta_1", ""),
+    ("table", "sqlite_sequence", "CREATE TABLE sqlite_sequence(name,seq)"),
+]
+
+
+def make_job(*, depends: tuple[int, ...] = ()) -> Job:
+    return Job(
+        id=0,
+        ops=[OpState("test.noop", {})],
+        received_at=1000.0,
+        depends=tuple(Dependency(d) for d in depends),
+    )
+
+
+def schema(path: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    conn.close()
+    return [(kind, name, " ".join((sql or "").split())) for kind, name, sql in rows]
+
+
+def applied_versions(path: Path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+    conn.close()
+    return [version for (version,) in rows]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "jobs.db"
+
+
+@pytest.fixture
+def url(db: Path) -> str:
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(url)
+    yield store
+    store.close()
+
+
+# -- schema and migrations --------------------------------------------------
+
+
+def test_a_new_database_gets_the_expected_schema(db: Path, url: str) -> None:
+    SQLiteStore(url).close()
+
+    assert schema(db) == EXPECTED_SCHEMA
+    assert applied_versions(db) == [m.version for m in MIGRATIONS]
+
+
+@pytest.mark.parametrize("already", range(len(MIGRATIONS)))
+def test_a_database_at_any_older_version_migrates_to_the_same_schema(
+    db: Path, url: str, already: int
+) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    apply_migrations(conn, MIGRATIONS[:already])
+    conn.close()
+
+    SQLiteStore(url).close()
+
+    assert schema(db) == EXPECTED_SCHEMA
+    assert applied_versions(db) == [m.version for m in MIGRATIONS]
+
+
+def test_reopening_applies_no_migration_twice(db: Path, url: str) -> None:
+    SQLiteStore(url).close()
+    conn = sqlite3.connect(db, isolation_level=None)
+    assert apply_migrations(conn, MIGRATIONS) == []
+    conn.close()
+
+
+def test_a_failed_migration_leaves_the_database_untouched(db: Path) -> None:
+    broken = Migration(2, "broken", "CREATE TABLE extra (x INTEGER);\nCREATE TABLE oops (;\n")
+    conn = sqlite3.connect(db, isolation_level=None)
+    with pytest.raises(sqlite3.Error):
+        apply_migrations(conn, [MIGRATIONS[0], broken])
+    conn.close()
+
+    assert schema(db) == []
+
+
+def test_a_database_newer_than_this_code_is_refused(db: Path, url: str) -> None:
+    SQLiteStore(url).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (len(MIGRATIONS) + 1,))
+    conn.close()
+
+    with pytest.raises(StoreError, match="newer"):
+        SQLiteStore(url)
+
+
+def test_split_statements_keeps_comments_and_semicolons_in_strings() -> None:
+    script = "-- a table\nCREATE TABLE t (x TEXT);\nINSERT INTO t VALUES ('a;b');\n-- the end\n"
+    assert split_statements(script) == [
+        "-- a table\nCREATE TABLE t (x TEXT);",
+        "INSERT INTO t VALUES ('a;b');",
+    ]
+    with pytest.raises(ValueError, match="incomplete"):
+        split_statements("CREATE TABLE t (x TEXT)")
+
+
+def _explain_params(sql: str) -> dict[str, Any]:
+    params: dict[str, Any] = dict.fromkeys(re.findall(r":(\w+)", sql), 1)
+    return params | {"ids": "[1]", "statuses": '["queued"]'}
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(n for n, sql in Q.items() if re.search(r"^(SELECT|UPDATE)\b", sql, re.MULTILINE)),
+)
+def test_no_query_reads_a_whole_table(store: SQLiteStore, db: Path, name: str) -> None:
+    conn = sqlite3.connect(db)
+    plan = [
+        row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q[name], _explain_params(Q[name]))
+    ]
+    conn.close()
+    full_scans = [step for step in plan if re.fullmatch(r"SCAN (jobs|job_log)", step)]
+    assert full_scans == [], plan
+
+
+# -- URLs and opening -------------------------------------------------------
+
+
+def test_relative_and_absolute_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    relative = open_store("sqlite:///./here.db")
+    assert isinstance(relative, SQLiteStore)
+    assert relative.path == str(tmp_path / "here.db")
+    relative.close()
+
+    absolute = open_store(f"sqlite:///{tmp_path / 'there.db'}")  # sqlite:////tmp/...
+    assert isinstance(absolute, SQLiteStore)
+    assert absolute.path == str(tmp_path / "there.db")
+    absolute.close()
+    assert (tmp_path / "here.db").exists()
+    assert (tmp_path / "there.db").exists()
+
+
+@pytest.mark.parametrize("bad", ["sqlite://jobs.db", "sqlite:///", "sqlite:jobs.db"])
+def test_malformed_urls_are_refused(bad: str) -> None:
+    with pytest.raises(ValidationError):
+        SQLiteStore(bad)
+
+
+def test_a_missing_directory_is_named_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such"
+    with pytest.raises(StoreError, match=re.escape(str(missing))):
+        SQLiteStore(f"sqlite:///{missing / 'jobs.db'}")
+    assert not missing.exists()
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(db: Path, url: str) -> None:
+    db.write_bytes(b"certainly not SQLite\n" * 200)
+    for _ in range(2):  # the failed open let go of the process lock
+        with pytest.raises(StoreError, match="not a database") as info:
+            SQLiteStore(url)
+        assert not isinstance(info.value, StoreLocked)
+        assert isinstance(info.value.__cause__, sqlite3.Error)
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("normal", 1), ("full", 2)])
+def test_durability_sets_wal_and_synchronous(
+    db: Path, url: str, durability: Any, synchronous: int
+) -> None:
+    store = SQLiteStore(url, durability=durability)
+    try:
+        writer = store._writer
+        assert writer is not None
+        assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == synchronous
+        assert writer.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    finally:
+        store.close()
+
+
+# -- the process lock -------------------------------------------------------
+
+
+def test_a_second_store_on_the_same_file_is_refused_naming_the_holder(
+    db: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = SQLiteStore(url)
+    monkeypatch.chdir(db.parent)
+    for same_file in (
+        url,
+        "sqlite:///jobs.db",
+        f"sqlite:///{db.parent}/../{db.parent.name}/jobs.db",
+    ):
+        with pytest.raises(StoreLocked) as info:
+            SQLiteStore(same_file)
+        assert str(db) in str(info.value)
+        assert f"process {os.getpid()}" in str(info.value)
+
+    assert first.insert_jobs([make_job()], max_unarchived=None) == [1]  # undisturbed
+    first.close()
+    second = SQLiteStore(url)  # close() let go of the lock
+    assert second.load(1).id == 1
+    second.close()
+
+
+CHILD = """
+import sys
+from jobplane.jobs import Job, OpState, OpStatus
+from jobplane.stores.sqlite import SQLiteStore
+
+store = SQLiteStore(sys.argv[1])
+[job_id] = store.insert_jobs([Job(0, [OpState("test.noop", {})], 1.0)], max_unarchived=None)
+job = store.load(job_id)
+job.ops[0].status = OpStatus.RUNNING
+store.save(job)
+print("ready", job_id, job.version, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def child(url: str) -> Iterator[tuple[subprocess.Popen[str], int, int]]:
+    """A process that opened the store, saved a job and waits; yields (process, id, version)."""
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            readable, _, _ = select.select([proc.stdout], [], [], WAIT)
+            assert readable, "the child did not open the store in time"
+            word, job_id, version = proc.stdout.readline().split()
+            assert word == "ready"
+            yield proc, int(job_id), int(version)
+        finally:
+            proc.kill()
+            proc.wait(WAIT)
+
+
+def test_a_killed_holder_releases_the_lock(
+    url: str, child: tuple[subprocess.Popen[str], int, int]
+) -> None:
+    proc, _, _ = child
+    with pytest.raises(StoreLocked, match=f"process {proc.pid}"):
+        SQLiteStore(url)
+
+    proc.kill()  # SIGKILL: no cleanup runs in the child
+    proc.wait(WAIT)
+    SQLiteStore(url).close()
+
+
+def test_a_save_that_returned_survives_the_process_being_killed(
+    url: str, child: tuple[subprocess.Popen[str], int, int]
+) -> None:
+    proc, job_id, version = child
+    proc.kill()
+    proc.wait(WAIT)
+
+    store = SQLiteStore(url)
+    try:
+        job = store.load(job_id)
+        assert (job.version, job.status) == (version, OpStatus.RUNNING)
+    finally:
+        store.close()
+
+
+# -- group commit -----------------------------------------------------------
+
+
+class Arrivals(list[Any]):
+    """A pending list that sets ``all_here`` once ``expected`` writes queued up."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.expected = expected
+        self.all_here = threading.Event()
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        if len(self) >= self.expected:
+            self.all_here.set()
+
+
+def test_a_failing_write_in_a_group_commit_undoes_only_itself(store: SQLiteStore) -> None:
+    first, second = store.insert_jobs([make_job(), make_job()], max_unarchived=None)
+    stale = store.load(second)
+    moved = store.load(second)
+    moved.ops[0].status = OpStatus.WAITING
+    store.save(moved)
+    good_first, good_second = store.load(first), store.load(second)
+    good_first.ops[0].result = "first"
+    good_second.ops[0].result = "second"
+    # Its first job is written before its second one fails the batch.
+    bad_batch = [make_job(), make_job(depends=(-5,))]
+
+    arrivals = Arrivals(4)
+    with ThreadPoolExecutor(4) as pool:
+        with store._writer_lock:  # hold the writer so that all four queue up
+            store._pending = arrivals
+            futures: list[Future[Any]] = [
+                pool.submit(store.save, good_first),
+                pool.submit(store.insert_jobs, bad_batch, max_unarchived=None),
+                pool.submit(store.save, stale),
+                pool.submit(store.save, good_second),
+            ]
+            assert arrivals.all_here.wait(WAIT)
+        # One of the four now leads and commits all of them in one transaction.
+        assert futures[0].result(timeout=WAIT) is None
+        with pytest.raises(DependencyError):
+            futures[1].result(timeout=WAIT)
+        with pytest.raises(StoreConflict):
+            futures[2].result(timeout=WAIT)
+        assert futures[3].result(timeout=WAIT) is None
+
+    assert [job.id for job in store.list_jobs(archived=None)] == [first, second]
+    assert store.load(first).ops[0].result == "first"
+    assert store.load(second).ops[0].result == "second"
+    assert store.load(second).version == good_second.version
+    # The undone insert did not count toward the limit either.
+    store.insert_jobs([make_job()], max_unarchived=3)
+    with pytest.raises(QueueFull, match="holds 3 unarchived jobs, the limit is 3"):
+        store.insert_jobs([make_job()], max_unarchived=3)
