@@ -22,8 +22,8 @@ against every store:
    still ``job.version``; it then increments ``job.version``. Otherwise it
    raises ``StoreConflict`` and writes nothing. Two daemons can therefore
    never both move the same op forward.
-5. **Listeners.** After each committed change of a job (save, log line,
-   archive) every listener is called with the job id, outside any
+5. **Listeners.** After each committed change of a job (insert, save, log
+   line, archive) every listener is called with the job id, outside any
    transaction. A store shared by several daemons also calls them for
    changes other daemons made, as soon as it learns of them.
 6. **Errors.** Driver errors never escape: they become ``StoreError``.
@@ -31,11 +31,14 @@ against every store:
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from ..jobs import Job, LogEntry, OpStatus
+
+logger = logging.getLogger(__name__)
 
 Durability = Literal["normal", "full"]
 Listener = Callable[[int], None]
@@ -60,9 +63,13 @@ class Store(ABC):
         self._listeners.append(listener)
 
     def _notify(self, job_ids: Iterable[int]) -> None:
+        """Call the listeners; one that raises is logged, never passed to the writer."""
         for job_id in job_ids:
             for listener in self._listeners:
-                listener(job_id)
+                try:
+                    listener(job_id)
+                except Exception:
+                    logger.exception("store listener failed for job %s", job_id)
 
     # -- writes -----------------------------------------------------------
 
@@ -84,11 +91,18 @@ class Store(ABC):
 
     @abstractmethod
     def append_log(self, job_id: int, op_index: int, time: float, message: str) -> LogEntry:
-        """Append one log line; serials start at 1 and increase by one per job."""
+        """Append one log line; serials start at 1 and increase by one per job.
+
+        Raises:
+            JobNotFound: no such job.
+        """
 
     @abstractmethod
     def archive(self, job_ids: Sequence[int]) -> list[int]:
-        """Archive the finished jobs among ``job_ids``; return those archived now."""
+        """Archive the finished jobs among ``job_ids``; return those archived now.
+
+        Archiving bumps the job's version (``archived`` is part of the job).
+        """
 
     @abstractmethod
     def archive_finished_before(self, ended_before: float) -> list[int]:
@@ -106,7 +120,7 @@ class Store(ABC):
 
     @abstractmethod
     def read_log(self, job_id: int, since_serial: int = 0) -> list[LogEntry]:
-        """Log lines with a serial above ``since_serial``, in order."""
+        """Log lines with a serial above ``since_serial``, in order. Raises ``JobNotFound``."""
 
     @abstractmethod
     def list_jobs(
