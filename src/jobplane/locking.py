@@ -1,0 +1,742 @@
+"""Shared locks with priority-ordered waiters, and a lock manager with levels.
+
+A :class:`SharedLock` is free, held exclusively by one owner, or shared by any
+number of owners. Whoever cannot have it at once waits in the lock's queue:
+
+* lower priority numbers are served first, FIFO within a priority;
+* sharers at one priority wait as one group, at the place of the first of
+  them, and are granted together;
+* a new acquire skips the queue only when nobody waits, so a stream of
+  sharers cannot starve an exclusive waiter of the same or higher priority.
+
+Grants are handed over by whoever changes the lock (a release, a downgrade,
+a waiter giving up): it grants the head of the queue for as long as the head
+fits, then wakes exactly the waiters it granted. So the head of a non-empty
+queue is always a waiter that cannot be granted yet.
+
+A :class:`LockManager` arranges locks in levels (outermost first, the big
+lock alone at the top) and refuses any acquire out of level order, which is
+what makes deadlock impossible; ``docs/locks.md`` explains the model.
+
+Lock discipline: each lock has one mutex, ``_mutex``; every queued request has
+its own Condition on it, ``wakeup``. Methods ending in ``_unlocked`` need the
+mutex held. The manager's ``_mutex`` guards only its bookkeeping and is never
+held while waiting for a lock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from .errors import LockError as LockError
+from .priorities import check_int
+
+__all__ = [
+    "ALL",
+    "LockError",
+    "LockInfo",
+    "LockManager",
+    "LockStatistics",
+    "SharedLock",
+    "lock_attempt_timeouts",
+]
+
+Mode = Literal["exclusive", "shared"]
+Pending = tuple[tuple[int, bool, Hashable], ...]
+"""One ``(priority, shared, owner)`` per waiter, in the order they will be granted."""
+
+
+@dataclass(frozen=True, slots=True)
+class LockStatistics:
+    """A snapshot of one lock: who holds it, since when, and who waits in what order."""
+
+    name: str
+    mode: Mode | None
+    owners: tuple[Hashable, ...]
+    """Holders in the order they were granted the lock."""
+    pending: Pending
+    since: float | None
+    """When the current mode was granted (the lock's clock, ``time.time`` by default)."""
+    deleted: bool
+
+
+class _Deleted:
+    """Stored as the exclusive owner of a deleted lock, so the fast path fails."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<deleted>"
+
+
+_DELETED: Final = _Deleted()
+
+
+class _Request:
+    """One place in a queue: an exclusive waiter, or the group of sharers at one priority."""
+
+    __slots__ = ("granted", "owners", "priority", "shared", "wakeup")
+
+    def __init__(self, mutex: threading.Lock, shared: bool, priority: int) -> None:
+        self.shared = shared
+        self.priority = priority
+        self.owners: list[Hashable] = []
+        self.granted = False
+        self.wakeup = threading.Condition(mutex)
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be None or >= 0, not {timeout!r}")
+
+
+class SharedLock:
+    """A lock held exclusively by one owner or shared by many, granted in priority order.
+
+    ``owner`` is any hashable (the job layer passes job ids); it defaults to the
+    calling thread. Locks are not re-entrant: acquiring a lock the owner already
+    holds or waits for raises LockError.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_exclusive",
+        "_groups",
+        "_mutex",
+        "_name",
+        "_priorities",
+        "_queues",
+        "_shared",
+        "_since",
+        "_waiting",
+    )
+
+    def __init__(self, name: str, *, clock: Callable[[], float] = time.time) -> None:
+        self._name = name
+        self._clock = clock
+        self._mutex = threading.Lock()
+        self._exclusive: Hashable | None = None
+        self._shared: dict[Hashable, None] = {}  # sharers in grant order
+        self._since: float | None = None
+        self._queues: dict[int, deque[_Request]] = {}  # empty when nobody waits
+        self._priorities: list[int] = []  # the keys of _queues, sorted
+        self._groups: dict[int, _Request] = {}  # per priority: its sharers' group, still queued
+        self._waiting: dict[Hashable, _Request] = {}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def __repr__(self) -> str:
+        return f"<SharedLock {self._name!r}>"
+
+    def acquire(
+        self,
+        shared: bool = False,
+        timeout: float | None = None,
+        priority: int = 0,
+        owner: Hashable | None = None,
+    ) -> bool:
+        """Take the lock, waiting in priority order if need be.
+
+        Args:
+            shared: share the lock with other sharers instead of holding it alone.
+            timeout: None waits for as long as it takes, a number is the total wait in
+                seconds, 0 tries once without queueing.
+            priority: lower numbers are granted first.
+            owner: who holds the lock; the calling thread by default.
+
+        Returns:
+            True once held; False only when the timeout ran out (nothing is left queued).
+
+        Raises:
+            LockError: the owner already holds or waits for this lock, or it was deleted.
+        """
+        if owner is None:
+            owner = threading.current_thread()
+        if type(priority) is not int:
+            check_int(priority)
+        if timeout is not None and timeout < 0:
+            raise ValueError(f"timeout must be None or >= 0, not {timeout!r}")
+        with self._mutex:
+            if not self._queues and self._exclusive is None:  # the fast path
+                if not shared:
+                    if not self._shared:
+                        self._exclusive = owner
+                        self._since = self._clock()
+                        return True
+                elif owner not in self._shared:
+                    if not self._shared:
+                        self._since = self._clock()
+                    self._shared[owner] = None
+                    return True
+            return self._acquire_unlocked(shared, timeout, priority, owner)
+
+    def release(self, owner: Hashable | None = None) -> None:
+        """Give the lock up and grant it to whoever is next in the queue.
+
+        Raises:
+            LockError: the owner does not hold the lock.
+        """
+        if owner is None:
+            owner = threading.current_thread()
+        with self._mutex:
+            if self._exclusive is not None and self._exclusive == owner:
+                self._exclusive = None
+            elif owner in self._shared:
+                del self._shared[owner]
+                if self._shared:
+                    return  # still shared: the head of the queue, if any, is exclusive
+            else:
+                raise LockError(f"{owner!r} does not hold lock {self._name}")
+            self._since = None
+            if self._queues:
+                self._grant_unlocked()
+
+    def downgrade(self, owner: Hashable | None = None) -> None:
+        """Turn an exclusive hold into a shared one; sharers at the queue's head join at once.
+
+        Raises:
+            LockError: the owner does not hold the lock exclusively.
+        """
+        if owner is None:
+            owner = threading.current_thread()
+        with self._mutex:
+            if self._exclusive is None or self._exclusive != owner:
+                raise LockError(f"{owner!r} does not hold lock {self._name} exclusively")
+            self._exclusive = None
+            self._shared[owner] = None
+            self._since = self._clock()
+            self._grant_unlocked()
+
+    def delete(
+        self, timeout: float | None = None, priority: int = 0, owner: Hashable | None = None
+    ) -> bool:
+        """Wait for the lock like an exclusive acquire, then delete it.
+
+        An owner that holds the lock exclusively deletes it at once. Every waiter,
+        and every later acquire, raises LockError.
+
+        Returns:
+            True once deleted; False when the timeout ran out.
+
+        Raises:
+            LockError: the lock is already deleted, or the owner holds it shared.
+        """
+        if owner is None:
+            owner = threading.current_thread()
+        check_int(priority)
+        _check_timeout(timeout)
+        with self._mutex:
+            if self._exclusive is _DELETED:
+                raise LockError(f"lock {self._name} is already deleted")
+            if owner in self._shared:
+                raise LockError(
+                    f"{owner!r} holds lock {self._name} shared; only an exclusive holder "
+                    "or a waiter may delete it"
+                )
+            holds_it = self._exclusive is not None and self._exclusive == owner
+            if not holds_it and not self._acquire_unlocked(False, timeout, priority, owner):
+                return False
+            self._exclusive = _DELETED
+            self._since = None
+            for queue in self._queues.values():
+                for request in queue:
+                    request.wakeup.notify_all()
+            self._queues.clear()
+            self._priorities.clear()
+            self._groups.clear()
+            self._waiting.clear()
+            return True
+
+    def statistics(self) -> LockStatistics:
+        """Who holds the lock, since when, and who waits, in the order they will be granted."""
+        with self._mutex:
+            mode: Mode | None = None
+            owners: tuple[Hashable, ...] = ()
+            deleted = self._exclusive is _DELETED
+            if self._exclusive is not None and not deleted:
+                mode, owners = "exclusive", (self._exclusive,)
+            elif self._shared:
+                mode, owners = "shared", tuple(self._shared)
+            pending = tuple(
+                (priority, request.shared, owner)
+                for priority in self._priorities
+                for request in self._queues[priority]
+                for owner in request.owners
+            )
+            return LockStatistics(self._name, mode, owners, pending, self._since, deleted)
+
+    # -- the slow path: queueing, granting, giving up ------------------------------------
+
+    def _acquire_unlocked(
+        self, shared: bool, timeout: float | None, priority: int, owner: Hashable
+    ) -> bool:
+        if self._exclusive is _DELETED:
+            raise LockError(f"lock {self._name} was deleted")
+        if (self._exclusive is not None and self._exclusive == owner) or owner in self._shared:
+            raise LockError(f"{owner!r} already holds lock {self._name} (locks are not re-entrant)")
+        if owner in self._waiting:
+            raise LockError(f"{owner!r} is already waiting for lock {self._name}")
+        request = self._enqueue_unlocked(shared, priority, owner)
+        self._grant_unlocked()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not request.granted:
+                if self._exclusive is _DELETED:
+                    raise LockError(f"lock {self._name} was deleted while {owner!r} waited for it")
+                if deadline is None:
+                    request.wakeup.wait()
+                    continue
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._withdraw_unlocked(request, owner)
+                    return False
+                request.wakeup.wait(remaining)  # may wake early: the loop checks again
+        except BaseException:
+            if request.granted:  # e.g. interrupted right after the grant: give it back
+                self._shared.pop(owner, None)
+                if self._exclusive == owner:
+                    self._exclusive = None
+                if not self._shared and self._exclusive is None:
+                    self._since = None
+                self._grant_unlocked()
+            else:
+                self._withdraw_unlocked(request, owner)
+            raise
+        return True
+
+    def _enqueue_unlocked(self, shared: bool, priority: int, owner: Hashable) -> _Request:
+        request = self._groups.get(priority) if shared else None
+        if request is None:
+            request = _Request(self._mutex, shared, priority)
+            queue = self._queues.get(priority)
+            if queue is None:
+                queue = self._queues[priority] = deque()
+                bisect.insort(self._priorities, priority)
+            queue.append(request)
+            if shared:
+                self._groups[priority] = request
+        request.owners.append(owner)
+        self._waiting[owner] = request
+        return request
+
+    def _grant_unlocked(self) -> None:
+        """Grant the head of the queue for as long as it fits, and wake those granted."""
+        while self._priorities:
+            priority = self._priorities[0]
+            queue = self._queues[priority]
+            request = queue[0]
+            if self._exclusive is not None or (self._shared and not request.shared):
+                return
+            if request.shared:
+                if not self._shared:
+                    self._since = self._clock()
+                for owner in request.owners:
+                    self._shared[owner] = None
+                if self._groups.get(priority) is request:
+                    del self._groups[priority]
+            else:
+                self._exclusive = request.owners[0]
+                self._since = self._clock()
+            queue.popleft()
+            if not queue:
+                del self._queues[priority]
+                del self._priorities[0]
+            for owner in request.owners:
+                del self._waiting[owner]
+            request.granted = True
+            request.wakeup.notify_all()
+
+    def _withdraw_unlocked(self, request: _Request, owner: Hashable) -> None:
+        """Take ``owner`` out of the queue (a sharer leaves its group only)."""
+        if self._waiting.pop(owner, None) is None:
+            return  # the lock was deleted and the queue cleared
+        request.owners.remove(owner)
+        if request.owners:
+            return
+        priority = request.priority
+        queue = self._queues[priority]
+        queue.remove(request)
+        if self._groups.get(priority) is request:
+            del self._groups[priority]
+        if not queue:
+            del self._queues[priority]
+            self._priorities.remove(priority)
+        self._grant_unlocked()  # the one who left may have been blocking the head
+
+
+# -- the lock manager ---------------------------------------------------------------------
+
+
+class _AllNames:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ALL"
+
+
+ALL: Final = _AllNames()
+"""Every lock of a level; while held, locks cannot be added to or removed from the level."""
+
+
+@dataclass(frozen=True, slots=True)
+class LockInfo:
+    """One lock of a manager: who holds it, since when, and who waits in grant order."""
+
+    level: str
+    name: str
+    mode: Mode | None
+    owners: tuple[Hashable, ...]
+    pending: Pending
+    since: float | None
+
+
+class _Level:
+    __slots__ = ("index", "locks", "name", "names_lock")
+
+    def __init__(self, index: int, name: str, names_lock: SharedLock | None) -> None:
+        self.index = index
+        self.name = name
+        self.locks: dict[str, SharedLock] = {}
+        # Guards the set of names: ALL holds it shared, add/remove exclusively.
+        # None at the big lock's level, whose one lock never changes.
+        self.names_lock = names_lock
+
+
+class _Holdings:
+    """What one owner holds in a manager, by level index."""
+
+    __slots__ = ("acquiring", "locks", "names_locks")
+
+    def __init__(self) -> None:
+        self.locks: dict[int, dict[str, SharedLock]] = {}
+        self.names_locks: set[int] = set()  # levels whose names lock it holds (via ALL)
+        self.acquiring: int | None = None  # the level it is acquiring at right now
+
+    def deepest(self) -> int:
+        """The innermost level it holds or is acquiring anything at; -1 for none."""
+        levels = [*self.locks, *self.names_locks]
+        if self.acquiring is not None:
+            levels.append(self.acquiring)
+        return max(levels, default=-1)
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _name_list(names: Iterable[str], what: str) -> list[str]:
+    if isinstance(names, str):
+        raise TypeError(f"{what} takes a list of lock names, not the string {names!r}")
+    result = list(names)
+    for name in result:
+        if not isinstance(name, str):
+            raise TypeError(f"lock names are strings, not {type(name).__name__}")
+    return result
+
+
+class LockManager:
+    """Named shared locks in levels, acquired outermost level first: no deadlock is possible.
+
+    The first level holds exactly one lock, the big lock, named after the level.
+    Holding any other lock requires holding the big lock; an owner may acquire at a
+    level only while it holds nothing at that level or an inner one, and takes the
+    names of one acquire in sorted order. Every wait therefore points to a lock
+    further in, so waits can never form a cycle.
+    """
+
+    def __init__(self, levels: Sequence[str], *, clock: Callable[[], float] = time.time) -> None:
+        names = _name_list(levels, "LockManager(levels=...)")
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"levels must be distinct names, outermost first, not {names!r}")
+        self._levels: dict[str, _Level] = {}
+        for index, level in enumerate(names):
+            names_lock = SharedLock(f"{level}:ALL", clock=clock) if index else None
+            self._levels[level] = _Level(index, level, names_lock)
+        self._order = tuple(self._levels.values())
+        self._big = self._order[0]
+        self._big.locks[self._big.name] = SharedLock(self._big.name, clock=clock)
+        self._clock = clock
+        self._mutex = threading.Lock()
+        self._holdings: dict[Hashable, _Holdings] = {}
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return tuple(level.name for level in self._order)
+
+    def add(self, level: str, names: Iterable[str], owner: Hashable | None = None) -> None:
+        """Create locks; names that exist already are left as they are.
+
+        Waits while anyone holds ALL at the level.
+
+        Raises:
+            LockError: the level is the big lock's, or ``owner`` holds locks at this level
+                or an inner one (waiting for ALL holders could then deadlock).
+        """
+        lvl = self._changeable_level(level)
+        wanted = _name_list(names, "add")
+        owner = threading.current_thread() if owner is None else owner
+        with self._mutex:
+            self._check_may_change_unlocked(lvl, owner)
+            if all(name in lvl.locks for name in wanted):
+                return
+        assert lvl.names_lock is not None
+        lvl.names_lock.acquire(owner=owner)
+        try:
+            with self._mutex:
+                for name in wanted:
+                    if name not in lvl.locks:
+                        lvl.locks[name] = SharedLock(f"{lvl.name}:{name}", clock=self._clock)
+        finally:
+            lvl.names_lock.release(owner=owner)
+
+    def remove(self, level: str, names: Iterable[str], owner: Hashable | None = None) -> None:
+        """Delete locks, in sorted order, each once the waiters ahead of the deletion are done.
+
+        A deletion queues like an exclusive acquire at priority 0; whoever waits behind
+        it, or acquires the name later, gets LockError.
+
+        Waits while anyone holds ALL at the level.
+
+        Raises:
+            LockError: the level is the big lock's, a name does not exist (then nothing is
+                removed), or ``owner`` holds locks at this level or an inner one.
+        """
+        lvl = self._changeable_level(level)
+        unwanted = _name_list(names, "remove")
+        owner = threading.current_thread() if owner is None else owner
+        with self._mutex:
+            self._check_may_change_unlocked(lvl, owner)
+        assert lvl.names_lock is not None
+        lvl.names_lock.acquire(owner=owner)
+        try:
+            with self._mutex:
+                missing = sorted(name for name in set(unwanted) if name not in lvl.locks)
+                if missing:
+                    raise LockError(f"no lock {lvl.name}:{missing[0]} to remove")
+                doomed = [(name, lvl.locks[name]) for name in sorted(set(unwanted))]
+            for name, lock in doomed:
+                lock.delete(owner=owner)
+                with self._mutex:
+                    del lvl.locks[name]
+        finally:
+            lvl.names_lock.release(owner=owner)
+
+    def acquire(
+        self,
+        level: str,
+        names: Iterable[str] | _AllNames,
+        shared: bool = False,
+        timeout: float | None = None,
+        priority: int = 0,
+        owner: Hashable | None = None,
+    ) -> bool:
+        """Take every named lock at ``level`` (or ALL of them), all or nothing.
+
+        Names are taken in sorted order; ``timeout`` bounds the whole call. On timeout
+        every lock taken so far is released.
+
+        Returns:
+            True when all are held; False when the timeout ran out.
+
+        Raises:
+            LockError: out of level order, an unknown name, a lock removed while waited for.
+        """
+        lvl = self._level(level)
+        wanted = None if isinstance(names, _AllNames) else sorted(set(_name_list(names, "acquire")))
+        owner = threading.current_thread() if owner is None else owner
+        check_int(priority)
+        _check_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._mutex:
+            holdings = self._start_acquire_unlocked(lvl, owner)
+        taken: dict[str, SharedLock] = {}
+        names_lock = lvl.names_lock if wanted is None else None
+        names_held = done = False
+        try:
+            if names_lock is not None:
+                if not names_lock.acquire(True, _remaining(deadline), priority, owner):
+                    return False
+                names_held = True
+            locks = self._resolve(lvl, wanted)
+            for name, lock in locks:
+                if not lock.acquire(shared, _remaining(deadline), priority, owner):
+                    return False
+                taken[name] = lock
+            done = True
+            return True
+        finally:
+            with self._mutex:
+                holdings.acquiring = None
+                if done:
+                    if taken:
+                        holdings.locks.setdefault(lvl.index, {}).update(taken)
+                    if names_held:
+                        holdings.names_locks.add(lvl.index)
+                else:
+                    for lock in taken.values():
+                        lock.release(owner)
+                    if names_lock is not None and names_held:
+                        names_lock.release(owner)
+                self._forget_if_idle_unlocked(owner, holdings)
+
+    def release(
+        self, level: str, names: Iterable[str] | None = None, owner: Hashable | None = None
+    ) -> None:
+        """Release the named locks, or (names=None) everything the owner holds at ``level``.
+
+        Raises:
+            LockError: the owner does not hold a named lock, or it would release the big
+                lock while holding inner locks.
+        """
+        lvl = self._level(level)
+        chosen = None if names is None else _name_list(names, "release")
+        owner = threading.current_thread() if owner is None else owner
+        with self._mutex:
+            holdings = self._holdings.get(owner)
+            if holdings is None:
+                if chosen:
+                    raise LockError(f"{owner!r} does not hold lock {lvl.name}:{chosen[0]}")
+                return
+            held = holdings.locks.get(lvl.index, {})
+            if chosen is None:
+                chosen = list(held)
+            for name in chosen:
+                if name not in held:
+                    raise LockError(f"{owner!r} does not hold lock {lvl.name}:{name}")
+            if lvl is self._big and chosen:
+                inner = max((i for i in (*holdings.locks, *holdings.names_locks) if i), default=0)
+                if inner or holdings.acquiring:
+                    blocking = self._order[inner or holdings.acquiring or 0].name
+                    raise LockError(
+                        f"{owner!r} cannot release the big lock {lvl.name} while it holds or "
+                        f"acquires locks at level {blocking}"
+                    )
+            for name in chosen:
+                held.pop(name).release(owner)
+            if not held:
+                holdings.locks.pop(lvl.index, None)
+                if lvl.index in holdings.names_locks:
+                    holdings.names_locks.discard(lvl.index)
+                    assert lvl.names_lock is not None
+                    lvl.names_lock.release(owner)
+            self._forget_if_idle_unlocked(owner, holdings)
+
+    def owned(self, level: str, owner: Hashable | None = None) -> frozenset[str]:
+        """The names of the locks ``owner`` holds at ``level``."""
+        lvl = self._level(level)
+        owner = threading.current_thread() if owner is None else owner
+        with self._mutex:
+            holdings = self._holdings.get(owner)
+            return frozenset(holdings.locks.get(lvl.index, ()) if holdings else ())
+
+    def info(self) -> list[LockInfo]:
+        """Every lock, level by level (outermost first) and by name within a level."""
+        with self._mutex:
+            snapshot = [
+                (lvl.name, name, lvl.locks[name])
+                for lvl in self._order
+                for name in sorted(lvl.locks)
+            ]
+        result = []
+        for level, name, lock in snapshot:
+            stats = lock.statistics()
+            result.append(
+                LockInfo(level, name, stats.mode, stats.owners, stats.pending, stats.since)
+            )
+        return result
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _level(self, level: str) -> _Level:
+        try:
+            return self._levels[level]
+        except (KeyError, TypeError):
+            raise LockError(f"no lock level {level!r}; levels are {list(self._levels)}") from None
+
+    def _changeable_level(self, level: str) -> _Level:
+        lvl = self._level(level)
+        if lvl is self._big:
+            raise LockError(f"level {lvl.name} holds only the big lock; it cannot change")
+        return lvl
+
+    def _resolve(self, lvl: _Level, wanted: list[str] | None) -> list[tuple[str, SharedLock]]:
+        with self._mutex:
+            if wanted is None:
+                return sorted(lvl.locks.items())
+            for name in wanted:
+                if name not in lvl.locks:
+                    raise LockError(f"no lock {lvl.name}:{name}; add it first")
+            return [(name, lvl.locks[name]) for name in wanted]
+
+    def _start_acquire_unlocked(self, lvl: _Level, owner: Hashable) -> _Holdings:
+        holdings = self._holdings.get(owner)
+        if holdings is None:
+            holdings = self._holdings[owner] = _Holdings()
+        deepest = holdings.deepest()
+        if holdings.acquiring is not None:
+            raise LockError(f"{owner!r} is already acquiring locks in another thread")
+        if deepest == lvl.index:
+            raise LockError(
+                f"{owner!r} already holds locks at level {lvl.name}; take all the names it "
+                "needs there in one acquire"
+            )
+        if deepest > lvl.index:
+            raise LockError(
+                f"{owner!r} holds locks at level {self._order[deepest].name}, inside level "
+                f"{lvl.name}; levels must be acquired outermost first"
+            )
+        if lvl is not self._big and 0 not in holdings.locks:
+            self._forget_if_idle_unlocked(owner, holdings)
+            raise LockError(
+                f"{owner!r} must hold the big lock {self._big.name} before acquiring at "
+                f"level {lvl.name}"
+            )
+        holdings.acquiring = lvl.index
+        return holdings
+
+    def _check_may_change_unlocked(self, lvl: _Level, owner: Hashable) -> None:
+        holdings = self._holdings.get(owner)
+        if holdings is not None and holdings.deepest() >= lvl.index:
+            raise LockError(
+                f"{owner!r} holds locks at level {lvl.name} or an inner one; release them "
+                f"before adding or removing locks at level {lvl.name}"
+            )
+
+    def _forget_if_idle_unlocked(self, owner: Hashable, holdings: _Holdings) -> None:
+        if holdings.deepest() < 0 and self._holdings.get(owner) is holdings:
+            del self._holdings[owner]
+
+
+# -- lock attempt timeouts ----------------------------------------------------------------
+
+
+def lock_attempt_timeouts(
+    min_s: float, max_s: float, total_s: float, *, seed: int | None = None
+) -> Iterator[float]:
+    """Yield growing timeouts for successive lock attempts, Ganeti's curve.
+
+    In units of ``min_s``: t0 = 1, t(i+1) = clamp((t(i) * 1.05) ** 1.25, 1, max_s / min_s).
+    Values are yielded while the sum of those already yielded is below ``total_s``
+    (so the sum reaches ``total_s`` with the last one). Each yielded value carries
+    +-5% jitter from ``random.Random(seed)``; the recurrence runs on the exact values.
+    ``(1, 15, 1800)`` gives Ganeti's 130 attempts, ``(1, 5, 30)`` gives 12.
+    """
+    if not 0 < min_s <= max_s or total_s <= 0:
+        raise ValueError(
+            f"need 0 < min_s <= max_s and total_s > 0, not {min_s!r}, {max_s!r}, {total_s!r}"
+        )
+    rng = random.Random(seed)
+    timeout, total = min_s, 0.0
+    while total < total_s:
+        yield timeout * (1 + rng.uniform(-0.05, 0.05))
+        total += timeout
+        timeout = min(max(min_s * ((timeout / min_s) * 1.05) ** 1.25, min_s), max_s)
