@@ -27,22 +27,28 @@ held while waiting for a lock.
 from __future__ import annotations
 
 import bisect
+import functools
+import logging
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from queue import SimpleQueue
 from typing import Final, Literal
 
 from .errors import LockError as LockError
 from .priorities import check_int
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ALL",
     "LockError",
     "LockInfo",
     "LockManager",
+    "LockRequest",
     "LockStatistics",
     "SharedLock",
     "lock_attempt_timeouts",
@@ -79,10 +85,18 @@ class _Deleted:
 _DELETED: Final = _Deleted()
 
 
-class _Request:
-    """One place in a queue: an exclusive waiter, or the group of sharers at one priority."""
+GrantCallback = Callable[["LockError | None"], None]
+"""Told of an asynchronous grant: None once granted, a LockError if the lock was deleted."""
 
-    __slots__ = ("granted", "owners", "priority", "shared", "wakeup")
+
+class _Request:
+    """One place in a queue: an exclusive waiter, or the group of sharers at one priority.
+
+    Blocking waiters sleep on ``wakeup``; asynchronous ones (``callbacks``) are
+    told through the grant dispatcher, never on the granting thread.
+    """
+
+    __slots__ = ("callbacks", "granted", "owners", "priority", "shared", "wakeup")
 
     def __init__(self, mutex: threading.Lock, shared: bool, priority: int) -> None:
         self.shared = shared
@@ -90,6 +104,43 @@ class _Request:
         self.owners: list[Hashable] = []
         self.granted = False
         self.wakeup = threading.Condition(mutex)
+        self.callbacks: dict[Hashable, GrantCallback] | None = None
+
+
+class _Dispatcher:
+    """One daemon thread that runs grant callbacks in the order grants were made.
+
+    Granting threads only enqueue (under the lock's mutex, which is cheap and
+    safe); callbacks run here with no lock mutex held, so they may call back
+    into any lock or manager.
+    """
+
+    def __init__(self) -> None:
+        self._queue: SimpleQueue[Callable[[], None]] = SimpleQueue()
+        self._started = False
+        self._start_mutex = threading.Lock()
+
+    def put(self, call: Callable[[], None]) -> None:
+        if not self._started:
+            self._start()
+        self._queue.put(call)
+
+    def _start(self) -> None:
+        with self._start_mutex:
+            if not self._started:
+                threading.Thread(target=self._run, name="jobplane-lock-grants", daemon=True).start()
+                self._started = True
+
+    def _run(self) -> None:
+        while True:
+            call = self._queue.get()
+            try:
+                call()
+            except Exception:
+                logger.exception("a lock grant callback failed")
+
+
+_GRANTS = _Dispatcher()
 
 
 def _check_timeout(timeout: float | None) -> None:
@@ -247,13 +298,72 @@ class SharedLock:
                 return False
             self._exclusive = _DELETED
             self._since = None
-            for queue in self._queues.values():
-                for request in queue:
+            error = LockError(f"lock {self._name} was deleted")
+            for waiting in self._queues.values():
+                for request in waiting:
                     request.wakeup.notify_all()
+                    if request.callbacks:
+                        for callback in request.callbacks.values():
+                            _GRANTS.put(functools.partial(callback, error))
             self._queues.clear()
             self._priorities.clear()
             self._groups.clear()
             self._waiting.clear()
+            return True
+
+    def acquire_async(
+        self, shared: bool, priority: int, owner: Hashable, on_grant: GrantCallback
+    ) -> bool:
+        """Take the lock at once if possible (True); else queue and return False.
+
+        A queued request waits in priority order exactly like a blocking
+        acquire. When it is granted, ``on_grant(None)`` runs on the grant
+        dispatcher thread (``on_grant(LockError)`` if the lock is deleted).
+
+        Raises:
+            LockError: the owner already holds or waits for this lock, or it was deleted.
+        """
+        if type(priority) is not int:
+            check_int(priority)
+        with self._mutex:
+            if self._exclusive is _DELETED:
+                raise LockError(f"lock {self._name} was deleted")
+            if (self._exclusive is not None and self._exclusive == owner) or owner in self._shared:
+                raise LockError(
+                    f"{owner!r} already holds lock {self._name} (locks are not re-entrant)"
+                )
+            if owner in self._waiting:
+                raise LockError(f"{owner!r} is already waiting for lock {self._name}")
+            if not self._queues and self._exclusive is None:
+                if not shared and not self._shared:
+                    self._exclusive = owner
+                    self._since = self._clock()
+                    return True
+                if shared:
+                    if not self._shared:
+                        self._since = self._clock()
+                    self._shared[owner] = None
+                    return True
+            request = self._enqueue_unlocked(shared, priority, owner)
+            if request.callbacks is None:
+                request.callbacks = {}
+            request.callbacks[owner] = on_grant
+            self._grant_unlocked()  # usually a no-op: the head cannot be granted
+            return False
+
+    def cancel_async(self, owner: Hashable) -> bool:
+        """Withdraw ``owner``'s queued request: True if nothing is queued or held any more.
+
+        False means it was granted already: the owner holds the lock (its
+        callback is on its way, and should be ignored).
+        """
+        with self._mutex:
+            request = self._waiting.get(owner)
+            if request is None:
+                exclusive = self._exclusive
+                holds = exclusive is not None and exclusive is not _DELETED and exclusive == owner
+                return not (holds or owner in self._shared)
+            self._withdraw_unlocked(request, owner)
             return True
 
     def statistics(self) -> LockStatistics:
@@ -354,12 +464,17 @@ class SharedLock:
                 del self._waiting[owner]
             request.granted = True
             request.wakeup.notify_all()
+            if request.callbacks:
+                for callback in request.callbacks.values():
+                    _GRANTS.put(functools.partial(callback, None))
 
     def _withdraw_unlocked(self, request: _Request, owner: Hashable) -> None:
         """Take ``owner`` out of the queue (a sharer leaves its group only)."""
         if self._waiting.pop(owner, None) is None:
             return  # the lock was deleted and the queue cleared
         request.owners.remove(owner)
+        if request.callbacks:
+            request.callbacks.pop(owner, None)
         if request.owners:
             return
         priority = request.priority
@@ -441,6 +556,70 @@ def _name_list(names: Iterable[str], what: str) -> list[str]:
         if not isinstance(name, str):
             raise TypeError(f"lock names are strings, not {type(name).__name__}")
     return result
+
+
+class LockRequest:
+    """An asynchronous, all-or-nothing request for locks at one level (``LockManager.request``).
+
+    ``granted`` turns True once every name is held; ``error`` is set if a lock
+    was deleted while waited for (then nothing is held). ``cancel()``
+    withdraws a request that is not complete.
+    """
+
+    __slots__ = (
+        "_canceled",
+        "_manager",
+        "_mutex",
+        "_names_held",
+        "_on_grant",
+        "_plan",
+        "_taken",
+        "_waiting_on",
+        "error",
+        "granted",
+        "level",
+        "names",
+        "owner",
+        "priority",
+        "shared",
+    )
+
+    def __init__(
+        self,
+        manager: LockManager,
+        level: str,
+        names: tuple[str, ...] | None,
+        shared: bool,
+        priority: int,
+        owner: Hashable,
+        on_grant: Callable[[LockRequest], None],
+    ) -> None:
+        self._manager = manager
+        self.level = level
+        self.names = names
+        self.shared = shared
+        self.priority = priority
+        self.owner = owner
+        self._on_grant = on_grant
+        self.granted = False
+        self.error: LockError | None = None
+        self._mutex = threading.Lock()
+        self._canceled = False
+        self._names_held = False
+        self._plan: list[tuple[str, SharedLock]] | None = None
+        self._taken: dict[str, SharedLock] = {}
+        self._waiting_on: SharedLock | None = None
+
+    def __repr__(self) -> str:
+        names = "ALL" if self.names is None else ",".join(self.names)
+        return f"<LockRequest {self.level}:{names} owner={self.owner!r} granted={self.granted}>"
+
+    def cancel(self) -> bool:
+        """Withdraw: True if withdrawn (nothing it took is still held), False if already granted.
+
+        After False the owner holds the locks and releases them with ``LockManager.release``.
+        """
+        return self._manager._cancel(self)
 
 
 class LockManager:
@@ -587,6 +766,138 @@ class LockManager:
                     if names_lock is not None and names_held:
                         names_lock.release(owner)
                 self._forget_if_idle_unlocked(owner, holdings)
+
+    def request(
+        self,
+        level: str,
+        names: Iterable[str] | _AllNames,
+        *,
+        shared: bool = False,
+        priority: int = 0,
+        owner: Hashable,
+        on_grant: Callable[[LockRequest], None],
+    ) -> LockRequest:
+        """Ask for locks without blocking: the asynchronous form of :meth:`acquire`.
+
+        The same level rules apply (checked now, raising LockError). Names are
+        taken in sorted order; whatever is free is taken at once. If all are,
+        the returned request is ``granted`` and ``on_grant`` is not called.
+        Otherwise the request waits in the first busy lock's queue, in priority
+        order like any waiter, and ``on_grant(request)`` is called once it holds
+        them all (or with ``request.error`` set if a lock was deleted), on the
+        grant dispatcher thread with no lock mutex held.
+        """
+        lvl = self._level(level)
+        wanted = None if isinstance(names, _AllNames) else sorted(set(_name_list(names, "request")))
+        check_int(priority)
+        with self._mutex:
+            self._start_acquire_unlocked(lvl, owner)
+        req = LockRequest(
+            self,
+            lvl.name,
+            None if wanted is None else tuple(wanted),
+            shared,
+            priority,
+            owner,
+            on_grant,
+        )
+        with req._mutex:
+            try:
+                complete = self._advance_unlocked(req, lvl)
+            except BaseException:
+                self._abandon_unlocked(req, lvl)
+                raise
+        if complete and req.error is not None:
+            raise req.error
+        return req
+
+    def _advance_unlocked(self, req: LockRequest, lvl: _Level) -> bool:
+        """Take the request's next locks while they are free (``req._mutex`` held).
+
+        Returns True when the request is complete (granted, or failed with ``error``).
+        """
+        owner = req.owner
+        step = functools.partial(self._step_granted, req, lvl)
+        if req.names is None and lvl.names_lock is not None and not req._names_held:
+            if not lvl.names_lock.acquire_async(True, req.priority, owner, step):
+                req._waiting_on = lvl.names_lock
+                return False
+            req._names_held = True
+        if req._plan is None:
+            req._plan = self._resolve(lvl, None if req.names is None else list(req.names))
+        for name, lock in req._plan:
+            if name in req._taken:
+                continue
+            if not lock.acquire_async(req.shared, req.priority, owner, step):
+                req._waiting_on = lock
+                return False
+            req._taken[name] = lock
+        req._waiting_on = None
+        with self._mutex:
+            holdings = self._holdings[owner]
+            holdings.acquiring = None
+            if req._taken:
+                holdings.locks.setdefault(lvl.index, {}).update(req._taken)
+            if req._names_held:
+                holdings.names_locks.add(lvl.index)
+        req.granted = True
+        return True
+
+    def _step_granted(self, req: LockRequest, lvl: _Level, error: LockError | None) -> None:
+        """A lock the request waited in was granted (dispatcher thread)."""
+        with req._mutex:
+            if req._canceled or req.granted:
+                return  # cancel() has dealt with this lock already
+            lock = req._waiting_on
+            req._waiting_on = None
+            if error is not None:
+                req.error = error
+                self._abandon_unlocked(req, lvl)
+            else:
+                assert lock is not None
+                if lock is lvl.names_lock:
+                    req._names_held = True
+                else:
+                    req._taken[next(n for n, lk in req._plan or () if lk is lock)] = lock
+                try:
+                    if not self._advance_unlocked(req, lvl):
+                        return
+                except LockError as exc:
+                    req.error = exc
+                    self._abandon_unlocked(req, lvl)
+        req._on_grant(req)
+
+    def _cancel(self, req: LockRequest) -> bool:
+        with req._mutex:
+            if req.granted:
+                return False
+            if req._canceled or req.error is not None:
+                return True
+            req._canceled = True
+            lock = req._waiting_on
+            if lock is not None and not lock.cancel_async(req.owner):
+                # granted a moment ago; its callback will find the request canceled
+                if lock is self._level(req.level).names_lock:
+                    req._names_held = True
+                else:
+                    req._taken[next(n for n, lk in req._plan or () if lk is lock)] = lock
+            req._waiting_on = None
+            self._abandon_unlocked(req, self._level(req.level))
+            return True
+
+    def _abandon_unlocked(self, req: LockRequest, lvl: _Level) -> None:
+        """Release whatever an incomplete request took and forget it (``req._mutex`` held)."""
+        for lock in reversed(list(req._taken.values())):
+            lock.release(req.owner)
+        req._taken.clear()
+        if req._names_held and lvl.names_lock is not None:
+            lvl.names_lock.release(req.owner)
+            req._names_held = False
+        with self._mutex:
+            holdings = self._holdings.get(req.owner)
+            if holdings is not None:
+                holdings.acquiring = None
+                self._forget_if_idle_unlocked(req.owner, holdings)
 
     def release(
         self, level: str, names: Iterable[str] | None = None, owner: Hashable | None = None
