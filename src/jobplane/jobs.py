@@ -17,7 +17,6 @@ acted upon.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -159,10 +158,29 @@ class Job:
 
     def clone(self) -> Job:
         """A copy whose ops can be changed without touching this one."""
-        twin = copy.copy(self)
-        twin.ops = [copy.copy(op) for op in self.ops]
-        twin.log = list(self.log)
-        return twin
+        return Job(
+            self.id,
+            [
+                OpState(
+                    op.op,
+                    op.params,
+                    op.priority,
+                    op.status,
+                    op.result,
+                    op.started_at,
+                    op.ended_at,
+                    op.escalations,
+                )
+                for op in self.ops
+            ],
+            self.received_at,
+            self.depends,
+            self.started_at,
+            self.ended_at,
+            self.archived,
+            self.version,
+            list(self.log),
+        )
 
     def to_doc(self) -> dict[str, Any]:
         """The JSON document the stores keep (everything but id, version and log)."""

@@ -1,0 +1,130 @@
+"""Throughput and latency of the job queue on the SQLite store.
+
+(a) Submit N single-op ``test.noop`` jobs one by one while 4 workers drain
+    them; report the submit rate and the end-to-end rate (N jobs from the
+    first submit until the last is final), for durability normal and full.
+(b) With 10,000 ``low`` jobs queued (each a 2 ms ``test.delay``, so the
+    backlog lasts), submit one ``high`` job and measure the time from
+    ``submit`` returning to its op starting; p50/p99 over 50 tries.
+
+Prints one JSON object. Usage:
+    .venv/bin/python bench/jobqueue.py [--jobs 20000] [--backlog 10000] [--tries 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from jobplane.jobs import FINAL
+from jobplane.operations import OpContext, Registry
+from jobplane.queue import JobQueue
+
+
+class MarkParams(pydantic.BaseModel):
+    token: int
+
+
+def drain_run(directory: Path, jobs: int, durability: str) -> dict[str, Any]:
+    url = f"sqlite:///{directory / f'drain-{durability}.db'}"
+    done = threading.Event()
+    finished = [0]
+    lock = threading.Lock()
+
+    with JobQueue.open(url, workers=4, durability=durability, max_jobs=jobs + 10) as q:  # type: ignore[arg-type]
+
+        def on_finished(job: Any) -> None:
+            with lock:
+                finished[0] += 1
+                if finished[0] == jobs:
+                    done.set()
+
+        q.processor._on_finished = on_finished
+        noop = [{"op": "test.noop"}]
+        start = time.perf_counter()
+        for _ in range(jobs):
+            q.submit(noop)
+        submitted = time.perf_counter()
+        assert done.wait(600), "jobs did not finish"
+        end = time.perf_counter()
+        last = q.list(limit=1, after=jobs - 1)[0]
+        assert last.status in FINAL
+    return {
+        "durability": durability,
+        "jobs": jobs,
+        "submit_per_s": round(jobs / (submitted - start)),
+        "end_to_end_jobs_per_s": round(jobs / (end - start)),
+        "seconds": round(end - start, 3),
+    }
+
+
+def latency_run(directory: Path, backlog: int, tries: int) -> dict[str, Any]:
+    url = f"sqlite:///{directory / 'latency.db'}"
+    registry = Registry()
+    started: dict[int, float] = {}
+    events: dict[int, threading.Event] = {i: threading.Event() for i in range(tries)}
+
+    def mark(ctx: OpContext, params: MarkParams) -> None:
+        started[params.token] = time.perf_counter()
+        events[params.token].set()
+
+    registry.add("bench.mark", mark)
+    slow = {"op": "test.delay", "params": {"duration": 0.002}}
+    with JobQueue.open(url, registry=registry, workers=4, max_jobs=backlog + tries + 10) as q:
+        q.pool.pause()
+        for start in range(0, backlog, 500):
+            q.submit_many([{"ops": [slow], "priority": "low"}] * min(500, backlog - start))
+        q.pool.resume()
+        latencies = []
+        for token in range(tries):
+            q.submit([{"op": "bench.mark", "params": {"token": token}}], priority="high")
+            returned = time.perf_counter()
+            assert events[token].wait(30)
+            latencies.append((started[token] - returned) * 1000)
+        queued_after = q.status().jobs_by_status["queued"]
+        q.set_drained(True)
+        for job in q.list(status="queued", limit=10_000):
+            q.cancel(job.id)
+    latencies.sort()
+    return {
+        "backlog_low_jobs": backlog,
+        "low_jobs_still_queued_at_end": queued_after,
+        "tries": tries,
+        "p50_ms": round(statistics.median(latencies), 3),
+        "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3),
+        "max_ms": round(latencies[-1], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--backlog", type=int, default=10_000)
+    parser.add_argument("--tries", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="jobplane-bench-") as tmp:
+        directory = Path(tmp)
+        result = {
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "drain": [drain_run(directory, args.jobs, d) for d in ("normal", "full")],
+            "high_job_latency": latency_run(directory, args.backlog, args.tries),
+        }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""``JobQueue.explain``: why a job is not running, in plain words."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from . import priorities
+from .jobs import OpStatus
+
+if TYPE_CHECKING:
+    from .queue import Explanation, JobQueue
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "an unknown time"
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def explain(queue: JobQueue, job_id: int) -> Explanation:
+    from .queue import Explanation
+
+    snapshot = queue.processor.snapshot(job_id)
+    job = snapshot["job"] if snapshot else queue.store.load(job_id)
+    out = Explanation(job=job.id, status=str(job.status), priority=job.priority)
+    out.escalations = sum(op.escalations for op in job.ops)
+    index = job.current_op()
+    if job.is_final or index is None:
+        out.reasons.append(f"job {job.id} has finished: {job.status}")
+        return out
+    op = job.ops[index]
+    label = f"op {index} ({op.op})"
+    where = snapshot["where"] if snapshot else None
+    if op.status is OpStatus.RUNNING:
+        out.reasons.append(f"job {job.id} is running {label} since {_when(op.started_at)}")
+    elif op.status is OpStatus.CANCELING:
+        out.reasons.append(f"job {job.id} is being canceled")
+    elif snapshot is None:
+        out.reasons.append(f"job {job.id} is {job.status} but not handled by this daemon")
+    elif where == "pool":
+        higher, same = snapshot["ahead_higher"], snapshot["ahead_same"]
+        out.ahead = {"higher_priority": higher, "same_priority": same}
+        stats = queue.pool.statistics()
+        busy = (
+            f"all {stats.workers} workers are busy"
+            if stats.running >= stats.workers
+            else f"{stats.running} of {stats.workers} workers are busy"
+        )
+        out.reasons.append(
+            f"job {job.id} is queued at priority {priorities.name_of(job.priority)}: "
+            f"{higher} job(s) of higher priority and {same} earlier job(s) of the same "
+            f"priority are ahead of it; {busy}"
+        )
+    elif where == "deps":
+        dep = snapshot.get("dep_wait")
+        out.waiting_for_job = dep
+        wanted = next((d for d in job.depends if d.job_id == dep), None)
+        accepted = ", ".join(str(s) for s in wanted.statuses) if wanted else "any"
+        out.reasons.append(
+            f"job {job.id} waits for job {dep} to finish (it goes on if that job ends in: "
+            f"{accepted or 'any final status'})"
+        )
+    elif where == "locks":
+        out.waiting_for_locks = _lock_waits(queue, job.id, snapshot)
+        for wait in out.waiting_for_locks:
+            holders = (
+                ", ".join(
+                    f"job {h['job']}" + (f" ({h['op']})" if h.get("op") else "")
+                    for h in wait["holders"]
+                )
+                or "nobody (it is next in line)"
+            )
+            out.reasons.append(
+                f"job {job.id} waits for lock {wait['level']}:{wait['name']} "
+                f"({'shared' if wait['shared'] else 'exclusive'}), held {wait['mode'] or ''} "
+                f"by {holders} since {_when(wait['since'])}; "
+                f"{wait['ahead']} waiter(s) are ahead of it"
+            )
+    else:
+        out.reasons.append(f"job {job.id} is between two steps ({job.status})")
+    if out.escalations:
+        steps = out.escalations
+        out.reasons.append(
+            f"its priority was raised {steps} step(s) by escalation or aging "
+            f"(now {priorities.name_of(job.priority)})"
+        )
+    return out
+
+
+def _lock_waits(queue: JobQueue, job_id: int, snapshot: dict[str, Any]) -> list[dict[str, Any]]:
+    request = snapshot.get("lock_request")
+    if request is None:
+        return []
+    names = request.names
+    waits = []
+    for info in queue.locks.info():
+        if info.level != request.level or (names is not None and info.name not in names):
+            continue
+        position = next(
+            (i for i, (_, _, owner) in enumerate(info.pending) if owner == job_id), None
+        )
+        if position is None:
+            continue
+        waits.append(
+            {
+                "level": info.level,
+                "name": info.name,
+                "shared": request.shared,
+                "mode": info.mode,
+                "since": info.since,
+                "ahead": position,
+                "holders": [
+                    {"job": owner, "op": queue.processor.holder_op(owner)} for owner in info.owners
+                ],
+            }
+        )
+    return waits

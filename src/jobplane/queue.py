@@ -1,0 +1,580 @@
+"""JobQueue: the public face of jobplane embedded in a Python process.
+
+::
+
+    with JobQueue.open("sqlite:///jobs.db", registry=registry, workers=8) as q:
+        jid = q.submit([{"op": "test.delay", "params": {"duration": 0.5}}], priority="high")
+        q.wait(jid, timeout=10)
+
+Every accepted job is committed to the store before ``submit`` returns, so
+none is lost if the process dies; on the next open the queue recovers
+every unfinished job (see ``docs/recovery.md``). Cancel, priority changes
+and waits are safe from any thread.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from . import __version__, priorities
+from .errors import DependencyError, JobStateError, StoreError, ValidationError
+from .jobs import FINAL, Dependency, Job, LogEntry, OpState, OpStatus
+from .locking import LockInfo, LockManager
+from .operations import Registry
+from .processor import (
+    CRASHED,
+    DEFAULT_LOCK_TIMEOUTS,
+    PRECEDING_FAILED,
+    LockTimeouts,
+    Observer,
+    Processor,
+)
+from .stores import DEFAULT_URL, Durability, Store, open_store
+from .timers import TimerThread
+from .workerpool import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_JOBS = 100_000
+MAX_WAIT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    """What ``wait_for_change`` saw: the job now, and its log lines after the given serial."""
+
+    job: Job
+    log: list[LogEntry]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    workers: int
+    running_ops: int
+    jobs_by_status: dict[str, int]
+    jobs_by_priority: dict[int, int]
+    drained: bool
+    version: str = __version__
+
+
+@dataclass(slots=True)
+class Explanation:
+    """Why a job is where it is, in words (``reasons``) and in fields."""
+
+    job: int
+    status: str
+    priority: int
+    reasons: list[str] = field(default_factory=list)
+    ahead: dict[str, int] | None = None
+    waiting_for_locks: list[dict[str, Any]] = field(default_factory=list)
+    waiting_for_job: int | None = None
+    escalations: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "status": self.status,
+            "priority": self.priority,
+            "reasons": list(self.reasons),
+            "ahead": self.ahead,
+            "waiting_for_locks": self.waiting_for_locks,
+            "waiting_for_job": self.waiting_for_job,
+            "escalations": self.escalations,
+        }
+
+
+class JobQueue:
+    """A persistent priority job queue: a store, a worker pool, a lock manager."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry | None = None,
+        *,
+        workers: int = 8,
+        lock_timeouts: LockTimeouts | tuple[float, float, float] = DEFAULT_LOCK_TIMEOUTS,
+        aging_interval: float = 60.0,
+        max_jobs: int | None = DEFAULT_MAX_JOBS,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        start: bool = True,
+    ) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValidationError(f"workers must be a positive integer, not {workers!r}")
+        if aging_interval < 0:
+            raise ValidationError("aging_interval must be >= 0 seconds (0 disables aging)")
+        if max_jobs is not None and max_jobs < 1:
+            raise ValidationError("max_jobs must be a positive integer or None")
+        if not isinstance(lock_timeouts, LockTimeouts):
+            try:
+                lock_timeouts = LockTimeouts(*lock_timeouts)
+            except (TypeError, ValueError) as exc:
+                raise ValidationError(f"invalid lock timeouts: {exc}") from None
+        self.store = store
+        self.registry = registry or Registry()
+        self.max_jobs = max_jobs
+        self._wall = wall
+        self._closed = False
+        self._watch_mutex = threading.Lock()
+        self._watchers: dict[int, list[threading.Event]] = {}
+        self.locks = LockManager(levels=self.registry.levels)
+        self.pool = WorkerPool(num_workers=workers, name="jobs")
+        if not start:
+            self.pool.pause()
+        self._timers = TimerThread("lock-timers")
+        self.processor = Processor(
+            store=store,
+            registry=self.registry,
+            pool=self.pool,
+            locks=self.locks,
+            timers=self._timers,
+            lock_timeouts=lock_timeouts,
+            aging_interval=aging_interval,
+            clock=clock,
+            wall=wall,
+        )
+        store.add_listener(self._on_change)
+        self._stop_maintenance = threading.Event()
+        self._recover()
+        self._maintenance = threading.Thread(
+            target=self._maintain, name="jobplane-maintenance", daemon=True
+        )
+        self._maintenance.start()
+
+    @classmethod
+    def open(
+        cls,
+        url: str = DEFAULT_URL,
+        *,
+        registry: Registry | None = None,
+        durability: Durability = "normal",
+        **options: Any,
+    ) -> JobQueue:
+        """Open the store at ``url``, recover its unfinished jobs and start working."""
+        store = open_store(url, durability=durability)
+        try:
+            return cls(store, registry, **options)
+        except BaseException:
+            store.close()
+            raise
+
+    # -- context manager ------------------------------------------------------
+
+    def __enter__(self) -> JobQueue:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Stop: running ops finish and are recorded; queued jobs stay queued in the store."""
+        if self._closed:
+            return
+        self._closed = True
+        self._stop_maintenance.set()
+        self.pool.shutdown(wait=wait, cancel_pending=True)
+        self._timers.stop()
+        self._maintenance.join(5)
+        self.store.close()
+
+    # -- submission --------------------------------------------------------------
+
+    def submit(
+        self,
+        ops: Sequence[Mapping[str, Any]],
+        *,
+        priority: priorities.Priority | None = None,
+        depends: Sequence[Any] = (),
+    ) -> int:
+        """Validate, commit and queue one job; return its id."""
+        return self.submit_many([{"ops": ops, "priority": priority, "depends": depends}])[0]
+
+    def submit_many(self, jobs: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Submit a batch atomically: all jobs are accepted or none.
+
+        Each job is ``{"ops": [...], "priority": ..., "depends": [...]}``; a
+        negative dependency ``-k`` names the job ``k`` places earlier in the batch.
+        """
+        self._check_open()
+        if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Sequence) or not jobs:
+            raise ValidationError("a batch must be a non-empty list of jobs")
+        now = self._wall()
+        built = [
+            self._build_job(spec, index, now, batch=len(jobs) > 1)
+            for index, spec in enumerate(jobs)
+        ]
+        ids = self.store.insert_jobs(built, max_unarchived=self.max_jobs)
+        for job in built:
+            self.processor.admit(job)
+        return ids
+
+    def _build_job(self, spec: Mapping[str, Any], index: int, now: float, *, batch: bool) -> Job:
+        where = f"job {index}: " if batch else ""
+        if not isinstance(spec, Mapping):
+            raise ValidationError(f"{where}a job must be an object with 'ops'")
+        unknown = set(spec) - {"ops", "priority", "depends"}
+        if unknown:
+            raise ValidationError(f"{where}unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        job_priority = _priority(spec.get("priority"), f"{where}priority")
+        ops = spec.get("ops")
+        if isinstance(ops, (str, bytes)) or not isinstance(ops, Sequence) or not ops:
+            raise ValidationError(f"{where}'ops' must be a non-empty list of ops")
+        states = [self._build_op(op, f"{where}ops[{i}]", job_priority) for i, op in enumerate(ops)]
+        depends = _dependencies(spec.get("depends") or (), index, where)
+        return Job(id=0, ops=states, received_at=now, depends=depends)
+
+    def _build_op(self, spec: object, where: str, job_priority: int) -> OpState:
+        if not isinstance(spec, Mapping):
+            raise ValidationError(f"{where}: an op must be an object with 'op' and 'params'")
+        unknown = set(spec) - {"op", "params", "priority"}
+        if unknown:
+            raise ValidationError(
+                f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}"
+            )
+        name = spec.get("op")
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f"{where}: 'op' must name a registered op")
+        try:
+            opdef = self.registry.get(name)
+            params = opdef.validate(spec.get("params"))
+            self.registry.lock_needs(opdef, params)
+        except ValidationError as exc:
+            raise type(exc)(f"{where}: {exc}") from None
+        priority = job_priority
+        if spec.get("priority") is not None:
+            priority = _priority(spec["priority"], f"{where}.priority")
+        return OpState(op=name, params=params.model_dump(mode="json"), priority=priority)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        """The job as committed, with its log. Raises JobNotFound."""
+        return self.store.load(_job_id(job_id), with_log=True)
+
+    def list(
+        self,
+        *,
+        status: OpStatus | str | Iterable[OpStatus | str] | None = None,
+        limit: int = 100,
+        after: int | None = None,
+        archived: bool | None = False,
+    ) -> builtins.list[Job]:
+        """Jobs by ascending id; ``status`` filters, ``after`` pages."""
+        statuses = _statuses(status)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ValidationError("limit must be an integer from 1 to 10000")
+        if after is not None:
+            after = _job_id(after, what="after")
+        return self.store.list_jobs(statuses=statuses, archived=archived, after=after, limit=limit)
+
+    def wait_for_change(
+        self,
+        job_id: int,
+        since_log_serial: int = 0,
+        timeout: float = MAX_WAIT,
+        *,
+        since_status: OpStatus | str | None = None,
+    ) -> JobChange | None:
+        """Block until the job's status or log changes; None after ``timeout`` (capped at 30 s).
+
+        A change is: a log line with a serial above ``since_log_serial``, or a
+        status other than ``since_status`` (default: the status when called).
+        Returns at once if that is already the case.
+        """
+        job_id = _job_id(job_id)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+            raise ValidationError("timeout must be a number of seconds >= 0")
+        timeout = min(float(timeout), MAX_WAIT)
+        base_status = OpStatus(since_status) if since_status is not None else None
+        event = threading.Event()
+        with self._watch_mutex:
+            self._watchers.setdefault(job_id, []).append(event)
+        try:
+            deadline = time.monotonic() + timeout
+            job = self.store.load(job_id)
+            base = _fingerprint(job) if base_status is None else None
+            while True:
+                log = self.store.read_log(job_id, since_log_serial)
+                changed = (
+                    job.status is not base_status if base is None else _fingerprint(job) != base
+                )
+                if log or changed:
+                    job.log = self.store.read_log(job_id)
+                    return JobChange(job, log)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not event.wait(remaining):
+                    return None
+                event.clear()
+                job = self.store.load(job_id)
+        finally:
+            with self._watch_mutex:
+                events = self._watchers.get(job_id, [])
+                events.remove(event)
+                if not events:
+                    self._watchers.pop(job_id, None)
+
+    def wait(self, job_id: int, timeout: float | None = None) -> Job:
+        """Block until the job is final and return it; JobStateError on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        serial = 0
+        while True:
+            job = self.get(job_id)
+            if job.status in FINAL:
+                return job
+            if job.log:
+                serial = job.log[-1].serial
+            remaining = MAX_WAIT if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise JobStateError(
+                    f"job {job_id} did not finish within {timeout} s ({job.status})"
+                )
+            self.wait_for_change(job_id, serial, min(remaining, MAX_WAIT), since_status=job.status)
+
+    def _on_change(self, job_id: int) -> None:
+        if job_id not in self._watchers:  # the common case, without the mutex
+            return
+        with self._watch_mutex:
+            for event in self._watchers.get(job_id, ()):
+                event.set()
+
+    # -- changing jobs -------------------------------------------------------------------
+
+    def cancel(self, job_id: int) -> tuple[bool, str]:
+        """Cancel a job: queued at once, waiting at its next turn, running if it cooperates."""
+        return self.processor.cancel(self._known(job_id))
+
+    def change_priority(self, job_id: int, priority: priorities.Priority) -> tuple[bool, str]:
+        """Give the job's pending ops a new priority (overrides escalation and aging)."""
+        value = priorities.parse(priority)
+        return self.processor.change_priority(self._known(job_id), value)
+
+    def archive(self, job_id: int) -> None:
+        """Archive a finished job (it stays readable). JobStateError if it is not finished."""
+        job = self.store.load(self._known(job_id))
+        if job.archived:
+            return
+        if not job.is_final:
+            raise JobStateError(f"job {job_id} is {job.status}: only finished jobs can be archived")
+        self.store.archive([job.id])
+
+    def auto_archive(self, older_than_s: float) -> builtins.list[int]:
+        """Archive every finished job that ended more than ``older_than_s`` seconds ago."""
+        if (
+            isinstance(older_than_s, bool)
+            or not isinstance(older_than_s, (int, float))
+            or older_than_s < 0
+        ):
+            raise ValidationError("older_than must be a number of seconds >= 0")
+        return self.store.archive_finished_before(self._wall() - older_than_s)
+
+    def set_drained(self, drained: bool) -> None:
+        """While drained, submissions are refused (the flag is persisted)."""
+        if not isinstance(drained, bool):
+            raise ValidationError("drained must be true or false")
+        self.store.set_drained(drained)
+
+    @property
+    def drained(self) -> bool:
+        return self.store.is_drained()
+
+    # -- introspection -----------------------------------------------------------------------
+
+    def status(self) -> QueueStatus:
+        stats = self.pool.statistics()
+        by_status: dict[str, int] = {str(s): 0 for s in OpStatus}
+        by_priority: dict[int, int] = {}
+        for (status, priority), count in self.store.counts().items():
+            by_status[str(status)] += count
+            if status not in FINAL:
+                by_priority[priority] = by_priority.get(priority, 0) + count
+        return QueueStatus(
+            workers=stats.workers,
+            running_ops=stats.running,
+            jobs_by_status=by_status,
+            jobs_by_priority=dict(sorted(by_priority.items())),
+            drained=self.store.is_drained(),
+        )
+
+    def explain(self, job_id: int) -> Explanation:
+        """Why the job is not running (or what it is doing), in plain words."""
+        from .explain import explain
+
+        return explain(self, self._known(job_id))
+
+    def add_observer(self, observer: Observer) -> None:
+        """Be told of op durations, lock waits and escalations (see ``processor.Observer``)."""
+        self.processor.observers.append(observer)
+
+    def oldest_queued_age(self) -> float | None:
+        """Seconds the oldest queued job (waiting for a worker) has waited, or None."""
+        received = self.processor.oldest_queued()
+        return None if received is None else max(0.0, self._wall() - received)
+
+    def lock_info(self) -> builtins.list[LockInfo]:
+        """Every lock with its holders and waiters in grant order (owners are job ids)."""
+        return self.locks.info()
+
+    def run_maintenance(self) -> int:
+        """One pass of periodic work (aging); the maintenance thread calls this."""
+        return self.processor.age()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _known(self, job_id: int) -> int:
+        job_id = _job_id(job_id)
+        if self.processor.tracked(job_id) is None:
+            self.store.load(job_id)  # raises JobNotFound
+        return job_id
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise JobStateError("the queue is closed")
+
+    def _maintain(self) -> None:
+        interval = self.processor.aging_interval
+        tick = min(max(interval / 4, 0.05), 5.0) if interval > 0 else 5.0
+        while not self._stop_maintenance.wait(tick):
+            try:
+                self.run_maintenance()
+            except StoreError:
+                logger.exception("maintenance failed; trying again in %.1f s", tick)
+
+    def _recover(self) -> None:
+        """Re-queue unfinished jobs after a start (see docs/recovery.md)."""
+        recovered = 0
+        for job in self.store.unfinished():
+            changed = _recover_job(job, self.registry, self._wall())
+            if changed:
+                self.store.save(job)
+            if not job.is_final:
+                self.processor.admit(job)
+                recovered += 1
+        if recovered:
+            logger.info("recovered %d unfinished jobs", recovered)
+
+
+def _recover_job(job: Job, registry: Registry, now: float) -> bool:
+    changed = False
+    for index, op in enumerate(job.ops):
+        if op.is_final:
+            continue
+        if op.op not in registry:
+            _fail_from(job, index, f"op {op.op!r} is not registered in this daemon", now)
+            return True
+        if op.status in (OpStatus.RUNNING, OpStatus.CANCELING) and op.started_at is not None:
+            if op.status is OpStatus.RUNNING and registry.get(op.op).retry_on_crash:
+                op.status, op.started_at = OpStatus.QUEUED, None
+            else:
+                _fail_from(job, index, CRASHED, now)
+                return True
+            changed = True
+        elif op.status is OpStatus.CANCELING:
+            for later in job.ops[index:]:
+                later.status, later.result, later.ended_at = (
+                    OpStatus.CANCELED,
+                    "canceled by request",
+                    now,
+                )
+            job.ended_at = now
+            return True
+        elif op.status is OpStatus.WAITING:
+            op.status = OpStatus.QUEUED
+            changed = True
+    return changed
+
+
+def _fail_from(job: Job, index: int, message: str, now: float) -> None:
+    job.ops[index].status = OpStatus.ERROR
+    job.ops[index].result = {"error": "Crash", "message": message}
+    job.ops[index].ended_at = now
+    for later in job.ops[index + 1 :]:
+        later.status, later.result, later.ended_at = OpStatus.ERROR, PRECEDING_FAILED, now
+    job.ended_at = now
+
+
+def _fingerprint(job: Job) -> tuple[OpStatus, tuple[OpStatus, ...]]:
+    return job.status, tuple(op.status for op in job.ops)
+
+
+def _priority(value: object, where: str) -> int:
+    if value is None:
+        return priorities.DEFAULT
+    try:
+        return priorities.parse(value)
+    except ValidationError as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+
+
+def _job_id(value: object, what: str = "job id") -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValidationError(f"{what} must be a positive integer, not {value!r}")
+    return value
+
+
+def _statuses(value: object) -> list[OpStatus] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, (str, OpStatus)) else value
+    if not isinstance(items, Iterable):
+        raise ValidationError("status must be a status name or a list of them")
+    result = []
+    for item in items:
+        try:
+            result.append(OpStatus(item))
+        except ValueError:
+            known = ", ".join(s.value for s in OpStatus)
+            raise ValidationError(f"unknown status {item!r}; statuses are {known}") from None
+    return result
+
+
+def _dependencies(value: object, index: int, where: str) -> tuple[Dependency, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise ValidationError(f"{where}'depends' must be a list")
+    deps = []
+    for item in value:
+        if isinstance(item, Mapping):
+            job, statuses = item.get("job"), item.get("statuses", ["success"])
+        elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2:
+            job, statuses = item
+        else:
+            raise ValidationError(
+                f"{where}a dependency is (job_id, [statuses]) or {{'job', 'statuses'}}"
+            )
+        if isinstance(job, bool) or not isinstance(job, int) or job == 0:
+            raise DependencyError(
+                f"{where}dependency job id must be a non-zero integer, not {job!r}"
+            )
+        if job < 0 and -job > index:
+            raise DependencyError(
+                f"{where}dependency {job} points before the start of the batch"
+                if index
+                else f"{where}negative dependency {job} is only valid for a later job in a batch"
+            )
+        if isinstance(statuses, (str, bytes)) or not isinstance(statuses, Sequence):
+            raise ValidationError(f"{where}dependency statuses must be a list")
+        parsed = []
+        for status in statuses:
+            try:
+                final = OpStatus(status)
+            except ValueError:
+                final = None
+            if final not in FINAL:
+                raise ValidationError(
+                    f"{where}dependency status {status!r} is not a final status "
+                    "(success, error, canceled)"
+                )
+            parsed.append(final)
+        deps.append(Dependency(job, tuple(parsed)))
+    return tuple(deps)
