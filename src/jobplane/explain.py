@@ -71,11 +71,20 @@ def explain(queue: JobQueue, job_id: int) -> Explanation:
                 )
                 or "nobody (it is next in line)"
             )
+            ahead = wait["waiters_ahead"]
+            first = (
+                f", first job {ahead[0]['job']} ({'shared' if ahead[0]['shared'] else 'exclusive'}"
+                f", priority {ahead[0]['priority']})"
+                if ahead
+                else ""
+            )
+            held = f"held {wait['mode']} by {holders} since {_when(wait['since'])}"
+            if wait["mode"] is None:
+                held = "free, about to be handed over"
             out.reasons.append(
                 f"job {job.id} waits for lock {wait['level']}:{wait['name']} "
-                f"({'shared' if wait['shared'] else 'exclusive'}), held {wait['mode'] or ''} "
-                f"by {holders} since {_when(wait['since'])}; "
-                f"{wait['ahead']} waiter(s) are ahead of it"
+                f"({'shared' if wait['shared'] else 'exclusive'}): {held}; "
+                f"{len(ahead)} waiter(s) ahead of it{first}"
             )
     else:
         out.reasons.append(f"job {job.id} is between two steps ({job.status})")
@@ -109,7 +118,10 @@ def _lock_waits(queue: JobQueue, job_id: int, snapshot: dict[str, Any]) -> list[
                 "shared": request.shared,
                 "mode": info.mode,
                 "since": info.since,
-                "ahead": position,
+                "waiters_ahead": [
+                    {"job": owner, "priority": prio, "shared": shared}
+                    for prio, shared, owner in info.pending[:position]
+                ],
                 "holders": [
                     {"job": owner, "op": queue.processor.holder_op(owner)} for owner in info.owners
                 ],
