@@ -162,10 +162,12 @@ class _ProcessLock:
 class _Write(Generic[_T]):
     """One caller's share of a group commit; ``done`` once committed or failed."""
 
-    __slots__ = ("apply", "done", "error", "result")
+    __slots__ = ("apply", "done", "error", "result", "single")
 
-    def __init__(self, apply: Callable[[sqlite3.Connection], _T]) -> None:
+    def __init__(self, apply: Callable[[sqlite3.Connection], _T], single: bool = False) -> None:
         self.apply = apply
+        self.single = single
+        """True if ``apply`` writes with one statement: alone, it needs no BEGIN/COMMIT."""
         self.done = False
         self.result: _T | None = None
         self.error: BaseException | None = None
@@ -242,9 +244,13 @@ class SQLiteStore(Store):
 
     # -- group commit -----------------------------------------------------
 
-    def _write(self, apply: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``apply`` in a committed transaction, maybe shared with other callers."""
-        item = _Write(apply)
+    def _write(self, apply: Callable[[sqlite3.Connection], _T], *, single: bool = False) -> _T:
+        """Run ``apply`` in a committed transaction, maybe shared with other callers.
+
+        ``single``: ``apply`` makes one write statement (any other statements only
+        read); committed alone it runs in autocommit mode, one statement instead of three.
+        """
+        item = _Write(apply, single)
         with self._pending_lock:
             self._pending.append(item)
         with self._writer_lock:
@@ -270,6 +276,9 @@ class SQLiteStore(Store):
         try:
             if conn is None:
                 raise StoreError(f"the store {self.url} is closed")
+            if len(batch) == 1 and batch[0].single:
+                batch[0].result = batch[0].apply(conn)  # autocommit: one statement
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 if len(batch) == 1:
@@ -358,7 +367,7 @@ class SQLiteStore(Store):
                 f"this copy version {version}"
             )
 
-        self._write(apply)
+        self._write(apply, single=True)
         job.version = version + 1
         self._notify((job_id,))
 
@@ -371,7 +380,7 @@ class SQLiteStore(Store):
                 raise JobNotFound(f"job {job_id} does not exist")
             return int(rows[0][0])
 
-        serial = self._write(apply)
+        serial = self._write(apply, single=True)
         self._notify((job_id,))
         return LogEntry(serial, op_index, time, message)
 
