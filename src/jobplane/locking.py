@@ -20,8 +20,18 @@ what makes deadlock impossible; ``docs/locks.md`` explains the model.
 
 Lock discipline: each lock has one mutex, ``_mutex``; every queued request has
 its own Condition on it, ``wakeup``. Methods ending in ``_unlocked`` need the
-mutex held. The manager's ``_mutex`` guards only its bookkeeping and is never
-held while waiting for a lock.
+mutex held. The manager's ``_mutex`` guards only the set of names of each
+level (``add``, ``remove``, ``ALL``, ``info``) and is never held while waiting
+for a lock.
+
+Performance notes: what an owner holds (``_Holdings``) is changed only by that
+owner's own calls, so it needs no shared mutex. **An owner must not call the
+manager from two threads at once** (the job layer handles each job in one place
+at a time); the common misuse is still detected ("already acquiring in another
+thread") but a race between two threads of one owner is not. Single dict
+operations are atomic in CPython. A shared mutex taken on every acquire and
+release convoyed under load (a thread preempted while holding it makes all
+others block in the kernel), which made four threads four times slower than one.
 """
 
 from __future__ import annotations
@@ -735,8 +745,7 @@ class LockManager:
         check_int(priority)
         _check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._mutex:
-            holdings = self._start_acquire_unlocked(lvl, owner)
+        holdings = self._start_acquire_unlocked(lvl, owner)
         taken: dict[str, SharedLock] = {}
         names_lock = lvl.names_lock if wanted is None else None
         names_held = done = False
@@ -753,19 +762,18 @@ class LockManager:
             done = True
             return True
         finally:
-            with self._mutex:
-                holdings.acquiring = None
-                if done:
-                    if taken:
-                        holdings.locks.setdefault(lvl.index, {}).update(taken)
-                    if names_held:
-                        holdings.names_locks.add(lvl.index)
-                else:
-                    for lock in taken.values():
-                        lock.release(owner)
-                    if names_lock is not None and names_held:
-                        names_lock.release(owner)
-                self._forget_if_idle_unlocked(owner, holdings)
+            holdings.acquiring = None
+            if done:
+                if taken:
+                    holdings.locks.setdefault(lvl.index, {}).update(taken)
+                if names_held:
+                    holdings.names_locks.add(lvl.index)
+            else:
+                for lock in taken.values():
+                    lock.release(owner)
+                if names_lock is not None and names_held:
+                    names_lock.release(owner)
+            self._forget_if_idle_unlocked(owner, holdings)
 
     def request(
         self,
@@ -790,8 +798,7 @@ class LockManager:
         lvl = self._level(level)
         wanted = None if isinstance(names, _AllNames) else sorted(set(_name_list(names, "request")))
         check_int(priority)
-        with self._mutex:
-            self._start_acquire_unlocked(lvl, owner)
+        self._start_acquire_unlocked(lvl, owner)
         req = LockRequest(
             self,
             lvl.name,
@@ -833,13 +840,12 @@ class LockManager:
                 return False
             req._taken[name] = lock
         req._waiting_on = None
-        with self._mutex:
-            holdings = self._holdings[owner]
-            holdings.acquiring = None
-            if req._taken:
-                holdings.locks.setdefault(lvl.index, {}).update(req._taken)
-            if req._names_held:
-                holdings.names_locks.add(lvl.index)
+        holdings = self._holdings[owner]
+        holdings.acquiring = None
+        if req._taken:
+            holdings.locks.setdefault(lvl.index, {}).update(req._taken)
+        if req._names_held:
+            holdings.names_locks.add(lvl.index)
         req.granted = True
         return True
 
@@ -893,11 +899,10 @@ class LockManager:
         if req._names_held and lvl.names_lock is not None:
             lvl.names_lock.release(req.owner)
             req._names_held = False
-        with self._mutex:
-            holdings = self._holdings.get(req.owner)
-            if holdings is not None:
-                holdings.acquiring = None
-                self._forget_if_idle_unlocked(req.owner, holdings)
+        holdings = self._holdings.get(req.owner)
+        if holdings is not None:
+            holdings.acquiring = None
+            self._forget_if_idle_unlocked(req.owner, holdings)
 
     def release(
         self, level: str, names: Iterable[str] | None = None, owner: Hashable | None = None
@@ -911,35 +916,37 @@ class LockManager:
         lvl = self._level(level)
         chosen = None if names is None else _name_list(names, "release")
         owner = threading.current_thread() if owner is None else owner
-        with self._mutex:
-            holdings = self._holdings.get(owner)
-            if holdings is None:
-                if chosen:
-                    raise LockError(f"{owner!r} does not hold lock {lvl.name}:{chosen[0]}")
-                return
-            held = holdings.locks.get(lvl.index, {})
-            if chosen is None:
-                chosen = list(held)
-            for name in chosen:
-                if name not in held:
-                    raise LockError(f"{owner!r} does not hold lock {lvl.name}:{name}")
-            if lvl is self._big and chosen:
-                inner = max((i for i in (*holdings.locks, *holdings.names_locks) if i), default=0)
-                if inner or holdings.acquiring:
-                    blocking = self._order[inner or holdings.acquiring or 0].name
-                    raise LockError(
-                        f"{owner!r} cannot release the big lock {lvl.name} while it holds or "
-                        f"acquires locks at level {blocking}"
-                    )
-            for name in chosen:
-                held.pop(name).release(owner)
-            if not held:
-                holdings.locks.pop(lvl.index, None)
-                if lvl.index in holdings.names_locks:
-                    holdings.names_locks.discard(lvl.index)
-                    assert lvl.names_lock is not None
-                    lvl.names_lock.release(owner)
-            self._forget_if_idle_unlocked(owner, holdings)
+        holdings = self._holdings.get(owner)
+        if holdings is None:
+            if chosen:
+                raise LockError(f"{owner!r} does not hold lock {lvl.name}:{chosen[0]}")
+            return
+        held = holdings.locks.get(lvl.index, {})
+        if chosen is None:
+            chosen = list(held)
+        for name in chosen:
+            if name not in held:
+                raise LockError(f"{owner!r} does not hold lock {lvl.name}:{name}")
+        if lvl is self._big and chosen:
+            inner = max((i for i in (*holdings.locks, *holdings.names_locks) if i), default=0)
+            if inner or holdings.acquiring:
+                blocking = self._order[inner or holdings.acquiring or 0].name
+                raise LockError(
+                    f"{owner!r} cannot release the big lock {lvl.name} while it holds or "
+                    f"acquires locks at level {blocking}"
+                )
+        freed = [held.pop(name) for name in chosen]
+        names_lock = None
+        if not held:
+            holdings.locks.pop(lvl.index, None)
+            if lvl.index in holdings.names_locks:
+                holdings.names_locks.discard(lvl.index)
+                names_lock = lvl.names_lock
+        self._forget_if_idle_unlocked(owner, holdings)
+        for lock in freed:
+            lock.release(owner)
+        if names_lock is not None:
+            names_lock.release(owner)
 
     def owned(self, level: str, owner: Hashable | None = None) -> frozenset[str]:
         """The names of the locks ``owner`` holds at ``level``."""
@@ -980,13 +987,15 @@ class LockManager:
         return lvl
 
     def _resolve(self, lvl: _Level, wanted: list[str] | None) -> list[tuple[str, SharedLock]]:
-        with self._mutex:
-            if wanted is None:
+        if wanted is None:
+            with self._mutex:
                 return sorted(lvl.locks.items())
-            for name in wanted:
-                if name not in lvl.locks:
-                    raise LockError(f"no lock {lvl.name}:{name}; add it first")
-            return [(name, lvl.locks[name]) for name in wanted]
+        # Single dict reads are atomic; add/remove change the dict under the mutex.
+        locks = lvl.locks
+        try:
+            return [(name, locks[name]) for name in wanted]
+        except KeyError as exc:
+            raise LockError(f"no lock {lvl.name}:{exc.args[0]}; add it first") from None
 
     def _start_acquire_unlocked(self, lvl: _Level, owner: Hashable) -> _Holdings:
         holdings = self._holdings.get(owner)
