@@ -1,8 +1,10 @@
 """Throughput and latency of the job queue on the SQLite store.
 
-(a) Submit N single-op ``test.noop`` jobs one by one while 4 workers drain
-    them; report the submit rate and the end-to-end rate (N jobs from the
-    first submit until the last is final), for durability normal and full.
+(a) Submit N single-op ``test.noop`` jobs and drain them with 4 workers, for
+    durability normal and full, three ways: one ``submit`` per job while the
+    workers drain ("concurrent"); one ``submit`` per job with the pool paused,
+    then drain ("phased"); ``submit_many`` of 100 with the pool paused, then
+    drain. End-to-end = N jobs from the first submit until the last is final.
 (b) With 10,000 ``low`` jobs queued (each a 2 ms ``test.delay``, so the
     backlog lasts), submit one ``high`` job and measure the time from
     ``submit`` returning to its op starting; p50/p99 over 50 tries.
@@ -35,13 +37,23 @@ class MarkParams(pydantic.BaseModel):
     token: int
 
 
-def drain_run(directory: Path, jobs: int, durability: str) -> dict[str, Any]:
-    url = f"sqlite:///{directory / f'drain-{durability}.db'}"
+def drain_run(
+    directory: Path, jobs: int, durability: str, *, batch: int, phased: bool
+) -> dict[str, Any]:
+    """Submit ``jobs`` noop jobs (one per call, or ``batch`` per submit_many) and drain them.
+
+    ``phased``: the pool is paused while submitting, then drains the backlog;
+    otherwise the 4 workers drain while jobs are still being submitted.
+    """
+    name = f"drain-{durability}-{batch}-{'phased' if phased else 'concurrent'}.db"
+    url = f"sqlite:///{directory / name}"
     done = threading.Event()
     finished = [0]
     lock = threading.Lock()
 
-    with JobQueue.open(url, workers=4, durability=durability, max_jobs=jobs + 10) as q:  # type: ignore[arg-type]
+    with JobQueue.open(
+        url, workers=4, durability=durability, max_jobs=jobs + 10, start=not phased
+    ) as q:
 
         def on_finished(job: Any) -> None:
             with lock:
@@ -52,20 +64,30 @@ def drain_run(directory: Path, jobs: int, durability: str) -> dict[str, Any]:
         q.processor._on_finished = on_finished
         noop = [{"op": "test.noop"}]
         start = time.perf_counter()
-        for _ in range(jobs):
-            q.submit(noop)
+        if batch == 1:
+            for _ in range(jobs):
+                q.submit(noop)
+        else:
+            for first in range(0, jobs, batch):
+                q.submit_many([{"ops": noop}] * min(batch, jobs - first))
         submitted = time.perf_counter()
+        if phased:
+            q.pool.resume()
         assert done.wait(600), "jobs did not finish"
         end = time.perf_counter()
         last = q.list(limit=1, after=jobs - 1)[0]
         assert last.status in FINAL
-    return {
+    result: dict[str, Any] = {
         "durability": durability,
         "jobs": jobs,
+        "submit": "one per call" if batch == 1 else f"submit_many of {batch}",
+        "mode": "phased" if phased else "concurrent",
         "submit_per_s": round(jobs / (submitted - start)),
         "end_to_end_jobs_per_s": round(jobs / (end - start)),
-        "seconds": round(end - start, 3),
     }
+    if phased:
+        result["drain_only_jobs_per_s"] = round(jobs / (end - submitted))
+    return result
 
 
 def latency_run(directory: Path, backlog: int, tries: int) -> dict[str, Any]:
@@ -120,7 +142,11 @@ def main() -> None:
                 "python": platform.python_version(),
                 "platform": platform.platform(),
             },
-            "drain": [drain_run(directory, args.jobs, d) for d in ("normal", "full")],
+            "drain": [
+                drain_run(directory, args.jobs, durability, batch=batch, phased=phased)
+                for durability in ("normal", "full")
+                for batch, phased in ((1, False), (1, True), (100, True))
+            ],
             "high_job_latency": latency_run(directory, args.backlog, args.tries),
         }
     print(json.dumps(result, indent=2))
