@@ -1,0 +1,103 @@
+"""Request bodies (pydantic) and the JSON shapes of jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+
+from ..jobs import Job, LogEntry
+
+Priority = int | str
+
+
+class _Body(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="forbid")
+
+
+class OpSpec(_Body):
+    op: str = pydantic.Field(description="a registered op name, e.g. test.delay")
+    params: dict[str, Any] = pydantic.Field(default_factory=dict)
+    priority: Priority | None = None
+
+
+class DependencySpec(_Body):
+    job: int = pydantic.Field(description="a job id; negative ids name earlier jobs of a batch")
+    statuses: list[str] = pydantic.Field(default_factory=lambda: ["success"])
+
+
+class JobSpec(_Body):
+    ops: list[OpSpec] = pydantic.Field(min_length=1, max_length=1000)
+    priority: Priority | None = None
+    depends: list[DependencySpec] = pydantic.Field(default_factory=list, max_length=100)
+
+    def to_queue(self) -> dict[str, Any]:
+        return {
+            "ops": [op.model_dump(exclude_none=True) for op in self.ops],
+            "priority": self.priority,
+            "depends": [(d.job, d.statuses) for d in self.depends],
+        }
+
+
+class BatchSpec(_Body):
+    jobs: list[JobSpec] = pydantic.Field(min_length=1, max_length=1000)
+
+
+class PriorityBody(_Body):
+    priority: Priority
+
+
+class DrainBody(_Body):
+    drained: bool
+
+
+class ArchiveBody(_Body):
+    older_than: float = pydantic.Field(ge=0, description="seconds since the job ended")
+
+
+def log_json(entry: LogEntry) -> dict[str, Any]:
+    return {"serial": entry.serial, "time": entry.time, "message": entry.message}
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """The full JSON of a job, its log lines grouped by op."""
+    return {
+        "id": job.id,
+        "status": str(job.status),
+        "priority": job.priority,
+        "ops": [
+            {
+                "op": op.op,
+                "params": op.params,
+                "status": str(op.status),
+                "priority": op.priority,
+                "result": op.result,
+                "escalations": op.escalations,
+                "log": [log_json(e) for e in job.log if e.op_index == index],
+                "received_at": job.received_at,
+                "started_at": op.started_at,
+                "ended_at": op.ended_at,
+            }
+            for index, op in enumerate(job.ops)
+        ],
+        "depends": [
+            {"job": d.job_id, "statuses": [str(s) for s in d.statuses]} for d in job.depends
+        ],
+        "received_at": job.received_at,
+        "started_at": job.started_at,
+        "ended_at": job.ended_at,
+        "archived": job.archived,
+    }
+
+
+def summary_json(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "status": str(job.status),
+        "priority": job.priority,
+        "ops": len(job.ops),
+        "op_names": [op.op for op in job.ops],
+        "received_at": job.received_at,
+        "ended_at": job.ended_at,
+        "archived": job.archived,
+    }

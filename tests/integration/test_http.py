@@ -1,0 +1,211 @@
+"""The HTTP API against a real uvicorn server: every endpoint, every error status, auth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from jobplane.errors import ValidationError
+from jobplane.http import TokenStore, check_bind
+
+from .http_server import running_daemon
+
+WRITE = "w" * 20
+READ = "r" * 20
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[httpx.Client]:
+    with running_daemon(tmp_path) as (url, _queue), httpx.Client(base_url=url, timeout=20) as c:
+        yield c
+
+
+def error(response: httpx.Response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code, body
+    return str(body["error"]["message"])
+
+
+def wait_final(api: httpx.Client, job_id: int) -> dict[str, Any]:
+    status = None
+    for _ in range(100):
+        answer = api.get(
+            f"/v1/jobs/{job_id}/wait",
+            params={"timeout": 5, **({"status": status} if status else {})},
+        ).json()
+        job = answer.get("job") or api.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("success", "error", "canceled"):
+            return job
+        status = job["status"]
+    raise AssertionError("job did not finish")
+
+
+def test_submit_get_list_and_wait(api: httpx.Client) -> None:
+    created = api.post(
+        "/v1/jobs",
+        json={
+            "ops": [{"op": "test.delay", "params": {"duration": 0, "message": "hi"}}],
+            "priority": "high",
+        },
+    )
+    assert created.status_code == 201
+    job_id = created.json()["id"]
+    job = wait_final(api, job_id)
+    assert job["status"] == "success" and job["priority"] == 0
+    assert job["ops"][0]["priority"] == -10
+    assert job["ops"][0]["log"][0]["message"] == "hi"
+    assert job["ops"][0]["result"] == {"slept": 0.0}
+    listed = api.get("/v1/jobs", params={"status": "success", "limit": 1}).json()
+    assert listed["jobs"][0]["id"] == job_id and listed["next"] == job_id
+    assert api.get("/v1/jobs", params={"status": "queued,waiting"}).json() == {
+        "jobs": [],
+        "next": None,
+    }
+    assert api.get(
+        f"/v1/jobs/{job_id}/wait", params={"since_serial": 1, "timeout": 0.1, "status": "success"}
+    ).json() == {"changed": False}
+
+
+def test_batch_with_relative_dependency(api: httpx.Client) -> None:
+    answer = api.post(
+        "/v1/jobs/batch",
+        json={
+            "jobs": [
+                {"ops": [{"op": "test.noop"}]},
+                {"ops": [{"op": "test.noop"}], "depends": [{"job": -1}]},
+            ]
+        },
+    )
+    assert answer.status_code == 201
+    first, second = answer.json()["ids"]
+    assert wait_final(api, second)["depends"] == [{"job": first, "statuses": ["success"]}]
+
+
+def test_cancel_priority_explain_archive_drain(api: httpx.Client) -> None:
+    job_id = api.post(
+        "/v1/jobs", json={"ops": [{"op": "test.delay", "params": {"duration": 30}}]}
+    ).json()["id"]
+    explained = api.get(f"/v1/jobs/{job_id}/explain").json()
+    assert explained["job"] == job_id and explained["reasons"]
+    ok = api.put(f"/v1/jobs/{job_id}/priority", json={"priority": "low"}).json()
+    assert set(ok) == {"ok", "message"}
+    assert api.post(f"/v1/jobs/{job_id}/cancel").json()["ok"] is True
+    assert wait_final(api, job_id)["status"] == "canceled"
+    assert api.post(f"/v1/jobs/{job_id}/archive").json() == {"ok": True}
+    assert api.get(f"/v1/jobs/{job_id}").json()["archived"] is True
+    assert api.post("/v1/archive", json={"older_than": 0}).json() == {"archived": []}
+    assert api.put("/v1/drain", json={"drained": True}).json() == {"drained": True}
+    assert api.get("/v1/status").json()["drained"] is True
+    message = error(api.post("/v1/jobs", json={"ops": [{"op": "test.noop"}]}), 503, "queue_drained")
+    assert "drained" in message
+    api.put("/v1/drain", json={"drained": False})
+
+
+def test_introspection_endpoints(api: httpx.Client) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    ops = {op["name"]: op for op in api.get("/v1/ops").json()}
+    assert "duration" in ops["test.delay"]["params_schema"]["properties"]
+    status = api.get("/v1/status").json()
+    assert status["workers"] == 2 and "queued" in status["jobs_by_status"]
+    assert isinstance(api.get("/v1/locks").json(), list)
+    assert any(
+        lock["name"] == "cluster" for lock in api.get("/v1/locks", params={"all": "true"}).json()
+    )
+    metrics = api.get("/metrics").text
+    assert "jobplane_jobs" in metrics and "jobplane_oldest_queued_age_seconds" in metrics
+    assert "openapi" in api.get("/openapi.json").json()
+
+
+def test_every_error_status(api: httpx.Client) -> None:
+    error(api.get("/v1/jobs/999"), 404, "job_not_found")
+    error(api.get("/v1/nope"), 404, "not_found")
+    error(api.get("/v1/jobs/abc"), 422, "invalid_request")
+    error(api.get("/v1/jobs/0"), 422, "invalid_request")
+    error(api.delete("/v1/jobs"), 405, "method_not_allowed")
+    error(
+        api.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}),
+        400,
+        "bad_json",
+    )
+    message = error(api.post("/v1/jobs", json={"ops": []}), 422, "invalid_request")
+    assert "ops" in message
+    error(api.post("/v1/jobs", json={"ops": [{"op": "nope"}]}), 422, "op_not_found")
+    error(
+        api.post("/v1/jobs", json={"ops": [{"op": "test.delay", "params": {"duration": -1}}]}),
+        422,
+        "invalid_request",
+    )
+    error(
+        api.post("/v1/jobs", json={"ops": [{"op": "test.noop"}], "priority": 50}),
+        422,
+        "invalid_priority",
+    )
+    error(
+        api.post("/v1/jobs", json={"ops": [{"op": "test.noop"}], "depends": [{"job": 77}]}),
+        422,
+        "invalid_dependency",
+    )
+    error(api.get("/v1/jobs", params={"status": "bogus"}), 422, "invalid_request")
+    error(api.get("/v1/jobs", params={"limit": 0}), 422, "invalid_request")
+    job_id = api.post(
+        "/v1/jobs", json={"ops": [{"op": "test.delay", "params": {"duration": 30}}]}
+    ).json()["id"]
+    error(api.post(f"/v1/jobs/{job_id}/archive"), 409, "job_state")
+    api.post(f"/v1/jobs/{job_id}/cancel")
+    error(
+        api.post(
+            "/v1/jobs", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
+        ),
+        413,
+        "body_too_large",
+    )
+
+
+def test_queue_full_is_503(tmp_path: Path) -> None:
+    with (
+        running_daemon(tmp_path, max_jobs=1, start=False) as (url, _),
+        httpx.Client(base_url=url) as c,
+    ):
+        assert c.post("/v1/jobs", json={"ops": [{"op": "test.noop"}]}).status_code == 201
+        error(c.post("/v1/jobs", json={"ops": [{"op": "test.noop"}]}), 503, "queue_full")
+
+
+def test_tokens_read_and_write(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(f"# who may do what\n{WRITE} write\n{READ} read\n")
+    with running_daemon(tmp_path, tokens=TokenStore.from_file(path)) as (url, _):
+        with httpx.Client(base_url=url) as anon:
+            assert anon.get("/healthz").status_code == 200
+            response = anon.get("/v1/status")
+            error(response, 401, "unauthorized")
+            assert response.headers["www-authenticate"] == "Bearer"
+            error(
+                anon.get("/v1/status", headers={"Authorization": "Bearer wrong-token-wrong"}),
+                401,
+                "unauthorized",
+            )
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {READ}"}) as reader:
+            assert reader.get("/v1/status").status_code == 200
+            error(reader.post("/v1/jobs", json={"ops": [{"op": "test.noop"}]}), 403, "forbidden")
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {WRITE}"}) as writer:
+            assert writer.post("/v1/jobs", json={"ops": [{"op": "test.noop"}]}).status_code == 201
+
+
+def test_tokens_file_errors_and_bind_rule(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_text(f"{WRITE} admin\n")
+    with pytest.raises(ValidationError, match="line 1"):
+        TokenStore.from_file(path)
+    with pytest.raises(ValidationError, match="cannot read"):
+        TokenStore.from_file(tmp_path / "missing")
+    with pytest.raises(ValidationError, match=r"refusing to listen on 0\.0\.0\.0"):
+        check_bind("0.0.0.0", None)
+    check_bind("127.0.0.1", None)
+    check_bind("::1", None)
+    path.write_text(f"{WRITE} write\n")
+    check_bind("0.0.0.0", TokenStore.from_file(path))
