@@ -1,0 +1,79 @@
+"""``jobplane serve``: run the daemon."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..daemon import Settings, resolve
+from ..daemon import serve as run_daemon
+
+D = Settings()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        db: Annotated[
+            str | None, typer.Option(envvar="JOBPLANE_DB", help=f"store URL [default: {D.db}]")
+        ] = None,
+        workers: Annotated[
+            str | None,
+            typer.Option(envvar="JOBPLANE_WORKERS", help=f"worker threads [default: {D.workers}]"),
+        ] = None,
+        ops: Annotated[
+            str | None, typer.Option(envvar="JOBPLANE_OPS", help="Python module with your ops")
+        ] = None,
+        host: Annotated[
+            str | None, typer.Option(envvar="JOBPLANE_HOST", help=f"[default: {D.host}]")
+        ] = None,
+        port: Annotated[
+            str | None, typer.Option(envvar="JOBPLANE_PORT", help=f"[default: {D.port}]")
+        ] = None,
+        tokens: Annotated[
+            str | None,
+            typer.Option(
+                envvar="JOBPLANE_TOKENS", help="tokens file: one 'TOKEN read|write' a line"
+            ),
+        ] = None,
+        lock_timeouts: Annotated[
+            str | None,
+            typer.Option(
+                envvar="JOBPLANE_LOCK_TIMEOUTS",
+                help="MIN,MAX,STEP_TOTAL seconds of lock attempts [default: 1,5,30]",
+            ),
+        ] = None,
+        aging_interval: Annotated[
+            str | None,
+            typer.Option(
+                envvar="JOBPLANE_AGING_INTERVAL",
+                help=f"seconds per aging step, 0 disables [default: {D.aging_interval:g}]",
+            ),
+        ] = None,
+        durability: Annotated[
+            str | None,
+            typer.Option(envvar="JOBPLANE_DURABILITY", help="normal or full [default: normal]"),
+        ] = None,
+        log_format: Annotated[
+            str | None,
+            typer.Option(envvar="JOBPLANE_LOG_FORMAT", help="text or json [default: text]"),
+        ] = None,
+        config: Annotated[
+            str | None, typer.Option(envvar="JOBPLANE_CONFIG", help="a TOML settings file")
+        ] = None,
+    ) -> None:
+        """Run the daemon: the job queue and its HTTP API (stops cleanly on SIGTERM/SIGINT)."""
+        given = {
+            "db": db,
+            "workers": workers,
+            "ops": ops,
+            "host": host,
+            "port": port,
+            "tokens": tokens,
+            "lock_timeouts": lock_timeouts,
+            "aging_interval": aging_interval,
+            "durability": durability,
+            "log_format": log_format,
+        }
+        run_daemon(resolve(given, config))
