@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import tomllib
 from dataclasses import dataclass, fields
@@ -175,6 +176,12 @@ def serve(settings: Settings) -> None:
             file=sys.stderr,
             flush=True,
         )
+        # uvicorn handles SIGTERM/SIGINT while it serves, then re-raises the signal
+        # once it has stopped; these handlers take that re-raise, so the queue below
+        # is closed (running ops finish) and the process exits 0.
+        stopped: list[int] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda number, frame: stopped.append(number))
         server.run()
     finally:
         logging.getLogger(__name__).info("stopping: running ops finish first")
