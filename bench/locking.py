@@ -5,6 +5,10 @@ acquire+release pairs; ``threading.Lock`` is the floor for comparison.
 The contended run has 4 threads take random locks out of 100 at random
 priorities (a quarter of them shared, each held across a CPU yield) and
 counts grants per second and how often a thread had to wait.
+The manager-from-threads run does what the job processor does per op (the
+big lock shared, maybe one inner lock shared, then release) from 1 and 4
+threads; 4 threads should keep about 1 thread's rate, with context switches
+in the hundreds: thousands mean the threads convoy on a mutex.
 
 Run: ``.venv/bin/python bench/locking.py``
 """
@@ -15,6 +19,8 @@ import json
 import os
 import platform
 import random
+import resource
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -103,6 +109,63 @@ def contended(threads: int = 4, locks: int = 100, per_thread: int = 50_000) -> d
     }
 
 
+def _no_grant_expected(request: object) -> None:
+    raise AssertionError("free locks are granted at once, without a callback")
+
+
+def _job_ops(mgr: LockManager, mode: str, k: int, count: int, start: threading.Barrier) -> None:
+    """What the job processor does around ``count`` ops of thread ``k``, one owner per op."""
+    start.wait()
+    for i in range(count):
+        owner = (k, i)
+        if mode == "acquire":
+            mgr.acquire("cluster", ["cluster"], shared=True, owner=owner)
+        else:
+            mgr.request(
+                "cluster", ["cluster"], shared=True, owner=owner, on_grant=_no_grant_expected
+            )
+        if mode == "two_levels":
+            node = [f"n{(k * 7 + i) % 8}"]
+            mgr.request("node", node, shared=True, owner=owner, on_grant=_no_grant_expected)
+            mgr.release("node", owner=owner)
+        mgr.release("cluster", owner=owner)
+
+
+def manager_from_threads(mode: str, threads: int, pairs: int = 20_000) -> dict[str, float]:
+    """``threads`` threads run ``pairs`` ops (take+release) through one manager, an owner each.
+
+    Modes: ``request`` (``request`` the big lock shared, ``release``), ``acquire`` (the
+    same with the blocking ``acquire``), ``two_levels`` (the big lock and one of 8 node
+    locks, both shared, by ``request``). Median and slowest of ROUNDS runs; voluntary
+    context switches of the whole process (all threads) during the slowest.
+    """
+    runs: list[tuple[float, int]] = []
+    for _ in range(ROUNDS):
+        mgr = LockManager(["cluster", "node"])
+        mgr.add("node", [f"n{i}" for i in range(8)])
+        start = threading.Barrier(threads + 1)
+        workers = [
+            threading.Thread(target=_job_ops, args=(mgr, mode, k, pairs // threads, start))
+            for k in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+        start.wait()
+        began = time.perf_counter()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - began
+        switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - switches
+        runs.append((pairs / elapsed, switches))
+    slowest = min(runs)
+    return {
+        "pairs_per_s": round(statistics.median(rate for rate, _ in runs)),
+        "slowest_pairs_per_s": round(slowest[0]),
+        "voluntary_context_switches_in_slowest": slowest[1],
+    }
+
+
 def main() -> None:
     floor = best_rate(threading_lock_pairs, PAIRS)
     rates = {
@@ -128,6 +191,13 @@ def main() -> None:
             "us_per_acquire_release": round(1e6 / manager, 2),
         },
         "contended_4_threads_100_locks": contended(),
+        "manager_from_threads_20000_pairs": {
+            f"{mode}_{threads}_thread{'s' if threads > 1 else ''}": manager_from_threads(
+                mode, threads
+            )
+            for mode in ("request", "acquire", "two_levels")
+            for threads in (1, 4)
+        },
     }
     print(json.dumps(result, indent=2))
 

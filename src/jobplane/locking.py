@@ -18,25 +18,39 @@ A :class:`LockManager` arranges locks in levels (outermost first, the big
 lock alone at the top) and refuses any acquire out of level order, which is
 what makes deadlock impossible; ``docs/locks.md`` explains the model.
 
-Lock discipline: each lock has one mutex, ``_mutex``; every queued request has
-its own Condition on it, ``wakeup``. Methods ending in ``_unlocked`` need the
-mutex held. The manager's ``_mutex`` guards only the set of names of each
-level (``add``, ``remove``, ``ALL``, ``info``) and is never held while waiting
-for a lock.
+Lock discipline: each lock has one mutex, ``_mutex`` (a :class:`_Mutex`);
+every queued request has its own Condition on it, ``wakeup``. Methods ending
+in ``_unlocked`` need that mutex held (in the manager: the request's
+``_mutex``, once it has one). The manager itself has no mutex: what an owner
+holds (``_Holdings``) is changed only by that owner's own calls, and the names
+of a level change only under the level's names lock, held exclusively by
+``add``/``remove``, which put a new dict in place (copy on write) so readers
+need no lock.
 
-Performance notes: what an owner holds (``_Holdings``) is changed only by that
-owner's own calls, so it needs no shared mutex. **An owner must not call the
-manager from two threads at once** (the job layer handles each job in one place
-at a time); the common misuse is still detected ("already acquiring in another
-thread") but a race between two threads of one owner is not. Single dict
-operations are atomic in CPython. A shared mutex taken on every acquire and
-release convoyed under load (a thread preempted while holding it makes all
-others block in the kernel), which made four threads four times slower than one.
+Performance notes. **An owner must not call the manager from two threads at
+once** (the job layer handles each job in one place at a time); the common
+misuse is still detected ("already acquiring locks in another thread") but a
+race between two threads of one owner is not. Outside the locks' mutexes,
+shared state (the manager's holdings by owner, a level's dict of locks, a
+mutex's parked waiters) is read and changed only by single operations on a
+dict, deque or lock, each atomic in CPython. So the manager holds no mutex for
+its bookkeeping, and apart from a request's own mutex (held around taking its
+locks, and made only once the request has to queue) no mutex is held while
+another is taken. A lock's mutex is a :class:`_Mutex`, not a bare
+``threading.Lock``: under the GIL, a thread blocked on a ``threading.Lock``
+is handed it inside the kernel before it can run, so the thread that just
+released it blocks on its next acquire, and from then on every critical
+section costs two context switches (a convoy that made 4 threads about 3 times
+slower than 1). The hot paths (``SharedLock.acquire``/``release``, taking a
+free lock for a request) inline the mutex's fast path and allocate nothing
+they may not need. ``bench/locking.py`` measures the manager from 1 and 4
+threads.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import logging
 import random
@@ -46,7 +60,7 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from queue import SimpleQueue
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from .errors import LockError as LockError
 from .priorities import check_int
@@ -95,6 +109,83 @@ class _Deleted:
 _DELETED: Final = _Deleted()
 
 
+class _Mutex:
+    """A mutex that a thread only ever takes while it is running Python code.
+
+    A blocked ``threading.Lock.acquire`` takes the lock inside the kernel, on a
+    thread that does not hold the GIL yet. The thread that released the lock
+    still holds the GIL, comes back for the lock a moment later, finds it
+    taken by a thread that cannot run, and blocks in turn: every critical
+    section then costs two context switches, and the convoy lasts. Here a
+    waiter parks on a gate of its own instead; a release opens the oldest
+    gate, and the woken thread tries again once it runs. So the lock always
+    belongs to a thread that can run; the running thread keeps taking it
+    without waiting until its GIL turn ends.
+
+    The hot paths inline ``lock.acquire(False)`` / :meth:`acquire_parked` and
+    ``lock.release()`` / ``if parked: wake_one()``; anything else may use the
+    mutex like a ``threading.Lock`` (including as a Condition's lock). Every
+    step is one atomic operation on a lock or deque, so no wake-up is lost: a
+    waiter tries again after parking, and a release opens a gate whenever one
+    is parked.
+    """
+
+    __slots__ = ("lock", "parked")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.parked: deque[threading.Lock] = deque()  # closed gates, oldest first
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if self.lock.acquire(False):
+            return True
+        if not blocking:
+            return False
+        self.acquire_parked()
+        return True
+
+    def release(self) -> None:
+        self.lock.release()
+        if self.parked:
+            self.wake_one()
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def acquire_parked(self) -> None:
+        """Wait for the mutex (a try just failed); returns holding it."""
+        lock, parked = self.lock, self.parked
+        while True:
+            gate = threading.Lock()
+            gate.acquire()
+            parked.append(gate)
+            if lock.acquire(False):  # it was released before we parked: withdraw the gate
+                # (ValueError: a release opened it already; ours will open the next one)
+                with contextlib.suppress(ValueError):
+                    parked.remove(gate)
+                return
+            try:
+                gate.acquire()
+            except BaseException:  # e.g. KeyboardInterrupt: leave, passing on any wake-up
+                try:
+                    parked.remove(gate)
+                except ValueError:
+                    self.wake_one()
+                raise
+            if lock.acquire(False):
+                return
+
+    def wake_one(self) -> None:
+        """Open the oldest gate (the mutex was just released)."""
+        try:
+            gate = self.parked.popleft()
+        except IndexError:
+            return
+        gate.release()
+
+
 GrantCallback = Callable[["LockError | None"], None]
 """Told of an asynchronous grant: None once granted, a LockError if the lock was deleted."""
 
@@ -108,12 +199,14 @@ class _Request:
 
     __slots__ = ("callbacks", "granted", "owners", "priority", "shared", "wakeup")
 
-    def __init__(self, mutex: threading.Lock, shared: bool, priority: int) -> None:
+    def __init__(self, mutex: _Mutex, shared: bool, priority: int) -> None:
         self.shared = shared
         self.priority = priority
         self.owners: list[Hashable] = []
         self.granted = False
-        self.wakeup = threading.Condition(mutex)
+        # Condition takes any lock with acquire/release (it falls back on those for
+        # _release_save, _acquire_restore and _is_owned).
+        self.wakeup = threading.Condition(cast(threading.Lock, mutex))
         self.callbacks: dict[Hashable, GrantCallback] | None = None
 
 
@@ -182,7 +275,7 @@ class SharedLock:
     def __init__(self, name: str, *, clock: Callable[[], float] = time.time) -> None:
         self._name = name
         self._clock = clock
-        self._mutex = threading.Lock()
+        self._mutex = _Mutex()
         self._exclusive: Hashable | None = None
         self._shared: dict[Hashable, None] = {}  # sharers in grant order
         self._since: float | None = None
@@ -226,7 +319,10 @@ class SharedLock:
             check_int(priority)
         if timeout is not None and timeout < 0:
             raise ValueError(f"timeout must be None or >= 0, not {timeout!r}")
-        with self._mutex:
+        mutex = self._mutex  # taken and released inline, the cheapest way (see _Mutex)
+        if not mutex.lock.acquire(False):
+            mutex.acquire_parked()
+        try:
             if not self._queues and self._exclusive is None:  # the fast path
                 if not shared:
                     if not self._shared:
@@ -239,6 +335,10 @@ class SharedLock:
                     self._shared[owner] = None
                     return True
             return self._acquire_unlocked(shared, timeout, priority, owner)
+        finally:
+            mutex.lock.release()
+            if mutex.parked:
+                mutex.wake_one()
 
     def release(self, owner: Hashable | None = None) -> None:
         """Give the lock up and grant it to whoever is next in the queue.
@@ -248,7 +348,10 @@ class SharedLock:
         """
         if owner is None:
             owner = threading.current_thread()
-        with self._mutex:
+        mutex = self._mutex
+        if not mutex.lock.acquire(False):
+            mutex.acquire_parked()
+        try:
             if self._exclusive is not None and self._exclusive == owner:
                 self._exclusive = None
             elif owner in self._shared:
@@ -260,6 +363,10 @@ class SharedLock:
             self._since = None
             if self._queues:
                 self._grant_unlocked()
+        finally:
+            mutex.lock.release()
+            if mutex.parked:
+                mutex.wake_one()
 
     def downgrade(self, owner: Hashable | None = None) -> None:
         """Turn an exclusive hold into a shared one; sharers at the queue's head join at once.
@@ -335,31 +442,58 @@ class SharedLock:
         """
         if type(priority) is not int:
             check_int(priority)
-        with self._mutex:
-            if self._exclusive is _DELETED:
-                raise LockError(f"lock {self._name} was deleted")
-            if (self._exclusive is not None and self._exclusive == owner) or owner in self._shared:
-                raise LockError(
-                    f"{owner!r} already holds lock {self._name} (locks are not re-entrant)"
-                )
-            if owner in self._waiting:
-                raise LockError(f"{owner!r} is already waiting for lock {self._name}")
-            if not self._queues and self._exclusive is None:
-                if not shared and not self._shared:
-                    self._exclusive = owner
-                    self._since = self._clock()
-                    return True
-                if shared:
-                    if not self._shared:
-                        self._since = self._clock()
-                    self._shared[owner] = None
-                    return True
+        mutex = self._mutex
+        if not mutex.lock.acquire(False):
+            mutex.acquire_parked()
+        try:
+            if self._take_now_unlocked(shared, owner):
+                return True
             request = self._enqueue_unlocked(shared, priority, owner)
             if request.callbacks is None:
                 request.callbacks = {}
             request.callbacks[owner] = on_grant
             self._grant_unlocked()  # usually a no-op: the head cannot be granted
             return False
+        finally:
+            mutex.lock.release()
+            if mutex.parked:
+                mutex.wake_one()
+
+    def _take_now(self, shared: bool, owner: Hashable) -> bool:
+        """Take the lock if that needs no queueing (True); else leave no trace (False).
+
+        Raises:
+            LockError: as :meth:`acquire_async`.
+        """
+        mutex = self._mutex
+        if not mutex.lock.acquire(False):
+            mutex.acquire_parked()
+        try:
+            return self._take_now_unlocked(shared, owner)
+        finally:
+            mutex.lock.release()
+            if mutex.parked:
+                mutex.wake_one()
+
+    def _take_now_unlocked(self, shared: bool, owner: Hashable) -> bool:
+        if self._exclusive is _DELETED:
+            raise LockError(f"lock {self._name} was deleted")
+        if (self._exclusive is not None and self._exclusive == owner) or owner in self._shared:
+            raise LockError(f"{owner!r} already holds lock {self._name} (locks are not re-entrant)")
+        if owner in self._waiting:
+            raise LockError(f"{owner!r} is already waiting for lock {self._name}")
+        if self._queues or self._exclusive is not None:
+            return False
+        if shared:
+            if not self._shared:
+                self._since = self._clock()
+            self._shared[owner] = None
+            return True
+        if self._shared:
+            return False
+        self._exclusive = owner
+        self._since = self._clock()
+        return True
 
     def cancel_async(self, owner: Hashable) -> bool:
         """Withdraw ``owner``'s queued request: True if nothing is queued or held any more.
@@ -530,6 +664,8 @@ class _Level:
     def __init__(self, index: int, name: str, names_lock: SharedLock | None) -> None:
         self.index = index
         self.name = name
+        # Never changed in place: add/remove put a new dict here (under the names lock,
+        # held exclusively), so a reader takes the current one without a mutex.
         self.locks: dict[str, SharedLock] = {}
         # Guards the set of names: ALL holds it shared, add/remove exclusively.
         # None at the big lock's level, whose one lock never changes.
@@ -537,7 +673,11 @@ class _Level:
 
 
 class _Holdings:
-    """What one owner holds in a manager, by level index."""
+    """What one owner holds in a manager, by level index.
+
+    Changed only by the owner's own calls, and by the grant dispatcher finishing
+    or failing the owner's request while the owner waits for it: no mutex.
+    """
 
     __slots__ = ("acquiring", "locks", "names_locks")
 
@@ -548,10 +688,17 @@ class _Holdings:
 
     def deepest(self) -> int:
         """The innermost level it holds or is acquiring anything at; -1 for none."""
-        levels = [*self.locks, *self.names_locks]
-        if self.acquiring is not None:
-            levels.append(self.acquiring)
-        return max(levels, default=-1)
+        deepest = max(self.locks, default=-1)
+        if self.names_locks:
+            deepest = max(deepest, *self.names_locks)
+        acquiring = self.acquiring
+        return deepest if acquiring is None or acquiring < deepest else acquiring
+
+    def idle(self) -> bool:
+        return not self.locks and not self.names_locks and self.acquiring is None
+
+
+_NOTHING_HELD: Final[dict[str, SharedLock]] = {}  # read only: what release() sees at an idle level
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -568,6 +715,14 @@ def _name_list(names: Iterable[str], what: str) -> list[str]:
     return result
 
 
+def _sorted_names(names: Iterable[str], what: str) -> tuple[str, ...]:
+    """The distinct names, sorted: the order in which they are taken."""
+    if isinstance(names, (list, tuple)) and len(names) == 1 and type(names[0]) is str:
+        return (names[0],)  # the common case, cheaply
+    result = _name_list(names, what)
+    return tuple(sorted(set(result))) if len(result) > 1 else tuple(result)
+
+
 class LockRequest:
     """An asynchronous, all-or-nothing request for locks at one level (``LockManager.request``).
 
@@ -578,6 +733,7 @@ class LockRequest:
 
     __slots__ = (
         "_canceled",
+        "_lvl",
         "_manager",
         "_mutex",
         "_names_held",
@@ -597,7 +753,7 @@ class LockRequest:
     def __init__(
         self,
         manager: LockManager,
-        level: str,
+        lvl: _Level,
         names: tuple[str, ...] | None,
         shared: bool,
         priority: int,
@@ -605,7 +761,8 @@ class LockRequest:
         on_grant: Callable[[LockRequest], None],
     ) -> None:
         self._manager = manager
-        self.level = level
+        self._lvl = lvl
+        self.level = lvl.name
         self.names = names
         self.shared = shared
         self.priority = priority
@@ -613,7 +770,9 @@ class LockRequest:
         self._on_grant = on_grant
         self.granted = False
         self.error: LockError | None = None
-        self._mutex = threading.Lock()
+        # Made only when the request has to queue, i.e. when a grant can come from the
+        # dispatcher thread; before that only the owner's thread sees the request.
+        self._mutex: threading.Lock | None = None
         self._canceled = False
         self._names_held = False
         self._plan: list[tuple[str, SharedLock]] | None = None
@@ -631,6 +790,10 @@ class LockRequest:
         """
         return self._manager._cancel(self)
 
+    def _lock_granted(self, error: LockError | None) -> None:
+        """The lock this request queued for was granted, or deleted (dispatcher thread)."""
+        self._manager._step_granted(self, error)
+
 
 class LockManager:
     """Named shared locks in levels, acquired outermost level first: no deadlock is possible.
@@ -640,6 +803,9 @@ class LockManager:
     level only while it holds nothing at that level or an inner one, and takes the
     names of one acquire in sorted order. Every wait therefore points to a lock
     further in, so waits can never form a cycle.
+
+    An owner must not call the manager from two threads at once (see the module's
+    performance notes); different owners may call it from any threads.
     """
 
     def __init__(self, levels: Sequence[str], *, clock: Callable[[], float] = time.time) -> None:
@@ -652,9 +818,8 @@ class LockManager:
             self._levels[level] = _Level(index, level, names_lock)
         self._order = tuple(self._levels.values())
         self._big = self._order[0]
-        self._big.locks[self._big.name] = SharedLock(self._big.name, clock=clock)
+        self._big.locks = {self._big.name: SharedLock(self._big.name, clock=clock)}
         self._clock = clock
-        self._mutex = threading.Lock()
         self._holdings: dict[Hashable, _Holdings] = {}
 
     @property
@@ -673,17 +838,18 @@ class LockManager:
         lvl = self._changeable_level(level)
         wanted = _name_list(names, "add")
         owner = threading.current_thread() if owner is None else owner
-        with self._mutex:
-            self._check_may_change_unlocked(lvl, owner)
-            if all(name in lvl.locks for name in wanted):
-                return
+        self._check_may_change(lvl, owner)
+        locks = lvl.locks
+        if all(name in locks for name in wanted):
+            return
         assert lvl.names_lock is not None
         lvl.names_lock.acquire(owner=owner)
         try:
-            with self._mutex:
-                for name in wanted:
-                    if name not in lvl.locks:
-                        lvl.locks[name] = SharedLock(f"{lvl.name}:{name}", clock=self._clock)
+            locks = dict(lvl.locks)
+            for name in wanted:
+                if name not in locks:
+                    locks[name] = SharedLock(f"{lvl.name}:{name}", clock=self._clock)
+            lvl.locks = locks
         finally:
             lvl.names_lock.release(owner=owner)
 
@@ -702,20 +868,19 @@ class LockManager:
         lvl = self._changeable_level(level)
         unwanted = _name_list(names, "remove")
         owner = threading.current_thread() if owner is None else owner
-        with self._mutex:
-            self._check_may_change_unlocked(lvl, owner)
+        self._check_may_change(lvl, owner)
         assert lvl.names_lock is not None
         lvl.names_lock.acquire(owner=owner)
         try:
-            with self._mutex:
-                missing = sorted(name for name in set(unwanted) if name not in lvl.locks)
-                if missing:
-                    raise LockError(f"no lock {lvl.name}:{missing[0]} to remove")
-                doomed = [(name, lvl.locks[name]) for name in sorted(set(unwanted))]
+            missing = sorted(name for name in set(unwanted) if name not in lvl.locks)
+            if missing:
+                raise LockError(f"no lock {lvl.name}:{missing[0]} to remove")
+            doomed = [(name, lvl.locks[name]) for name in sorted(set(unwanted))]
             for name, lock in doomed:
                 lock.delete(owner=owner)
-                with self._mutex:
-                    del lvl.locks[name]
+                locks = dict(lvl.locks)
+                del locks[name]
+                lvl.locks = locks
         finally:
             lvl.names_lock.release(owner=owner)
 
@@ -740,12 +905,15 @@ class LockManager:
             LockError: out of level order, an unknown name, a lock removed while waited for.
         """
         lvl = self._level(level)
-        wanted = None if isinstance(names, _AllNames) else sorted(set(_name_list(names, "acquire")))
+        wanted = None if isinstance(names, _AllNames) else _sorted_names(names, "acquire")
         owner = threading.current_thread() if owner is None else owner
-        check_int(priority)
-        _check_timeout(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        holdings = self._start_acquire_unlocked(lvl, owner)
+        if type(priority) is not int:
+            check_int(priority)
+        deadline = None
+        if timeout is not None:
+            _check_timeout(timeout)
+            deadline = time.monotonic() + timeout
+        holdings = self._start_acquire(lvl, owner)
         taken: dict[str, SharedLock] = {}
         names_lock = lvl.names_lock if wanted is None else None
         names_held = done = False
@@ -754,8 +922,7 @@ class LockManager:
                 if not names_lock.acquire(True, _remaining(deadline), priority, owner):
                     return False
                 names_held = True
-            locks = self._resolve(lvl, wanted)
-            for name, lock in locks:
+            for name, lock in self._resolve(lvl, wanted):
                 if not lock.acquire(shared, _remaining(deadline), priority, owner):
                     return False
                 taken[name] = lock
@@ -765,7 +932,7 @@ class LockManager:
             holdings.acquiring = None
             if done:
                 if taken:
-                    holdings.locks.setdefault(lvl.index, {}).update(taken)
+                    holdings.locks[lvl.index] = taken
                 if names_held:
                     holdings.names_locks.add(lvl.index)
             else:
@@ -773,7 +940,7 @@ class LockManager:
                     lock.release(owner)
                 if names_lock is not None and names_held:
                     names_lock.release(owner)
-            self._forget_if_idle_unlocked(owner, holdings)
+            self._forget_if_idle(owner, holdings)
 
     def request(
         self,
@@ -796,61 +963,70 @@ class LockManager:
         grant dispatcher thread with no lock mutex held.
         """
         lvl = self._level(level)
-        wanted = None if isinstance(names, _AllNames) else sorted(set(_name_list(names, "request")))
-        check_int(priority)
-        self._start_acquire_unlocked(lvl, owner)
-        req = LockRequest(
-            self,
-            lvl.name,
-            None if wanted is None else tuple(wanted),
-            shared,
-            priority,
-            owner,
-            on_grant,
-        )
-        with req._mutex:
-            try:
-                complete = self._advance_unlocked(req, lvl)
-            except BaseException:
-                self._abandon_unlocked(req, lvl)
-                raise
+        wanted = None if isinstance(names, _AllNames) else _sorted_names(names, "request")
+        if type(priority) is not int:
+            check_int(priority)
+        self._start_acquire(lvl, owner)
+        req = LockRequest(self, lvl, wanted, shared, priority, owner, on_grant)
+        try:
+            if self._advance_unlocked(req):  # no mutex yet: takes only what is free
+                return req
+            req._mutex = threading.Lock()  # from here on a grant may come from elsewhere
+            with req._mutex:
+                complete = self._advance_unlocked(req)
+        except BaseException:
+            self._abandon_unlocked(req)  # it raised before queueing: no grant can come
+            raise
         if complete and req.error is not None:
             raise req.error
         return req
 
-    def _advance_unlocked(self, req: LockRequest, lvl: _Level) -> bool:
-        """Take the request's next locks while they are free (``req._mutex`` held).
+    def _advance_unlocked(self, req: LockRequest) -> bool:
+        """Take the request's next locks, in order, while they are free.
 
         Returns True when the request is complete (granted, or failed with ``error``).
+        Without a mutex (the request is being made) a busy lock is only tried and
+        False means "queue from here on"; with ``req._mutex`` (held) the request
+        queues for the first busy lock, whose grant calls :meth:`_step_granted`.
         """
-        owner = req.owner
-        step = functools.partial(self._step_granted, req, lvl)
+        lvl = req._lvl
+        may_queue = req._mutex is not None
         if req.names is None and lvl.names_lock is not None and not req._names_held:
-            if not lvl.names_lock.acquire_async(True, req.priority, owner, step):
-                req._waiting_on = lvl.names_lock
+            if not self._take_unlocked(req, lvl.names_lock, True, may_queue):
                 return False
             req._names_held = True
-        if req._plan is None:
-            req._plan = self._resolve(lvl, None if req.names is None else list(req.names))
-        for name, lock in req._plan:
-            if name in req._taken:
+        plan = req._plan
+        if plan is None:
+            plan = req._plan = self._resolve(lvl, req.names)
+        taken = req._taken
+        for name, lock in plan:
+            if name in taken:
                 continue
-            if not lock.acquire_async(req.shared, req.priority, owner, step):
-                req._waiting_on = lock
+            if not self._take_unlocked(req, lock, req.shared, may_queue):
                 return False
-            req._taken[name] = lock
+            taken[name] = lock
         req._waiting_on = None
-        holdings = self._holdings[owner]
+        holdings = self._holdings[req.owner]
         holdings.acquiring = None
-        if req._taken:
-            holdings.locks.setdefault(lvl.index, {}).update(req._taken)
+        if taken:
+            holdings.locks[lvl.index] = taken  # the request is done with it
         if req._names_held:
             holdings.names_locks.add(lvl.index)
         req.granted = True
         return True
 
-    def _step_granted(self, req: LockRequest, lvl: _Level, error: LockError | None) -> None:
+    @staticmethod
+    def _take_unlocked(req: LockRequest, lock: SharedLock, shared: bool, may_queue: bool) -> bool:
+        if not may_queue:
+            return lock._take_now(shared, req.owner)
+        if lock.acquire_async(shared, req.priority, req.owner, req._lock_granted):
+            return True
+        req._waiting_on = lock
+        return False
+
+    def _step_granted(self, req: LockRequest, error: LockError | None) -> None:
         """A lock the request waited in was granted (dispatcher thread)."""
+        assert req._mutex is not None  # it queued, so it has one
         with req._mutex:
             if req._canceled or req.granted:
                 return  # cancel() has dealt with this lock already
@@ -858,22 +1034,21 @@ class LockManager:
             req._waiting_on = None
             if error is not None:
                 req.error = error
-                self._abandon_unlocked(req, lvl)
+                self._abandon_unlocked(req)
             else:
                 assert lock is not None
-                if lock is lvl.names_lock:
-                    req._names_held = True
-                else:
-                    req._taken[next(n for n, lk in req._plan or () if lk is lock)] = lock
+                self._note_taken_unlocked(req, lock)
                 try:
-                    if not self._advance_unlocked(req, lvl):
+                    if not self._advance_unlocked(req):
                         return
                 except LockError as exc:
                     req.error = exc
-                    self._abandon_unlocked(req, lvl)
+                    self._abandon_unlocked(req)
         req._on_grant(req)
 
     def _cancel(self, req: LockRequest) -> bool:
+        if req._mutex is None:
+            return not req.granted  # it never queued: complete since request() returned
         with req._mutex:
             if req.granted:
                 return False
@@ -883,26 +1058,35 @@ class LockManager:
             lock = req._waiting_on
             if lock is not None and not lock.cancel_async(req.owner):
                 # granted a moment ago; its callback will find the request canceled
-                if lock is self._level(req.level).names_lock:
-                    req._names_held = True
-                else:
-                    req._taken[next(n for n, lk in req._plan or () if lk is lock)] = lock
+                self._note_taken_unlocked(req, lock)
             req._waiting_on = None
-            self._abandon_unlocked(req, self._level(req.level))
+            self._abandon_unlocked(req)
             return True
 
-    def _abandon_unlocked(self, req: LockRequest, lvl: _Level) -> None:
-        """Release whatever an incomplete request took and forget it (``req._mutex`` held)."""
+    @staticmethod
+    def _note_taken_unlocked(req: LockRequest, lock: SharedLock) -> None:
+        """Record that the request now holds ``lock`` (the one it queued for)."""
+        if lock is req._lvl.names_lock:
+            req._names_held = True
+        else:
+            req._taken[next(n for n, lk in req._plan or () if lk is lock)] = lock
+
+    def _abandon_unlocked(self, req: LockRequest) -> None:
+        """Release whatever an incomplete request took and forget it.
+
+        Under ``req._mutex``, or where no grant can come (nothing is queued).
+        """
         for lock in reversed(list(req._taken.values())):
             lock.release(req.owner)
         req._taken.clear()
-        if req._names_held and lvl.names_lock is not None:
-            lvl.names_lock.release(req.owner)
+        names_lock = req._lvl.names_lock
+        if req._names_held and names_lock is not None:
+            names_lock.release(req.owner)
             req._names_held = False
         holdings = self._holdings.get(req.owner)
         if holdings is not None:
             holdings.acquiring = None
-            self._forget_if_idle_unlocked(req.owner, holdings)
+            self._forget_if_idle(req.owner, holdings)
 
     def release(
         self, level: str, names: Iterable[str] | None = None, owner: Hashable | None = None
@@ -921,20 +1105,24 @@ class LockManager:
             if chosen:
                 raise LockError(f"{owner!r} does not hold lock {lvl.name}:{chosen[0]}")
             return
-        held = holdings.locks.get(lvl.index, {})
+        held = holdings.locks.get(lvl.index, _NOTHING_HELD)
         if chosen is None:
             chosen = list(held)
-        for name in chosen:
-            if name not in held:
-                raise LockError(f"{owner!r} does not hold lock {lvl.name}:{name}")
-        if lvl is self._big and chosen:
+        else:
+            for name in chosen:
+                if name not in held:
+                    raise LockError(f"{owner!r} does not hold lock {lvl.name}:{name}")
+        if (
+            lvl is self._big
+            and chosen
+            and (len(holdings.locks) > 1 or holdings.names_locks or holdings.acquiring)
+        ):
             inner = max((i for i in (*holdings.locks, *holdings.names_locks) if i), default=0)
-            if inner or holdings.acquiring:
-                blocking = self._order[inner or holdings.acquiring or 0].name
-                raise LockError(
-                    f"{owner!r} cannot release the big lock {lvl.name} while it holds or "
-                    f"acquires locks at level {blocking}"
-                )
+            blocking = self._order[inner or holdings.acquiring or 0].name
+            raise LockError(
+                f"{owner!r} cannot release the big lock {lvl.name} while it holds or "
+                f"acquires locks at level {blocking}"
+            )
         freed = [held.pop(name) for name in chosen]
         names_lock = None
         if not held:
@@ -942,7 +1130,7 @@ class LockManager:
             if lvl.index in holdings.names_locks:
                 holdings.names_locks.discard(lvl.index)
                 names_lock = lvl.names_lock
-        self._forget_if_idle_unlocked(owner, holdings)
+        self._forget_if_idle(owner, holdings)
         for lock in freed:
             lock.release(owner)
         if names_lock is not None:
@@ -952,24 +1140,19 @@ class LockManager:
         """The names of the locks ``owner`` holds at ``level``."""
         lvl = self._level(level)
         owner = threading.current_thread() if owner is None else owner
-        with self._mutex:
-            holdings = self._holdings.get(owner)
-            return frozenset(holdings.locks.get(lvl.index, ()) if holdings else ())
+        holdings = self._holdings.get(owner)
+        return frozenset(holdings.locks.get(lvl.index, ()) if holdings else ())
 
     def info(self) -> list[LockInfo]:
         """Every lock, level by level (outermost first) and by name within a level."""
-        with self._mutex:
-            snapshot = [
-                (lvl.name, name, lvl.locks[name])
-                for lvl in self._order
-                for name in sorted(lvl.locks)
-            ]
         result = []
-        for level, name, lock in snapshot:
-            stats = lock.statistics()
-            result.append(
-                LockInfo(level, name, stats.mode, stats.owners, stats.pending, stats.since)
-            )
+        for lvl in self._order:
+            locks = lvl.locks
+            for name in sorted(locks):
+                stats = locks[name].statistics()
+                result.append(
+                    LockInfo(lvl.name, name, stats.mode, stats.owners, stats.pending, stats.since)
+                )
         return result
 
     # -- helpers --------------------------------------------------------------------------
@@ -986,24 +1169,23 @@ class LockManager:
             raise LockError(f"level {lvl.name} holds only the big lock; it cannot change")
         return lvl
 
-    def _resolve(self, lvl: _Level, wanted: list[str] | None) -> list[tuple[str, SharedLock]]:
+    @staticmethod
+    def _resolve(lvl: _Level, wanted: Sequence[str] | None) -> list[tuple[str, SharedLock]]:
+        locks = lvl.locks  # one dict, never changed in place
         if wanted is None:
-            with self._mutex:
-                return sorted(lvl.locks.items())
-        # Single dict reads are atomic; add/remove change the dict under the mutex.
-        locks = lvl.locks
+            return sorted(locks.items())
         try:
             return [(name, locks[name]) for name in wanted]
         except KeyError as exc:
             raise LockError(f"no lock {lvl.name}:{exc.args[0]}; add it first") from None
 
-    def _start_acquire_unlocked(self, lvl: _Level, owner: Hashable) -> _Holdings:
+    def _start_acquire(self, lvl: _Level, owner: Hashable) -> _Holdings:
         holdings = self._holdings.get(owner)
         if holdings is None:
             holdings = self._holdings[owner] = _Holdings()
-        deepest = holdings.deepest()
         if holdings.acquiring is not None:
             raise LockError(f"{owner!r} is already acquiring locks in another thread")
+        deepest = holdings.deepest()
         if deepest == lvl.index:
             raise LockError(
                 f"{owner!r} already holds locks at level {lvl.name}; take all the names it "
@@ -1015,7 +1197,7 @@ class LockManager:
                 f"{lvl.name}; levels must be acquired outermost first"
             )
         if lvl is not self._big and 0 not in holdings.locks:
-            self._forget_if_idle_unlocked(owner, holdings)
+            self._forget_if_idle(owner, holdings)
             raise LockError(
                 f"{owner!r} must hold the big lock {self._big.name} before acquiring at "
                 f"level {lvl.name}"
@@ -1023,7 +1205,7 @@ class LockManager:
         holdings.acquiring = lvl.index
         return holdings
 
-    def _check_may_change_unlocked(self, lvl: _Level, owner: Hashable) -> None:
+    def _check_may_change(self, lvl: _Level, owner: Hashable) -> None:
         holdings = self._holdings.get(owner)
         if holdings is not None and holdings.deepest() >= lvl.index:
             raise LockError(
@@ -1031,8 +1213,8 @@ class LockManager:
                 f"before adding or removing locks at level {lvl.name}"
             )
 
-    def _forget_if_idle_unlocked(self, owner: Hashable, holdings: _Holdings) -> None:
-        if holdings.deepest() < 0 and self._holdings.get(owner) is holdings:
+    def _forget_if_idle(self, owner: Hashable, holdings: _Holdings) -> None:
+        if holdings.idle() and self._holdings.get(owner) is holdings:
             del self._holdings[owner]
 
 
