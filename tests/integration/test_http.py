@@ -209,3 +209,79 @@ def test_tokens_file_errors_and_bind_rule(tmp_path: Path) -> None:
     check_bind("::1", None)
     path.write_text(f"{WRITE} write\n")
     check_bind("0.0.0.0", TokenStore.from_file(path))
+
+
+# Found by tests/integration/test_openapi_fuzz.py ------------------------------------------
+
+
+def test_ids_beyond_the_store_range_are_422_not_500(api: httpx.Client) -> None:
+    big = 2**63
+    error(api.get(f"/v1/jobs/{big - 1}"), 404, "job_not_found")
+    error(api.get(f"/v1/jobs/{big}"), 422, "invalid_request")
+    error(api.get(f"/v1/jobs/{big}/explain"), 422, "invalid_request")
+    error(api.post(f"/v1/jobs/{big}/cancel"), 422, "invalid_request")
+    error(api.get("/v1/jobs", params={"after": big}), 422, "invalid_request")
+    job_id = api.post("/v1/jobs", json={"ops": [{"op": "test.noop"}]}).json()["id"]
+    message = error(
+        api.get(f"/v1/jobs/{job_id}/wait", params={"since_serial": big, "timeout": 0}),
+        422,
+        "invalid_request",
+    )
+    assert "since_serial" in message
+    message = error(
+        api.post("/v1/jobs", json={"ops": [{"op": "test.noop"}], "depends": [{"job": big}]}),
+        422,
+        "invalid_request",
+    )
+    assert "depends" in message
+
+
+def test_lone_surrogates_are_refused_before_they_are_stored(api: httpx.Client) -> None:
+    json_type = {"content-type": "application/json"}
+    for body in (
+        b'{"ops": [{"op": "test.delay", "params": {"message": "\\ud800"}}]}',
+        b'{"ops": [{"op": "test.delay", "params": {"\\udc00": 1}}]}',
+    ):
+        message = error(
+            api.post("/v1/jobs", content=body, headers=json_type), 422, "invalid_request"
+        )
+        assert "surrogate" in message
+    assert api.get("/v1/jobs").json() == {"jobs": [], "next": None}
+
+
+def test_405_names_every_method_of_the_path(api: httpx.Client) -> None:
+    response = api.delete("/v1/jobs")
+    error(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET, POST"
+    assert api.request("TRACE", "/healthz").headers["allow"] == "GET"
+
+
+def test_bodies_are_not_coerced(api: httpx.Client) -> None:
+    error(api.put("/v1/drain", json={"drained": "true"}), 422, "invalid_request")
+    error(api.post("/v1/archive", json={"older_than": "5"}), 422, "invalid_request")
+    error(api.put("/v1/jobs/1/priority", json={"priority": True}), 422, "invalid_request")
+    assert api.get("/v1/status").json()["drained"] is False
+
+
+def test_status_lists_accept_spaces_and_empty_items_only(api: httpx.Client) -> None:
+    listed = api.get("/v1/jobs", params={"status": " queued , ,waiting,"})
+    assert listed.status_code == 200, listed.text
+    message = error(
+        api.get("/v1/jobs", params={"status": "queued,\twaiting"}), 422, "invalid_request"
+    )
+    assert "unknown status" in message
+
+
+def test_openapi_documents_errors_ops_and_statuses(api: httpx.Client) -> None:
+    document = api.get("/openapi.json").json()
+    responses = document["paths"]["/v1/jobs/{job_id}"]["get"]["responses"]
+    assert set(responses) == {"200", "401", "403", "404", "422", "503"}
+    error_body = {"$ref": "#/components/schemas/ErrorBody"}
+    assert responses["422"]["content"]["application/json"]["schema"] == error_body
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    op = document["components"]["schemas"]["OpSpec"]["properties"]["op"]
+    assert set(op["enum"]) == {"test.delay", "test.noop"}
+    assert "canceling" in document["components"]["schemas"]["OpStatus"]["enum"]
+    listing = document["paths"]["/v1/jobs"]["get"]["parameters"]
+    status = next(p for p in listing if p["name"] == "status")
+    assert "canceling" in str(status["schema"])

@@ -7,6 +7,7 @@ waits on a thread of its own pool so that watchers never starve other requests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import anyio
@@ -16,23 +17,49 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..errors import ValidationError
+from ..jobs import OpStatus
 from ..queue import MAX_WAIT, JobQueue
 from . import auth, errors
 from .metrics import Metrics
 from .schemas import (
+    MAX_ID,
     ArchiveBody,
     BatchSpec,
     DrainBody,
+    ErrorBody,
     JobSpec,
     PriorityBody,
+    StatusList,
     job_json,
     log_json,
     summary_json,
 )
 
-JobId = Annotated[int, Path(ge=1, description="a job id")]
+JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="a job id")]
 MAX_WATCHERS = 200
+_ERRORS = {
+    400: "the body is not JSON (bad_json)",
+    401: "no or unknown token (unauthorized)",
+    403: "a read token where a write token is needed, or a non-loopback client "
+    "without a tokens file (forbidden)",
+    404: "no such job (job_not_found)",
+    409: "the job is in the wrong state, e.g. unfinished (job_state)",
+    413: "the body is larger than the limit (body_too_large)",
+    422: "a field is invalid; the message names it (invalid_request, invalid_priority, "
+    "op_not_found, invalid_dependency)",
+    503: "try again later (queue_full, queue_drained, store_error)",
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all in the one error shape."""
+    return {status: {"model": ErrorBody, "description": _ERRORS[status]} for status in statuses}
+
+
+GUARDED = (401, 403, 503)
+"""Every endpoint behind a token may answer these; 503 when the store fails."""
+BODY = (400, 413, 422)
+JOB = (404, 422)
 
 
 class BodyLimit:
@@ -112,50 +139,55 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/metrics", dependencies=read, response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        dependencies=read,
+        response_class=PlainTextResponse,
+        responses=_errors(*GUARDED),
+    )
     def get_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/jobs", status_code=201, dependencies=write)
+    @app.post("/v1/jobs", status_code=201, dependencies=write, responses=_errors(*GUARDED, *BODY))
     def submit(body: JobSpec) -> dict[str, int]:
         return {"id": queue.submit_many([body.to_queue()])[0]}
 
-    @app.post("/v1/jobs/batch", status_code=201, dependencies=write)
+    @app.post(
+        "/v1/jobs/batch", status_code=201, dependencies=write, responses=_errors(*GUARDED, *BODY)
+    )
     def submit_batch(body: BatchSpec) -> dict[str, list[int]]:
         return {"ids": queue.submit_many([job.to_queue() for job in body.jobs])}
 
-    @app.get("/v1/jobs", dependencies=read)
+    @app.get("/v1/jobs", dependencies=read, responses=_errors(*GUARDED, 422))
     def list_jobs(
-        status: Annotated[str | None, Query(description="comma-separated statuses")] = None,
+        status: Annotated[StatusList | None, Query(description="comma-separated statuses")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        after: Annotated[int | None, Query(ge=0)] = None,
+        after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
         archived: Annotated[bool | None, Query()] = False,
     ) -> dict[str, Any]:
-        statuses = [s.strip() for s in status.split(",") if s.strip()] if status else None
+        statuses = [s.strip(" ") for s in status.split(",") if s.strip(" ")] if status else None
         jobs = queue.list(status=statuses, limit=limit, after=after or None, archived=archived)
         return {
             "jobs": [summary_json(job) for job in jobs],
             "next": jobs[-1].id if len(jobs) == limit else None,
         }
 
-    @app.get("/v1/jobs/{job_id}", dependencies=read)
+    @app.get("/v1/jobs/{job_id}", dependencies=read, responses=_errors(*GUARDED, *JOB))
     def get_job(job_id: JobId) -> dict[str, Any]:
         return job_json(queue.get(job_id))
 
-    @app.get("/v1/jobs/{job_id}/wait", dependencies=read)
+    @app.get("/v1/jobs/{job_id}/wait", dependencies=read, responses=_errors(*GUARDED, *JOB))
     async def wait(
         job_id: JobId,
-        since_serial: Annotated[int, Query(ge=0)] = 0,
+        since_serial: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         timeout: Annotated[float, Query(ge=0, le=3600)] = 10.0,
-        status: Annotated[str | None, Query(description="the status the caller knows")] = None,
+        status: Annotated[OpStatus | None, Query(description="the status the caller knows")] = None,
     ) -> dict[str, Any]:
         def block() -> Any:
             return queue.wait_for_change(
                 job_id, since_serial, min(timeout, MAX_WAIT), since_status=status
             )
 
-        if status is not None:
-            _status(status)
         change = await anyio.to_thread.run_sync(block, limiter=watchers)
         if change is None:
             return {"changed": False}
@@ -165,30 +197,36 @@ def create_app(
             "log": [log_json(e) for e in change.log],
         }
 
-    @app.post("/v1/jobs/{job_id}/cancel", dependencies=write)
+    @app.post("/v1/jobs/{job_id}/cancel", dependencies=write, responses=_errors(*GUARDED, *JOB))
     def cancel(job_id: JobId) -> dict[str, Any]:
         ok, message = queue.cancel(job_id)
         return {"ok": ok, "message": message}
 
-    @app.put("/v1/jobs/{job_id}/priority", dependencies=write)
+    @app.put(
+        "/v1/jobs/{job_id}/priority",
+        dependencies=write,
+        responses=_errors(*GUARDED, *JOB, *BODY),
+    )
     def change_priority(job_id: JobId, body: PriorityBody) -> dict[str, Any]:
         ok, message = queue.change_priority(job_id, body.priority)
         return {"ok": ok, "message": message}
 
-    @app.get("/v1/jobs/{job_id}/explain", dependencies=read)
+    @app.get("/v1/jobs/{job_id}/explain", dependencies=read, responses=_errors(*GUARDED, *JOB))
     def explain(job_id: JobId) -> dict[str, Any]:
         return queue.explain(job_id).to_dict()
 
-    @app.post("/v1/jobs/{job_id}/archive", dependencies=write)
+    @app.post(
+        "/v1/jobs/{job_id}/archive", dependencies=write, responses=_errors(*GUARDED, *JOB, 409)
+    )
     def archive(job_id: JobId) -> dict[str, bool]:
         queue.archive(job_id)
         return {"ok": True}
 
-    @app.post("/v1/archive", dependencies=write)
+    @app.post("/v1/archive", dependencies=write, responses=_errors(*GUARDED, *BODY))
     def auto_archive(body: ArchiveBody) -> dict[str, list[int]]:
         return {"archived": queue.auto_archive(body.older_than)}
 
-    @app.get("/v1/locks", dependencies=read)
+    @app.get("/v1/locks", dependencies=read, responses=_errors(*GUARDED, 422))
     def locks(all: bool = False) -> list[dict[str, Any]]:
         return [
             {
@@ -206,7 +244,7 @@ def create_app(
             if all or info.owners or info.pending
         ]
 
-    @app.get("/v1/ops", dependencies=read)
+    @app.get("/v1/ops", dependencies=read, responses=_errors(*GUARDED))
     def ops() -> list[dict[str, Any]]:
         return [
             {
@@ -219,7 +257,7 @@ def create_app(
             for op in queue.registry.ops()
         ]
 
-    @app.get("/v1/status", dependencies=read)
+    @app.get("/v1/status", dependencies=read, responses=_errors(*GUARDED))
     def status() -> dict[str, Any]:
         state = queue.status()
         return {
@@ -232,20 +270,29 @@ def create_app(
             "oldest_queued_age": queue.oldest_queued_age(),
         }
 
-    @app.put("/v1/drain", dependencies=write)
+    @app.put("/v1/drain", dependencies=write, responses=_errors(*GUARDED, *BODY))
     def drain(body: DrainBody) -> dict[str, bool]:
         queue.set_drained(body.drained)
         return {"drained": body.drained}
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    op_names = [op.name for op in queue.registry.ops()]
+    app.openapi = _naming_ops(app, op_names)  # type: ignore[method-assign]
     return app
 
 
-def _status(value: str) -> None:
-    from ..jobs import OpStatus
+def _naming_ops(app: FastAPI, names: list[str]) -> Callable[[], dict[str, Any]]:
+    """FastAPI's OpenAPI document, with the registered op names as the values of ``op``.
 
-    try:
-        OpStatus(value)
-    except ValueError:
-        known = ", ".join(s.value for s in OpStatus)
-        raise ValidationError(f"unknown status {value!r}; statuses are {known}") from None
+    Only documented: an unknown name still gets 422 op_not_found from the queue.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            document["components"]["schemas"]["OpSpec"]["properties"]["op"]["enum"] = names
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    return openapi

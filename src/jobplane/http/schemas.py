@@ -2,17 +2,82 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import pydantic
 
-from ..jobs import Job, LogEntry
+from .. import priorities
+from ..jobs import Job, LogEntry, OpStatus
 
-Priority = int | str
+Priority = Annotated[
+    int | str,
+    pydantic.WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": priorities.HIGHEST, "maximum": priorities.LOWEST},
+                {"type": "string", "enum": list(priorities.NAMES)},
+            ],
+            "description": "lower runs first; names are high, normal and low",
+        }
+    ),
+]
+"""Checked by ``priorities.parse`` (422 invalid_priority), so only documented here."""
+
+_STATUSES = [status.value for status in OpStatus]
+
+
+def _known_statuses(value: str) -> str:
+    for item in value.split(","):
+        name = item.strip(" ")
+        if name and name not in _STATUSES:
+            raise ValueError(f"unknown status {name!r}; statuses are {', '.join(_STATUSES)}")
+    return value
+
+
+_ONE = "|".join(_STATUSES)
+StatusList = Annotated[
+    str,
+    pydantic.AfterValidator(_known_statuses),
+    pydantic.WithJsonSchema(
+        {"type": "string", "pattern": rf"^ *(?:(?:{_ONE}) *)?(?:, *(?:(?:{_ONE}) *)?)*$"}
+    ),
+]
+"""Comma-separated statuses; spaces around them and empty items are allowed."""
+
+MAX_ID = 2**63 - 1
+"""The largest id the store can hold (SQLite INTEGER); larger ids are refused with 422."""
+
+
+def _check_text(value: Any) -> None:
+    """Raise ValueError if a string anywhere in ``value`` cannot be written as UTF-8.
+
+    JSON may escape lone surrogates (``"\\ud800"``); such a string could be
+    stored but never sent back, so it is refused here.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("strings must be valid Unicode (no lone surrogates)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
 
 
 class _Body(pydantic.BaseModel):
-    model_config = pydantic.ConfigDict(extra="forbid")
+    """A request body: no unknown fields, no type coercion ("1" is not 1, 1 is not true)."""
+
+    model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        _check_text(data)
+        return data
 
 
 class OpSpec(_Body):
@@ -22,7 +87,9 @@ class OpSpec(_Body):
 
 
 class DependencySpec(_Body):
-    job: int = pydantic.Field(description="a job id; negative ids name earlier jobs of a batch")
+    job: int = pydantic.Field(
+        ge=-MAX_ID, le=MAX_ID, description="a job id; negative ids name earlier jobs of a batch"
+    )
     statuses: list[str] = pydantic.Field(default_factory=lambda: ["success"])
 
 
@@ -53,6 +120,17 @@ class DrainBody(_Body):
 
 class ArchiveBody(_Body):
     older_than: float = pydantic.Field(ge=0, description="seconds since the job ended")
+
+
+class ErrorDetail(pydantic.BaseModel):
+    code: str = pydantic.Field(description="stable and machine-readable, e.g. job_not_found")
+    message: str = pydantic.Field(description="for people; names the field at fault")
+
+
+class ErrorBody(pydantic.BaseModel):
+    """Every error answer: ``{"error": {"code": "...", "message": "..."}}``."""
+
+    error: ErrorDetail
 
 
 def log_json(entry: LogEntry) -> dict[str, Any]:
