@@ -232,10 +232,12 @@ def run(console: Console, url: str) -> dict[int, str]:
                     urgent_sent = True
                 summaries = _all_jobs(client)
                 view.update(summaries, client.locks())
-                if urgent_sent and all(j["status"] in FINAL for j in summaries):
+                unfinished = [j["id"] for j in summaries if j["status"] not in FINAL]
+                if urgent_sent and not unfinished:
                     break
-                # Block until the newest job changes, at most a tenth of a second.
-                client.wait(max(labels), timeout=0.1)
+                # Block until an unfinished job changes, at most a tenth of a second.
+                if unfinished:
+                    client.wait(unfinished[0], timeout=0.1)
     return labels
 
 

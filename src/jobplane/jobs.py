@@ -38,6 +38,36 @@ JobStatus = OpStatus
 """A job's status takes the same values as an op's."""
 
 FINAL = frozenset({OpStatus.SUCCESS, OpStatus.ERROR, OpStatus.CANCELED})
+
+MAX_ID = 2**63 - 1
+"""The largest job id (and log serial) a store holds: a signed 64-bit integer."""
+
+
+def text_error(value: Any) -> str | None:
+    """Why ``value`` (JSON data) cannot be stored and sent back as UTF-8, or None.
+
+    JSON may escape lone surrogates (``"\\ud800"``); a string holding one
+    could be stored but never sent back in a response.
+    """
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return "strings must be valid Unicode (no lone surrogates)"
+        return None
+    if isinstance(value, dict):
+        items: Any = (x for pair in value.items() for x in pair)
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        return None
+    for item in items:
+        if (problem := text_error(item)) is not None:
+            return problem
+    return None
+
+
 PENDING = frozenset({OpStatus.QUEUED, OpStatus.WAITING})
 ALL_STATUSES = tuple(OpStatus)
 

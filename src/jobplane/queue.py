@@ -25,7 +25,7 @@ from typing import Any
 
 from . import __version__, priorities
 from .errors import DependencyError, JobStateError, StoreError, ValidationError
-from .jobs import FINAL, Dependency, Job, LogEntry, OpState, OpStatus
+from .jobs import FINAL, MAX_ID, Dependency, Job, LogEntry, OpState, OpStatus, text_error
 from .locking import LockInfo, LockManager
 from .operations import Registry
 from .processor import (
@@ -255,7 +255,11 @@ class JobQueue:
         priority = job_priority
         if spec.get("priority") is not None:
             priority = _priority(spec["priority"], f"{where}.priority")
-        return OpState(op=name, params=params.model_dump(mode="json"), priority=priority)
+        dumped = params.model_dump(mode="json")
+        problem = text_error(dumped)
+        if problem is not None:
+            raise ValidationError(f"{where}.params: {problem}")
+        return OpState(op=name, params=dumped, priority=priority)
 
     # -- reading -----------------------------------------------------------------------
 
@@ -291,11 +295,18 @@ class JobQueue:
 
         A change is: a log line with a serial above ``since_log_serial``, or a
         status other than ``since_status`` (default: the status when called).
-        Returns at once if that is already the case.
+        Returns at once if that is already the case; for a finished job, which
+        never changes again, it returns None at once instead of waiting.
         """
         job_id = _job_id(job_id)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValidationError("timeout must be a number of seconds >= 0")
+        if (
+            isinstance(since_log_serial, bool)
+            or not isinstance(since_log_serial, int)
+            or not 0 <= since_log_serial <= MAX_ID
+        ):
+            raise ValidationError(f"since_log_serial must be an integer from 0 to {MAX_ID}")
         timeout = min(float(timeout), MAX_WAIT)
         base_status = OpStatus(since_status) if since_status is not None else None
         event = threading.Event()
@@ -314,7 +325,7 @@ class JobQueue:
                     job.log = self.store.read_log(job_id)
                     return JobChange(job, log)
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not event.wait(remaining):
+                if job.is_final or remaining <= 0 or not event.wait(remaining):
                     return None
                 event.clear()
                 job = self.store.load(job_id)
@@ -518,8 +529,8 @@ def _priority(value: object, where: str) -> int:
 
 
 def _job_id(value: object, what: str = "job id") -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(f"{what} must be a positive integer, not {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise ValidationError(f"{what} must be an integer from 1 to {MAX_ID}, not {value!r}")
     return value
 
 
@@ -552,7 +563,7 @@ def _dependencies(value: object, index: int, where: str) -> tuple[Dependency, ..
             raise ValidationError(
                 f"{where}a dependency is (job_id, [statuses]) or {{'job', 'statuses'}}"
             )
-        if isinstance(job, bool) or not isinstance(job, int) or job == 0:
+        if isinstance(job, bool) or not isinstance(job, int) or job == 0 or abs(job) > MAX_ID:
             raise DependencyError(
                 f"{where}dependency job id must be a non-zero integer, not {job!r}"
             )

@@ -74,7 +74,18 @@ def test_invalid_jobs_are_refused_before_queueing(make_queue: Any) -> None:
         q.submit([{"op": "test.delay", "params": {"duration": -1}}])
     with pytest.raises(ValidationError, match="level:name"):
         q.submit([{"op": "test.delay", "params": {"exclusive": ["n1"]}}])
+    with pytest.raises(ValidationError, match="no lone surrogates"):
+        q.submit([{"op": "test.delay", "params": {"message": "bad \ud800"}}])
+    with pytest.raises(DependencyError, match="non-zero integer"):
+        q.submit([mark("x")], depends=[(2**63, ["success"])])
     assert q.list(archived=None) == []
+    for too_big in (2**63, 2**64):
+        with pytest.raises(ValidationError, match="job id must be an integer from 1 to"):
+            q.get(too_big)
+        with pytest.raises(ValidationError, match="after must be an integer"):
+            q.list(after=too_big)
+        with pytest.raises(ValidationError, match="since_log_serial"):
+            q.wait_for_change(1, too_big, 0)
 
 
 def test_waiting_job_gets_lock_when_holder_finishes(make_queue: Any, recorder: Recorder) -> None:
@@ -353,6 +364,13 @@ def test_wait_for_change_sees_log_and_status(make_queue: Any, recorder: Recorder
     final = wait_final(q, job_id)
     assert [e.message for e in final.log] == ["hello"]
     assert final.log[0].serial == 1
+    # A finished job never changes again: waiting for a change returns at once.
+    start = time.monotonic()
+    assert q.wait_for_change(job_id, 1, 20) is None
+    assert q.wait_for_change(job_id, 1, 20, since_status="success") is None
+    assert time.monotonic() - start < 10, "waited for a finished job to change"
+    change = q.wait_for_change(job_id, 0, 20, since_status="running")
+    assert change is not None and change.job.status is OpStatus.SUCCESS
 
 
 def test_drain_limit_and_archive(make_queue: Any) -> None:

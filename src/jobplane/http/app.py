@@ -17,12 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..jobs import OpStatus
+from ..jobs import MAX_ID, OpStatus
 from ..queue import MAX_WAIT, JobQueue
 from . import auth, errors
 from .metrics import Metrics
 from .schemas import (
-    MAX_ID,
     ArchiveBody,
     BatchSpec,
     DrainBody,

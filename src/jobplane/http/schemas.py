@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import pydantic
 
 from .. import priorities
-from ..jobs import Job, LogEntry, OpStatus
+from ..jobs import MAX_ID, Job, LogEntry, OpStatus, text_error
 
 Priority = Annotated[
     int | str,
@@ -44,29 +44,6 @@ StatusList = Annotated[
 ]
 """Comma-separated statuses; spaces around them and empty items are allowed."""
 
-MAX_ID = 2**63 - 1
-"""The largest id the store can hold (SQLite INTEGER); larger ids are refused with 422."""
-
-
-def _check_text(value: Any) -> None:
-    """Raise ValueError if a string anywhere in ``value`` cannot be written as UTF-8.
-
-    JSON may escape lone surrogates (``"\\ud800"``); such a string could be
-    stored but never sent back, so it is refused here.
-    """
-    if isinstance(value, str):
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise ValueError("strings must be valid Unicode (no lone surrogates)") from None
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key)
-            _check_text(item)
-    elif isinstance(value, list):
-        for item in value:
-            _check_text(item)
-
 
 class _Body(pydantic.BaseModel):
     """A request body: no unknown fields, no type coercion ("1" is not 1, 1 is not true)."""
@@ -76,7 +53,9 @@ class _Body(pydantic.BaseModel):
     @pydantic.model_validator(mode="before")
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
-        _check_text(data)
+        problem = text_error(data)
+        if problem is not None:
+            raise ValueError(problem)
         return data
 
 
