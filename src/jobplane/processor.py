@@ -199,13 +199,22 @@ class Processor:
         return len(self._active)
 
     def oldest_queued(self) -> float | None:
-        """The ``received_at`` of the oldest job that waits for a worker, or None."""
-        times = [
-            aj.job.received_at
-            for aj in list(self._active.values())
-            if aj.where is Where.POOL and aj.job.status is OpStatus.QUEUED
-        ]
-        return min(times, default=None)
+        """The ``received_at`` of the oldest job that waits for a worker, or None.
+
+        Jobs are admitted in the order they were received, so the first match
+        in admission order is the oldest; the jobs ahead of it are the few
+        running or waiting ones, not the whole backlog.
+        """
+        for _ in range(3):
+            try:
+                for aj in self._active.values():
+                    if aj.where is Where.POOL and aj.job.status is OpStatus.QUEUED:
+                        return aj.job.received_at
+                return None
+            except RuntimeError:  # admitted or finished meanwhile: look again
+                continue
+        queued = (aj for aj in list(self._active.values()) if aj.where is Where.POOL)
+        return next((aj.job.received_at for aj in queued if aj.job.status is OpStatus.QUEUED), None)
 
     # -- a turn ------------------------------------------------------------
 

@@ -388,3 +388,15 @@ def test_drain_limit_and_archive(make_queue: Any) -> None:
         q.submit([mark("4")])
     q.set_drained(False)
     q.submit([mark("4")])
+
+
+def test_oldest_queued_is_the_first_job_still_waiting_for_a_worker(make_queue: Any) -> None:
+    q = make_queue(start=False)
+    assert q.processor.oldest_queued() is None
+    first, second = q.submit([mark("a")]), q.submit([mark("b")])
+    assert q.processor.oldest_queued() == q.get(first).received_at
+    assert q.cancel(first)[0]
+    assert q.processor.oldest_queued() == q.get(second).received_at
+    q.pool.resume()
+    wait_final(q, second)
+    assert q.processor.oldest_queued() is None

@@ -123,11 +123,11 @@ def create_app(
     metrics = Metrics(queue)
     watchers = anyio.CapacityLimiter(MAX_WATCHERS)
 
-    def reader(request: Request) -> None:
+    async def reader(request: Request) -> None:  # cheap: no thread hop
         client = request.client.host if request.client else None
         auth.check(tokens, request.headers.get("authorization"), client, write=False)
 
-    def writer(request: Request) -> None:
+    async def writer(request: Request) -> None:  # cheap: no thread hop
         client = request.client.host if request.client else None
         auth.check(tokens, request.headers.get("authorization"), client, write=True)
 
