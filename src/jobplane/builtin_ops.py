@@ -80,10 +80,10 @@ def delay(ctx: OpContext, params: DelayParams) -> dict[str, Any]:
 
 
 def noop(ctx: OpContext, params: NoopParams) -> None:
-    """Do nothing."""
+    """Do nothing (so running it again after a crash is harmless: retry_on_crash)."""
     return None
 
 
 def register(registry: Registry) -> None:
     registry.add("test.delay", delay, params=DelayParams, locks=_delay_locks)
-    registry.add("test.noop", noop, params=NoopParams)
+    registry.add("test.noop", noop, params=NoopParams, retry_on_crash=True)

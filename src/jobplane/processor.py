@@ -343,7 +343,10 @@ class Processor:
             if job.started_at is None:
                 job.started_at = now
 
-        self._commit_unlocked(aj, start)
+        # Before an op runs, its start must be committed: after a crash it must
+        # not run again unnoticed. An op that may run again (retry_on_crash)
+        # need not wait for that commit: if it is lost, the op just runs again.
+        self._commit_unlocked(aj, start, wait=not opdef.retry_on_crash)
         aj.attempts = None
         aj.pending_timeout = None
         aj.attempt_deadline = None
@@ -724,12 +727,17 @@ class Processor:
 
     # -- helpers ------------------------------------------------------------------
 
-    def _commit_unlocked(self, aj: Active, change: Callable[[Job], None]) -> None:
-        """Apply ``change`` to a copy of the job, commit it, then make it the working copy."""
+    def _commit_unlocked(
+        self, aj: Active, change: Callable[[Job], None], *, wait: bool = True
+    ) -> None:
+        """Apply ``change`` to a copy of the job, commit it, then make it the working copy.
+
+        ``wait=False``: the store commits it soon but this does not wait for it.
+        """
         job = aj.job.clone()
         change(job)
         try:
-            self._store.save(job)
+            self._store.save(job, wait=wait)
         except StoreConflict:
             aj.job = self._store.load(job.id)
             raise

@@ -242,6 +242,55 @@ def test_save_of_a_stale_copy_conflicts_and_writes_nothing(store: Store, make_jo
     assert loaded.version == first.version
 
 
+def test_save_without_waiting_is_committed_soon_and_tells_the_listeners(
+    store: Store, make_job: MakeJob
+) -> None:
+    [job_id] = insert(store, make_job())
+    committed = threading.Event()
+    store.add_listener(lambda changed: changed == job_id and committed.set())
+    job = store.load(job_id)
+    version = job.version
+    job.ops[0].status = OpStatus.RUNNING
+
+    store.save(job, wait=False)
+
+    assert job.version == version + 1
+    assert committed.wait(WAIT), "a save that was not waited for was never committed"
+    assert store.load(job_id).status is OpStatus.RUNNING
+
+
+def test_save_without_waiting_lands_before_the_next_save_of_the_job(
+    store: Store, make_job: MakeJob, open_new: OpenStore
+) -> None:
+    [job_id] = insert(store, make_job())
+    job = store.load(job_id)
+    job.ops[0].status = OpStatus.RUNNING
+    store.save(job, wait=False)
+    store.save(finish(job))  # compares with the version the first save wrote
+
+    loaded = store.load(job_id)
+    assert loaded.status is OpStatus.SUCCESS and loaded.version == job.version
+    quick = store.load(job_id)
+    quick.ops[0].result = "late"
+    store.save(quick, wait=False)
+    store.close()  # commits what is still pending
+    assert open_new().load(job_id).ops[0].result == "late"
+
+
+def test_a_lost_save_without_waiting_shows_in_the_next_save(
+    store: Store, make_job: MakeJob
+) -> None:
+    [job_id] = insert(store, make_job())
+    stale = store.load(job_id)
+    set_status(store, job_id, OpStatus.RUNNING)  # moves the stored version on
+    stale.ops[0].status = OpStatus.ERROR
+    store.save(stale, wait=False)  # conflicts when committed: writes nothing
+    finish(stale)
+    with pytest.raises(StoreConflict):
+        store.save(stale)
+    assert store.load(job_id).status is OpStatus.RUNNING
+
+
 def test_save_of_an_unknown_job_raises_job_not_found(store: Store, make_job: MakeJob) -> None:
     [job_id] = insert(store, make_job())
     ghost = store.load(job_id)

@@ -46,7 +46,7 @@ def test_recovery_rules(db_url: str) -> None:
         db_url,
         [
             ("test.noop", OpStatus.SUCCESS, 1.0),
-            ("test.noop", OpStatus.RUNNING, 2.0),
+            ("test.delay", OpStatus.RUNNING, 2.0),  # not retry_on_crash
             ("test.noop", OpStatus.QUEUED, None),
         ],
         [("t.again", OpStatus.RUNNING, 2.0)],

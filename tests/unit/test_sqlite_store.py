@@ -390,3 +390,27 @@ def test_a_failing_write_in_a_group_commit_undoes_only_itself(store: SQLiteStore
     store.insert_jobs([make_job()], max_unarchived=3)
     with pytest.raises(QueueFull, match="holds 3 unarchived jobs, the limit is 3"):
         store.insert_jobs([make_job()], max_unarchived=3)
+
+
+def test_a_failed_unwaited_save_fails_the_next_save_in_the_same_commit(
+    store: SQLiteStore,
+) -> None:
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    stale = store.load(job_id)
+    moved = store.load(job_id)
+    moved.ops[0].status = OpStatus.WAITING
+    store.save(moved)  # the stored version is now stale.version + 1
+    stale.ops[0].status = OpStatus.RUNNING
+
+    arrivals = Arrivals(2)
+    with ThreadPoolExecutor(1) as pool:
+        with store._writer_lock:  # hold the writer so both land in one batch
+            store._pending = arrivals
+            store.save(stale, wait=False)  # will conflict; its version is bumped anyway
+            # ... so this save's version matches the stored one by accident.
+            later = pool.submit(store.save, stale)
+            assert arrivals.all_here.wait(WAIT)
+        with pytest.raises(StoreConflict, match="not waited for failed"):
+            later.result(timeout=WAIT)
+    loaded = store.load(job_id)
+    assert loaded.status is OpStatus.WAITING and loaded.version == moved.version

@@ -17,7 +17,12 @@ against every store:
    after its change is committed with the store's durability (``normal``:
    survives a crash of the process; ``full``: also a loss of power).
    Concurrent calls from several threads may share one transaction
-   (group commit); that never weakens this rule.
+   (group commit); that never weakens this rule. The one exception is asked
+   for by name: ``save(job, wait=False)`` may return before its change is
+   committed; the store commits it soon (within milliseconds) and in order
+   with the later writes of the same job, and calls the listeners then.
+   The job queue uses it only where a lost write is harmless (the record
+   that an op marked ``retry_on_crash`` started).
 4. **Compare-and-set.** ``save(job)`` writes only if the stored version is
    still ``job.version``; it then increments ``job.version``. Otherwise it
    raises ``StoreConflict`` and writes nothing. Two daemons can therefore
@@ -81,8 +86,11 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def save(self, job: Job) -> None:
+    def save(self, job: Job, *, wait: bool = True) -> None:
         """Commit the job's ops, status, priority and timestamps (guarantee 4).
+
+        ``wait=False``: return at once and commit soon (see guarantee 3); a
+        conflict or error then shows in the job's next waited save.
 
         Raises:
             JobNotFound: no such job.

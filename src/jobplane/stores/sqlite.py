@@ -14,6 +14,11 @@ How it keeps the contract of :mod:`jobplane.stores.base`:
   its own savepoint so that one item's error undoes only that item. So each
   call returns only after its own item is committed (or failed); it then
   calls the listeners itself, outside the transaction and the lock.
+* **Writes that need not wait** (``save(job, wait=False)``) are appended to
+  ``_pending`` the same way, but the caller goes on at once: the next
+  leader commits them, or the flusher thread does, ``FLUSH_DELAY`` seconds
+  after the first such write, if no leader came by meanwhile. Their
+  listeners run once they are committed.
 * **Reads** use a pool of read connections. In WAL mode they see only
   committed data and never wait for the writer.
 * **Durability**: WAL always; ``synchronous=NORMAL`` survives a crash of the
@@ -25,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -47,10 +53,13 @@ from ..jobs import Dependency, Job, LogEntry, OpStatus
 from .base import Durability, Store
 from .sql import SQL_ROOT, Migration, load_migrations, load_queries
 
+logger = logging.getLogger(__name__)
 Q = load_queries(SQL_ROOT, "sqlite")
 MIGRATIONS = load_migrations(SQL_ROOT, "sqlite")
 URL_PREFIX = "sqlite:///"
 BUSY_TIMEOUT_S = 10.0
+FLUSH_DELAY = 0.002
+"""Longest time a write that need not wait stays uncommitted when nothing else commits."""
 
 _LIST_QUERIES = {
     None: Q["list_jobs"],
@@ -162,12 +171,22 @@ class _ProcessLock:
 class _Write(Generic[_T]):
     """One caller's share of a group commit; ``done`` once committed or failed."""
 
-    __slots__ = ("apply", "done", "error", "result", "single")
+    __slots__ = ("after", "apply", "done", "error", "lost_job", "result", "single")
 
-    def __init__(self, apply: Callable[[sqlite3.Connection], _T], single: bool = False) -> None:
+    def __init__(
+        self,
+        apply: Callable[[sqlite3.Connection], _T],
+        single: bool = False,
+        after: Callable[[], None] | None = None,
+        lost_job: int | None = None,
+    ) -> None:
         self.apply = apply
         self.single = single
         """True if ``apply`` writes with one statement: alone, it needs no BEGIN/COMMIT."""
+        self.after = after
+        """For a write nobody waits for: run by whoever committed it, after the commit."""
+        self.lost_job = lost_job
+        """For a save nobody waits for: the job whose next save must fail if this one does."""
         self.done = False
         self.result: _T | None = None
         self.error: BaseException | None = None
@@ -182,7 +201,11 @@ class SQLiteStore(Store):
         self.durability = durability
         self.path = database_path(url)
         self._pending: list[_Write[Any]] = []
-        self._pending_lock = threading.Lock()  # guards _pending
+        self._pending_lock = threading.Lock()  # guards _pending and _flusher
+        self._flusher: threading.Thread | None = None
+        self._flush_wanted = threading.Event()
+        self._stop_flusher = threading.Event()
+        self._lost: set[int] = set()  # jobs whose unwaited save failed; the writer's
         self._writer_lock = threading.Lock()  # the leader's: guards _writer and its use
         self._closed = False
         self._readers_lock = threading.Lock()  # guards _idle_readers and _closed
@@ -230,7 +253,14 @@ class SQLiteStore(Store):
                 return
             self._closed = True
             idle, self._idle_readers = self._idle_readers, []
+        with self._pending_lock:
+            flusher = self._flusher
+        if flusher is not None:
+            self._stop_flusher.set()
+            self._flush_wanted.set()
+            flusher.join()
         with self._writer_lock:
+            self._run_after(self._commit_pending_unlocked())
             writer, self._writer = self._writer, None
         try:
             for conn in idle:
@@ -253,22 +283,72 @@ class SQLiteStore(Store):
         item = _Write(apply, single)
         with self._pending_lock:
             self._pending.append(item)
+        batch: list[_Write[Any]] = []
         with self._writer_lock:
             if not item.done:
-                self._commit_pending_unlocked()
+                batch = self._commit_pending_unlocked()
+        self._run_after(batch)
         if item.error is not None:
             raise item.error
         return item.result  # type: ignore[return-value]
 
-    def _commit_pending_unlocked(self) -> None:
-        """Lead: commit every pending item; ``_writer_lock`` must be held."""
+    def _write_soon(
+        self, apply: Callable[[sqlite3.Connection], Any], after: Callable[[], None], job_id: int
+    ) -> None:
+        """Queue a one-statement save without waiting; ``after()`` runs once it is committed."""
+        item = _Write(apply, single=True, after=after, lost_job=job_id)
+        with self._pending_lock:
+            if self._closed:
+                raise StoreError(f"the store {self.url} is closed")
+            self._pending.append(item)
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_loop, name="jobplane-sqlite-flusher", daemon=True
+                )
+                self._flusher.start()
+        if not self._flush_wanted.is_set():
+            self._flush_wanted.set()
+
+    def _flush_loop(self) -> None:
+        """Commit writes nobody waits for that no leader committed within FLUSH_DELAY."""
+        while True:
+            self._flush_wanted.wait()
+            if self._stop_flusher.is_set():
+                return
+            self._flush_wanted.clear()
+            self._stop_flusher.wait(FLUSH_DELAY)  # a leader usually takes them meanwhile
+            with self._writer_lock:
+                batch = self._commit_pending_unlocked() if self._pending else []
+            self._run_after(batch)
+
+    def _commit_pending_unlocked(self) -> list[_Write[Any]]:
+        """Lead: commit every pending item; ``_writer_lock`` must be held. Returns them."""
         with self._pending_lock:
             batch, self._pending = self._pending, []
+        if not batch:
+            return batch
         try:
             self._commit(batch)
         finally:
             for item in batch:
+                self._note_if_lost(item)
                 item.done = True
+        return batch
+
+    def _note_if_lost(self, item: _Write[Any]) -> None:
+        """A failed save nobody waited for makes the job's next save fail (guarantee 4)."""
+        if item.error is not None and item.lost_job is not None:
+            self._lost.add(item.lost_job)
+
+    def _run_after(self, batch: list[_Write[Any]]) -> None:
+        """After a commit, outside the lock: finish the writes nobody waited for."""
+        for item in batch:
+            if item.after is None:
+                continue
+            if item.error is not None:
+                logger.error("a write that was not waited for failed: %s", item.error)
+            else:
+                item.after()
 
     def _commit(self, batch: list[_Write[Any]]) -> None:
         """Apply every item in one transaction; each failure lands in its item."""
@@ -286,6 +366,7 @@ class SQLiteStore(Store):
                 else:
                     for item in batch:
                         _apply_in_savepoint(conn, item, f"writing to {self.url} failed")
+                        self._note_if_lost(item)  # before a later save of the job applies
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -345,7 +426,7 @@ class SQLiteStore(Store):
         self._notify(ids)
         return ids
 
-    def save(self, job: Job) -> None:
+    def save(self, job: Job, *, wait: bool = True) -> None:
         job_id, version = job.id, job.version
         params = {
             "id": job_id,
@@ -357,6 +438,11 @@ class SQLiteStore(Store):
         }
 
         def apply(conn: sqlite3.Connection) -> None:
+            if job_id in self._lost:
+                self._lost.discard(job_id)
+                raise StoreConflict(
+                    f"job {job_id}: an earlier save that was not waited for failed; reload the job"
+                )
             if conn.execute(Q["save_job"], params).rowcount == 1:
                 return
             row = conn.execute(Q["job_version"], params).fetchone()
@@ -367,9 +453,13 @@ class SQLiteStore(Store):
                 f"this copy version {version}"
             )
 
-        self._write(apply, single=True)
+        if wait:
+            self._write(apply, single=True)
+        else:
+            self._write_soon(apply, lambda: self._notify((job_id,)), job_id)
         job.version = version + 1
-        self._notify((job_id,))
+        if wait:
+            self._notify((job_id,))
 
     def append_log(self, job_id: int, op_index: int, time: float, message: str) -> LogEntry:
         params = {"job_id": job_id, "op_index": op_index, "time": time, "message": message}
