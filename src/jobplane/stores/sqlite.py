@@ -365,7 +365,7 @@ class SQLiteStore(Store):
                     batch[0].result = batch[0].apply(conn)
                 else:
                     for item in batch:
-                        _apply_in_savepoint(conn, item, f"writing to {self.url} failed")
+                        _apply_one(conn, item, f"writing to {self.url} failed")
                         self._note_if_lost(item)  # before a later save of the job applies
                 conn.execute("COMMIT")
             except BaseException:
@@ -590,8 +590,27 @@ class SQLiteStore(Store):
         return {(OpStatus(status), priority): count for status, priority, count in rows}
 
 
+def _apply_one(conn: sqlite3.Connection, item: _Write[Any], what: str) -> None:
+    """Run one item of a batch; its error undoes only its own changes.
+
+    A one-statement item needs no savepoint: SQLite undoes a failed statement
+    by itself, and a check that fails in Python has written nothing. If SQLite
+    rolled the whole transaction back (a full disk, say), the error fails the
+    batch.
+    """
+    if not item.single:
+        _apply_in_savepoint(conn, item, what)
+        return
+    try:
+        item.result = item.apply(conn)
+    except Exception as exc:
+        if not conn.in_transaction:
+            raise
+        item.error = _translate(exc, what)
+
+
 def _apply_in_savepoint(conn: sqlite3.Connection, item: _Write[Any], what: str) -> None:
-    """Run one item of a batch; its error undoes only its own changes."""
+    """Run one item of a batch in a savepoint of its own."""
     conn.execute("SAVEPOINT item")
     try:
         item.result = item.apply(conn)
