@@ -17,6 +17,7 @@ acted upon.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -43,12 +44,18 @@ MAX_ID = 2**63 - 1
 """The largest job id (and log serial) a store holds: a signed 64-bit integer."""
 
 
-def text_error(value: Any) -> str | None:
-    """Why ``value`` (JSON data) cannot be stored and sent back as UTF-8, or None.
+def json_error(value: Any, *, other_types: bool = False) -> str | None:
+    """Why ``value`` is not JSON that can be stored and sent back, or None.
 
-    JSON may escape lone surrogates (``"\\ud800"``); a string holding one
-    could be stored but never sent back in a response.
+    ``other_types``: let values of other types pass (only look for the two
+    traps below), for input a schema will convert to JSON afterwards.
+
+    Besides types JSON has no place for, two things pass ``json.dumps`` but
+    break a response later: a string with a lone surrogate (``"\\ud800"``,
+    which UTF-8 cannot hold) and a float that is not finite (NaN, Infinity).
     """
+    if value is None or isinstance(value, (bool, int)):
+        return None
     if isinstance(value, str):
         if not value.isascii():
             try:
@@ -56,14 +63,20 @@ def text_error(value: Any) -> str | None:
             except UnicodeEncodeError:
                 return "strings must be valid Unicode (no lone surrogates)"
         return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "numbers must be finite (no NaN or Infinity)"
     if isinstance(value, dict):
+        if not other_types and not all(isinstance(key, str) for key in value):
+            return "object keys must be strings"
         items: Any = (x for pair in value.items() for x in pair)
     elif isinstance(value, (list, tuple)):
         items = value
-    else:
+    elif other_types:
         return None
+    else:
+        return f"{type(value).__name__} is not a JSON type"
     for item in items:
-        if (problem := text_error(item)) is not None:
+        if (problem := json_error(item, other_types=other_types)) is not None:
             return problem
     return None
 

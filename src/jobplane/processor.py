@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import threading
 import time
@@ -42,7 +41,7 @@ import pydantic
 
 from . import priorities
 from .errors import JobNotFound, LockError, StoreConflict, StoreError
-from .jobs import FINAL, Job, OpStatus
+from .jobs import FINAL, Job, OpStatus, json_error
 from .locking import ALL, LockManager, LockRequest, lock_attempt_timeouts
 from .operations import LockNeed, OpCanceled, OpContext, OpDef, Registry
 from .stores.base import Store
@@ -481,11 +480,12 @@ class Processor:
         except Exception as exc:
             logger.exception("job %s op %s (%s) failed", job_id, run.index, run.opdef.name)
             outcome, result = OpStatus.ERROR, _error(exc)
-        if outcome is OpStatus.SUCCESS and not _is_json(result):
+        problem = json_error(result) if outcome is OpStatus.SUCCESS else None
+        if problem is not None:
             outcome = OpStatus.ERROR
             result = {
                 "error": "InvalidResult",
-                "message": "the op returned a value that is not JSON",
+                "message": f"the op returned a value that is not JSON: {problem}",
             }
         for observer in self.observers:
             observer.op_finished(run.opdef.name, outcome, self._clock() - began)
@@ -781,16 +781,6 @@ class Processor:
 
 def _set_status(job: Job, index: int, status: OpStatus) -> None:
     job.ops[index].status = status
-
-
-def _is_json(value: Any) -> bool:
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return True
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _error(exc: BaseException) -> dict[str, str]:

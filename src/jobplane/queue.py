@@ -25,7 +25,7 @@ from typing import Any
 
 from . import __version__, priorities
 from .errors import DependencyError, JobStateError, StoreError, ValidationError
-from .jobs import FINAL, MAX_ID, Dependency, Job, LogEntry, OpState, OpStatus, text_error
+from .jobs import FINAL, MAX_ID, Dependency, Job, LogEntry, OpState, OpStatus, json_error
 from .locking import LockInfo, LockManager
 from .operations import Registry
 from .processor import (
@@ -246,6 +246,9 @@ class JobQueue:
         name = spec.get("op")
         if not isinstance(name, str) or not name:
             raise ValidationError(f"{where}: 'op' must name a registered op")
+        problem = json_error(spec.get("params"), other_types=True)
+        if problem is not None:  # before the schema can turn NaN into null, say
+            raise ValidationError(f"{where}.params: {problem}")
         try:
             opdef = self.registry.get(name)
             params = opdef.validate(spec.get("params"))
@@ -256,7 +259,7 @@ class JobQueue:
         if spec.get("priority") is not None:
             priority = _priority(spec["priority"], f"{where}.priority")
         dumped = params.model_dump(mode="json")
-        problem = text_error(dumped)
+        problem = json_error(dumped)
         if problem is not None:
             raise ValidationError(f"{where}.params: {problem}")
         return OpState(op=name, params=dumped, priority=priority)

@@ -249,6 +249,20 @@ def test_lone_surrogates_are_refused_before_they_are_stored(api: httpx.Client) -
     assert api.get("/v1/jobs").json() == {"jobs": [], "next": None}
 
 
+def test_nan_and_infinity_are_refused_not_stored(api: httpx.Client) -> None:
+    # Python's JSON parser accepts these literals; a response could never carry them.
+    json_type = {"content-type": "application/json"}
+    for body in (
+        b'{"ops": [{"op": "test.delay", "params": {"duration": NaN}}]}',
+        b'{"ops": [{"op": "test.noop"}], "priority": Infinity}',
+        b'{"older_than": -Infinity}',
+    ):
+        path = "/v1/archive" if b"older_than" in body else "/v1/jobs"
+        message = error(api.post(path, content=body, headers=json_type), 422, "invalid_request")
+        assert "numbers must be finite" in message
+    assert api.get("/v1/jobs").json() == {"jobs": [], "next": None}
+
+
 def test_405_names_every_method_of_the_path(api: httpx.Client) -> None:
     response = api.delete("/v1/jobs")
     error(response, 405, "method_not_allowed")

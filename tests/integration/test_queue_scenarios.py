@@ -400,3 +400,31 @@ def test_oldest_queued_is_the_first_job_still_waiting_for_a_worker(make_queue: A
     q.pool.resume()
     wait_final(q, second)
     assert q.processor.oldest_queued() is None
+
+
+def test_values_json_cannot_carry_are_refused_in_params_and_results(make_queue: Any) -> None:
+    import pydantic
+
+    from jobplane.operations import OpContext, Registry
+
+    class Anything(pydantic.BaseModel):
+        value: Any = None
+
+    registry = Registry()
+    registry.add("t.echo", lambda ctx, p: p.value, params=Anything)
+    registry.add("t.object", lambda ctx, p: object(), params=Anything)
+    q = make_queue(registry=registry)
+    with pytest.raises(ValidationError, match="numbers must be finite"):
+        q.submit([{"op": "t.echo", "params": {"value": [1.0, float("nan")]}}])
+    with pytest.raises(ValidationError, match="no lone surrogates"):
+        q.submit([{"op": "t.echo", "params": {"value": {"k": "\ud800"}}}])
+
+    def echo_later(ctx: OpContext, params: Anything) -> Any:
+        return {"inf": float("inf")}
+
+    registry.add("t.inf", echo_later, params=Anything)
+    for op, message in (("t.inf", "finite"), ("t.object", "object is not a JSON type")):
+        job = wait_final(q, q.submit([{"op": op}]))
+        assert job.status is OpStatus.ERROR
+        assert job.ops[0].result["error"] == "InvalidResult"
+        assert message in job.ops[0].result["message"]

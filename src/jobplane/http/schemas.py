@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import pydantic
 
 from .. import priorities
-from ..jobs import MAX_ID, Job, LogEntry, OpStatus, text_error
+from ..jobs import MAX_ID, Job, LogEntry, OpStatus, json_error
 
 Priority = Annotated[
     int | str,
@@ -53,7 +53,7 @@ class _Body(pydantic.BaseModel):
     @pydantic.model_validator(mode="before")
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
-        problem = text_error(data)
+        problem = json_error(data)
         if problem is not None:
             raise ValueError(problem)
         return data
