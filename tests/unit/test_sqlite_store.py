@@ -414,3 +414,11 @@ def test_a_failed_unwaited_save_fails_the_next_save_in_the_same_commit(
             later.result(timeout=WAIT)
     loaded = store.load(job_id)
     assert loaded.status is OpStatus.WAITING and loaded.version == moved.version
+
+
+def test_values_orjson_refuses_are_stored_by_the_standard_library(store: SQLiteStore) -> None:
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    job = store.load(job_id)
+    job.ops[0].result = {"big": 2**70, "text": "é ✓"}
+    store.save(job)
+    assert store.load(job_id).ops[0].result == {"big": 2**70, "text": "é ✓"}

@@ -39,6 +39,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Generic, TypeVar
 
+import orjson
+
 from ..errors import (
     DependencyError,
     JobNotFound,
@@ -69,7 +71,22 @@ _LIST_QUERIES = {
 
 _T = TypeVar("_T")
 _Row = tuple[Any, ...]
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_json_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def _encode(value: Any) -> str:
+    """Compact JSON text; orjson where it can (much faster), the standard library otherwise."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
+        return _json_encode(value)
+
+
+def _decode(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # what only the standard library wrote or reads
+        return json.loads(text)
 
 
 def database_path(url: str) -> str:
@@ -630,7 +647,7 @@ def _translate(exc: Exception, what: str) -> Exception:
 
 
 def _job(row: _Row) -> Job:
-    return Job.from_doc(row[0], row[1], bool(row[2]), json.loads(row[3]))
+    return Job.from_doc(row[0], row[1], bool(row[2]), _decode(row[3]))
 
 
 def _resolve(
