@@ -116,7 +116,8 @@ class OpContext:
             self.check_cancel()
 
 
-Handler = Callable[[OpContext, Any], Any]
+Handler = Callable[..., Any]
+"""``handler(ctx, params)``, or ``handler(ctx)`` for an op without params."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,8 @@ class OpDef:
     retry_on_crash: bool
     cancellable: bool
     description: str
+    takes_params: bool = True
+    """False if the handler is ``handler(ctx)``: it is then called without params."""
 
     def validate(self, params: object) -> pydantic.BaseModel:
         """The validated params model, or ValidationError naming each bad field."""
@@ -225,6 +228,12 @@ class Registry:
             raise ValueError(f"op {name!r} is already registered")
         if big_lock not in ("shared", "exclusive"):
             raise ValueError("big_lock must be 'shared' or 'exclusive'")
+        takes_params = _takes_params(handler)
+        if params is not None and not takes_params:
+            raise ValueError(
+                f"{getattr(handler, '__qualname__', handler)!r} takes no params argument, "
+                "so it cannot have params=..."
+            )
         model = params or _params_model_of(handler)
         doc = inspect.getdoc(handler) or ""
         opdef = OpDef(
@@ -236,6 +245,7 @@ class Registry:
             retry_on_crash=retry_on_crash,
             cancellable=cancellable,
             description=doc.split("\n\n")[0],
+            takes_params=takes_params,
         )
         self._ops[name] = opdef
         return opdef
@@ -330,6 +340,17 @@ def _names(value: object, opdef: OpDef, level: str) -> tuple[str, ...]:
             raise ValidationError(f"op {opdef.name!r}: lock names must be non-empty strings")
         names.append(name)
     return tuple(sorted(set(names)))
+
+
+def _takes_params(handler: Handler) -> bool:
+    """Whether the handler takes a second positional argument (the params)."""
+    try:
+        parameters = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: assume (ctx, params)
+        return True
+    kinds = [p.kind for p in parameters]
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Parameter.VAR_POSITIONAL in kinds or sum(k in positional for k in kinds) >= 2
 
 
 def _params_model_of(handler: Handler) -> type[pydantic.BaseModel]:

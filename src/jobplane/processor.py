@@ -473,7 +473,10 @@ class Processor:
         result: Any
         began = self._clock()
         try:
-            result = run.opdef.handler(ctx, run.params)
+            if run.opdef.takes_params:
+                result = run.opdef.handler(ctx, run.params)
+            else:
+                result = run.opdef.handler(ctx)
             outcome = OpStatus.SUCCESS
         except OpCanceled as exc:
             outcome, result = OpStatus.CANCELED, str(exc)

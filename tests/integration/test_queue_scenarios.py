@@ -428,3 +428,24 @@ def test_values_json_cannot_carry_are_refused_in_params_and_results(make_queue: 
         assert job.status is OpStatus.ERROR
         assert job.ops[0].result["error"] == "InvalidResult"
         assert message in job.ops[0].result["message"]
+
+
+def test_a_handler_without_a_params_argument_is_called_with_the_context_only(
+    make_queue: Any,
+) -> None:
+    from jobplane.builtin_ops import NoopParams
+    from jobplane.operations import OpContext, Registry
+
+    registry = Registry()
+
+    @registry.op("t.bare")
+    def bare(ctx: OpContext) -> str:
+        return f"job {ctx.job_id}"
+
+    with pytest.raises(ValueError, match="takes no params argument"):
+        registry.add("t.wrong", bare, params=NoopParams)
+    q = make_queue(registry=registry)
+    job_id = q.submit([{"op": "t.bare"}])
+    assert wait_final(q, job_id).ops[0].result == f"job {job_id}"
+    with pytest.raises(ValidationError, match=r"invalid params for op 't\.bare'"):
+        q.submit([{"op": "t.bare", "params": {"x": 1}}])
