@@ -24,6 +24,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/workerpool.py
 	$(BIN)/python bench/locking.py
+	$(BIN)/python bench/jobqueue.py
 	$(BIN)/python bench/http.py
 
 lint: $(STAMP)
