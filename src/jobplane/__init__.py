@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+__version__ = "0.1.0"  # before the imports below: the modules read it
+
+from .client import Client as Client
 from .errors import JobplaneError as JobplaneError
+from .queue import JobQueue as JobQueue
 
-__version__ = "0.1.0"
-
-__all__ = ["JobplaneError", "__version__"]
+__all__ = ["Client", "JobQueue", "JobplaneError", "__version__"]
