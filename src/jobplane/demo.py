@@ -177,7 +177,7 @@ class View:
         for lock in locks:
             if not lock["pending"]:
                 continue
-            name = f"{lock['level']}/{lock['name']}"
+            name = f"{lock['level']}:{lock['name']}"
             holders = ", ".join(self.label(o) for o in lock["owners"]) or "-"
             waiting = ", ".join(
                 f"{self.label(p['job'])} ({priorities.name_of(p['priority'])})"

@@ -22,7 +22,7 @@ def test_demo_runs_the_workload_through_a_daemon_and_stops_it() -> None:
     pid = int(re.search(r"daemon \(pid (\d+)\) serving http://127\.0\.0\.1:\d+", out).group(1))  # type: ignore[union-attr]
     assert "submitted 30 routine jobs in one batch" in out
     assert "submitted 2 urgent (high) jobs" in out
-    assert re.search(r"waits\s+migrate web1 n1->n2 for node/n1, held by evacuate n1", out)
+    assert re.search(r"waits\s+migrate web1 n1->n2 for node:n1, held by evacuate n1", out)
     assert re.search(r"escalated migrate web1 n1->n2: priority raised from 0 to -1", out)
     overtaken = int(re.search(r"overtaking (\d+) routine jobs", out).group(1))  # type: ignore[union-attr]
     assert overtaken >= 1
