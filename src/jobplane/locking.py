@@ -261,6 +261,7 @@ class SharedLock:
 
     __slots__ = (
         "_clock",
+        "_created",
         "_exclusive",
         "_groups",
         "_mutex",
@@ -275,6 +276,7 @@ class SharedLock:
     def __init__(self, name: str, *, clock: Callable[[], float] = time.time) -> None:
         self._name = name
         self._clock = clock
+        self._created = clock()
         self._mutex = _Mutex()
         self._exclusive: Hashable | None = None
         self._shared: dict[Hashable, None] = {}  # sharers in grant order
@@ -426,6 +428,19 @@ class SharedLock:
             self._priorities.clear()
             self._groups.clear()
             self._waiting.clear()
+            return True
+
+    def _delete_if_idle(self, made_before: float) -> bool:
+        """Delete the lock if nobody holds it or waits for it (True); else leave it.
+
+        A lock made at ``made_before`` (by its clock) or later is left too.
+        """
+        if self._created >= made_before:
+            return False
+        with self._mutex:
+            if self._exclusive is not None or self._shared or self._queues:
+                return False
+            self._exclusive = _DELETED
             return True
 
     def acquire_async(
@@ -883,6 +898,39 @@ class LockManager:
                 lvl.locks = locks
         finally:
             lvl.names_lock.release(owner=owner)
+
+    def prune(self, level: str, *, older_than: float = 1.0) -> int:
+        """Remove the level's locks that nobody holds or waits for; returns how many.
+
+        For locks made on demand (the job queue adds a lock when a job first
+        asks for it): without pruning, every name ever used stays. A pruned
+        name can be added again. Someone who looked the lock up just before it
+        was pruned gets LockError ("deleted", or "no lock ... add it first")
+        and should add it and ask again; the job queue does. Locks made less
+        than ``older_than`` seconds ago stay: whoever just made one is about to
+        take it, so asking again after adding never fails twice in a row. Does
+        nothing (0) while anyone holds or waits for ALL at the level, or is
+        adding names.
+
+        Raises:
+            LockError: the level is the big lock's.
+        """
+        lvl = self._changeable_level(level)
+        assert lvl.names_lock is not None
+        pruner = object()
+        if not lvl.names_lock.acquire(timeout=0, owner=pruner):
+            return 0
+        try:
+            made_before = self._clock() - older_than
+            idle = [name for name, lock in lvl.locks.items() if lock._delete_if_idle(made_before)]
+            if idle:
+                locks = dict(lvl.locks)
+                for name in idle:
+                    del locks[name]
+                lvl.locks = locks
+            return len(idle)
+        finally:
+            lvl.names_lock.release(owner=pruner)
 
     def acquire(
         self,

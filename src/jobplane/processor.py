@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 PRECEDING_FAILED = "Preceding operation failed"
 CRASHED = "daemon stopped while the operation was running"
+PRUNE_RETRIES = 5  # times a job adds again a lock pruned under its feet before giving up
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,7 +250,11 @@ class Processor:
             else:
                 ended = False
             if not ended:
-                return self._acquire_unlocked(aj, index)
+                try:
+                    return self._acquire_unlocked(aj, index)
+                except LockError as exc:  # the lock manager refused the op's locks
+                    logger.error("job %s op %s: %s", aj.job.id, index, exc)
+                    self._end_unlocked(aj, index, OpStatus.ERROR, _error(exc))
             release = self._take_held_unlocked(aj)
         self._release(aj.job.id, release)
         self._finish(aj)
@@ -314,16 +319,7 @@ class Processor:
         job_id = aj.job.id
         while len(aj.held) < len(needs):
             need = needs[len(aj.held)]
-            if need.names is not None and need.level != self._registry.big_lock_level:
-                self._locks.add(need.level, need.names, owner=job_id)
-            request = self._locks.request(
-                need.level,
-                need.names if need.names is not None else ALL,
-                shared=need.shared,
-                priority=aj.job.ops[index].priority,
-                owner=job_id,
-                on_grant=self._granted,
-            )
+            request = self._request(need, aj.job.ops[index].priority, job_id)
             if request.granted:
                 aj.held.append(need.level)
                 continue
@@ -408,6 +404,31 @@ class Processor:
                 f"priority raised from {old} to {new} after waiting {waited:.1f} s for locks",
             )
         self._new_sequence_unlocked(aj, index)
+
+    def _request(self, need: LockNeed, priority: int, job_id: int) -> LockRequest:
+        """Ask for one level's locks, making named locks on demand.
+
+        The queue's maintenance prunes idle locks; one pruned between ``add``
+        and ``request`` makes the request fail with LockError: add it again.
+        """
+        made_on_demand = need.names is not None and need.level != self._registry.big_lock_level
+        for attempt in range(PRUNE_RETRIES + 1):
+            if made_on_demand:
+                assert need.names is not None
+                self._locks.add(need.level, need.names, owner=job_id)
+            try:
+                return self._locks.request(
+                    need.level,
+                    need.names if need.names is not None else ALL,
+                    shared=need.shared,
+                    priority=priority,
+                    owner=job_id,
+                    on_grant=self._granted,
+                )
+            except LockError:
+                if not made_on_demand or attempt == PRUNE_RETRIES:
+                    raise
+        raise AssertionError("unreachable")
 
     # -- lock callbacks (from other threads) -------------------------------
 

@@ -441,8 +441,15 @@ class JobQueue:
         return self.locks.info()
 
     def run_maintenance(self) -> int:
-        """One pass of periodic work (aging); the maintenance thread calls this."""
-        return self.processor.age()
+        """One pass of periodic work; the maintenance thread calls this. Returns jobs aged.
+
+        Ages queued jobs, and prunes the job locks nobody holds or waits for
+        (they are made on demand, so without this every name ever used stays).
+        """
+        aged = self.processor.age()
+        for level in self.locks.levels[1:]:
+            self.locks.prune(level)
+        return aged
 
     # -- internals ------------------------------------------------------------------------------
 

@@ -6,8 +6,10 @@ import threading
 import time
 from typing import Any
 
+import pydantic
 import pytest
 
+from jobplane.builtin_ops import NoopParams
 from jobplane.errors import (
     DependencyError,
     JobNotFound,
@@ -17,6 +19,7 @@ from jobplane.errors import (
     ValidationError,
 )
 from jobplane.jobs import OpStatus
+from jobplane.operations import OpContext, Registry
 
 from .conftest import TIMEOUT, Recorder, gate, mark, wait_final, wait_status
 
@@ -403,10 +406,6 @@ def test_oldest_queued_is_the_first_job_still_waiting_for_a_worker(make_queue: A
 
 
 def test_values_json_cannot_carry_are_refused_in_params_and_results(make_queue: Any) -> None:
-    import pydantic
-
-    from jobplane.operations import OpContext, Registry
-
     class Anything(pydantic.BaseModel):
         value: Any = None
 
@@ -433,9 +432,6 @@ def test_values_json_cannot_carry_are_refused_in_params_and_results(make_queue: 
 def test_a_handler_without_a_params_argument_is_called_with_the_context_only(
     make_queue: Any,
 ) -> None:
-    from jobplane.builtin_ops import NoopParams
-    from jobplane.operations import OpContext, Registry
-
     registry = Registry()
 
     @registry.op("t.bare")
@@ -449,3 +445,80 @@ def test_a_handler_without_a_params_argument_is_called_with_the_context_only(
     assert wait_final(q, job_id).ops[0].result == f"job {job_id}"
     with pytest.raises(ValidationError, match=r"invalid params for op 't\.bare'"):
         q.submit([{"op": "t.bare", "params": {"x": 1}}])
+
+
+def test_idle_job_locks_are_pruned_and_made_again_on_demand(make_queue: Any) -> None:
+    q = make_queue(aging_interval=0)
+    delay = {"op": "test.delay", "params": {"exclusive": ["node:n1", "instance:i1"]}}
+    assert wait_final(q, q.submit([delay])).status is OpStatus.SUCCESS
+    assert {i.name for i in q.lock_info() if i.level != "cluster"} == {"n1", "i1"}
+    assert q.locks.prune("node", older_than=3600) == 0  # made less than an hour ago: kept
+    asked: list[tuple[str, float]] = []
+    prune = q.locks.prune
+    q.locks.prune = lambda level, older_than=1.0: asked.append((level, older_than)) or 0
+    q.run_maintenance()
+    assert asked == [("node", 1.0), ("instance", 1.0)]
+    q.locks.prune = prune
+    assert q.locks.prune("node", older_than=0) + q.locks.prune("instance", older_than=0) == 2
+    assert [i.level for i in q.lock_info()] == ["cluster"]
+
+    # A prune that lands between a job adding its lock and asking for it:
+    # the job adds it again (up to PRUNE_RETRIES times), then gives up cleanly.
+    add = q.locks.add
+    prunes = [1]
+
+    def add_then_prune(level: str, names: Any, owner: Any = None) -> None:
+        add(level, names, owner=owner)
+        if prunes[0] > 0:
+            prunes[0] -= 1
+            q.locks.prune(level, older_than=0)
+
+    q.locks.add = add_then_prune
+    assert wait_final(q, q.submit([delay])).status is OpStatus.SUCCESS
+    prunes[0] = 1000
+    failed = wait_final(q, q.submit([delay]))
+    assert failed.status is OpStatus.ERROR
+    assert failed.ops[0].result["error"] == "LockError"
+    assert "add it first" in failed.ops[0].result["message"]
+
+
+def test_pruning_all_the_time_never_breaks_mutual_exclusion(make_queue: Any) -> None:
+    class Name(pydantic.BaseModel):
+        name: str
+
+    inside: dict[str, int] = {}
+    guard = threading.Lock()
+    violations: list[str] = []
+
+    def exclusive(ctx: OpContext, params: Name) -> None:
+        with guard:
+            inside[params.name] = inside.get(params.name, 0) + 1
+            if inside[params.name] != 1:
+                violations.append(params.name)
+        time.sleep(0)  # let another worker run while this one is inside
+        with guard:
+            inside[params.name] -= 1
+
+    registry = Registry()
+    registry.add("t.exclusive", exclusive, params=Name, locks=lambda p: {"node": [p.name]})
+    q = make_queue(registry=registry, workers=4, aging_interval=0)
+    stop = threading.Event()
+    pruned = [0]
+
+    def prune_forever() -> None:
+        while not stop.wait(0.0005):  # pacing, not synchronisation: prune ~1000 times/s
+            pruned[0] += q.locks.prune("node", older_than=0.01)
+
+    pruner = threading.Thread(target=prune_forever)
+    pruner.start()
+    try:
+        ids = q.submit_many(
+            [{"ops": [{"op": "t.exclusive", "params": {"name": f"n{i % 7}"}}]} for i in range(300)]
+        )
+        finals = [wait_final(q, job_id) for job_id in ids]
+    finally:
+        stop.set()
+        pruner.join(TIMEOUT)
+    assert violations == []
+    assert [job.id for job in finals if job.status is not OpStatus.SUCCESS] == []
+    assert pruned[0] > 0, "the pruner never found an idle lock: the test tested nothing"

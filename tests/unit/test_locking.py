@@ -629,6 +629,50 @@ def test_remove_of_unknown_names_removes_nothing(mgr: LockManager) -> None:
     assert {i.name for i in mgr.info() if i.level == "node"} == {"n1", "n2", "n3"}
 
 
+def test_prune_removes_only_locks_nobody_holds_or_waits_for(mgr: LockManager) -> None:
+    holding(mgr, "a", ("node", ["n1"]))
+    mgr.acquire("cluster", ["cluster"], shared=True, owner="b")
+    waiter = Waiter(lambda: mgr.acquire("node", ["n1"], owner="b"))
+    wait_until(lambda: len(info_of(mgr, "node", "n1").pending) == 1)
+    holding(mgr, "c", ("node", ["n2"]))
+    mgr.release("node", owner="c")  # n2 is free again; n3 was never used
+
+    assert mgr.prune("node", older_than=0) == 2
+    assert {i.name for i in mgr.info() if i.level == "node"} == {"n1"}
+    with pytest.raises(LockError, match="no lock node:n2; add it first"):
+        mgr.acquire("node", ["n2"], owner="c")
+    mgr.add("node", ["n2"], owner="c")  # a pruned name can come back
+    mgr.acquire("node", ["n2"], owner="c")
+    mgr.release("node", owner="a")
+    waiter.join()
+    assert mgr.owned("node", owner="b") == frozenset({"n1"})
+    with pytest.raises(LockError, match="holds only the big lock"):
+        mgr.prune("cluster")
+
+
+def test_a_lock_looked_up_before_it_was_pruned_refuses_with_lock_error(
+    mgr: LockManager,
+) -> None:
+    stale = dict(mgr._levels["node"].locks)["n1"]  # as a concurrent acquirer may hold it
+    assert mgr.prune("node", older_than=0) == 3
+    with pytest.raises(LockError, match="lock node:n1 was deleted"):
+        stale.acquire(owner="late")
+
+
+def test_prune_does_nothing_while_someone_acquires_all(mgr: LockManager) -> None:
+    holding(mgr, "a", ("node", ["n2"]))
+    mgr.acquire("cluster", ["cluster"], shared=True, owner="b")
+    everything = Waiter(lambda: mgr.acquire("node", ALL, shared=True, owner="b"))
+    wait_until(lambda: len(info_of(mgr, "node", "n2").pending) == 1)
+    assert info_of(mgr, "node", "n3").mode is None  # idle, but b is about to take it
+    assert mgr.prune("node", older_than=0) == 0
+    mgr.release("node", owner="a")
+    everything.join()
+    assert mgr.owned("node", owner="b") == frozenset({"n1", "n2", "n3"})
+    mgr.release("node", owner="b")
+    assert mgr.prune("node", older_than=0) == 3
+
+
 def test_add_and_remove_refused_while_holding_that_level_or_an_inner_one(
     mgr: LockManager,
 ) -> None:
