@@ -450,17 +450,12 @@ def test_a_handler_without_a_params_argument_is_called_with_the_context_only(
 def test_idle_job_locks_are_pruned_and_made_again_on_demand(make_queue: Any) -> None:
     q = make_queue(aging_interval=0)
     delay = {"op": "test.delay", "params": {"exclusive": ["node:n1", "instance:i1"]}}
-    assert wait_final(q, q.submit([delay])).status is OpStatus.SUCCESS
-    assert {i.name for i in q.lock_info() if i.level != "cluster"} == {"n1", "i1"}
-    assert q.locks.prune("node", older_than=3600) == 0  # made less than an hour ago: kept
     asked: list[tuple[str, float]] = []
     prune = q.locks.prune
     q.locks.prune = lambda level, older_than=1.0: asked.append((level, older_than)) or 0
     q.run_maintenance()
     assert asked == [("node", 1.0), ("instance", 1.0)]
     q.locks.prune = prune
-    assert q.locks.prune("node", older_than=0) + q.locks.prune("instance", older_than=0) == 2
-    assert [i.level for i in q.lock_info()] == ["cluster"]
 
     # A prune that lands between a job adding its lock and asking for it:
     # the job adds it again (up to PRUNE_RETRIES times), then gives up cleanly.
@@ -471,15 +466,24 @@ def test_idle_job_locks_are_pruned_and_made_again_on_demand(make_queue: Any) -> 
         add(level, names, owner=owner)
         if prunes[0] > 0:
             prunes[0] -= 1
-            q.locks.prune(level, older_than=0)
+            assert q.locks.prune(level, older_than=-1) == 1  # even the lock just made
 
     q.locks.add = add_then_prune
     assert wait_final(q, q.submit([delay])).status is OpStatus.SUCCESS
+    assert prunes == [0]
     prunes[0] = 1000
     failed = wait_final(q, q.submit([delay]))
     assert failed.status is OpStatus.ERROR
     assert failed.ops[0].result["error"] == "LockError"
     assert "add it first" in failed.ops[0].result["message"]
+    prunes[0] = 0
+    assert wait_final(q, q.submit([delay])).status is OpStatus.SUCCESS
+
+    q.close()  # every turn is over: the jobs' locks are released
+    assert {i.name for i in q.lock_info() if i.level != "cluster"} == {"n1", "i1"}
+    assert q.locks.prune("node", older_than=3600) == 0  # made less than an hour ago: kept
+    assert q.locks.prune("node", older_than=-1) + q.locks.prune("instance", older_than=-1) == 2
+    assert [i.level for i in q.lock_info()] == ["cluster"]
 
 
 def test_pruning_all_the_time_never_breaks_mutual_exclusion(make_queue: Any) -> None:
