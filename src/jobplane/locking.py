@@ -855,14 +855,16 @@ class LockManager:
         owner = threading.current_thread() if owner is None else owner
         self._check_may_change(lvl, owner)
         locks = lvl.locks
-        if all(name in locks for name in wanted):
+        # A lock prune() has just deleted may still be in the dict for a moment:
+        # treat it as missing, and make it anew under the names lock.
+        if all(name in locks and locks[name]._exclusive is not _DELETED for name in wanted):
             return
         assert lvl.names_lock is not None
         lvl.names_lock.acquire(owner=owner)
         try:
             locks = dict(lvl.locks)
             for name in wanted:
-                if name not in locks:
+                if name not in locks or locks[name]._exclusive is _DELETED:
                     locks[name] = SharedLock(f"{lvl.name}:{name}", clock=self._clock)
             lvl.locks = locks
         finally:

@@ -659,6 +659,17 @@ def test_a_lock_looked_up_before_it_was_pruned_refuses_with_lock_error(
         stale.acquire(owner="late")
 
 
+def test_add_replaces_a_lock_deleted_but_not_yet_gone_from_the_level(mgr: LockManager) -> None:
+    # prune() deletes idle locks first and drops them from the level after:
+    # an add in between must not trust the deleted lock it still finds.
+    doomed = mgr._levels["node"].locks["n1"]
+    assert doomed._delete_if_idle(made_before=float("inf"))
+    mgr.add("node", ["n1"], owner="a")
+    assert mgr._levels["node"].locks["n1"] is not doomed
+    holding(mgr, "a", ("node", ["n1"]))
+    assert mgr.owned("node", owner="a") == frozenset({"n1"})
+
+
 def test_prune_does_nothing_while_someone_acquires_all(mgr: LockManager) -> None:
     holding(mgr, "a", ("node", ["n2"]))
     mgr.acquire("cluster", ["cluster"], shared=True, owner="b")
