@@ -334,9 +334,12 @@ class SQLiteStore(Store):
                 return
             self._flush_wanted.clear()
             self._stop_flusher.wait(FLUSH_DELAY)  # a leader usually takes them meanwhile
-            with self._writer_lock:
-                batch = self._commit_pending_unlocked() if self._pending else []
-            self._run_after(batch)
+            try:
+                with self._writer_lock:
+                    batch = self._commit_pending_unlocked() if self._pending else []
+                self._run_after(batch)
+            except Exception:  # the items carry their errors; this thread must go on
+                logger.exception("the SQLite flusher failed; it carries on")
 
     def _commit_pending_unlocked(self) -> list[_Write[Any]]:
         """Lead: commit every pending item; ``_writer_lock`` must be held. Returns them."""
