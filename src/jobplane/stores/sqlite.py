@@ -277,8 +277,9 @@ class SQLiteStore(Store):
             self._flush_wanted.set()
             flusher.join()
         with self._writer_lock:
-            self._run_after(self._commit_pending_unlocked())
+            last = self._commit_pending_unlocked()  # what nobody waited for
             writer, self._writer = self._writer, None
+        self._run_after(last)
         try:
             for conn in idle:
                 conn.close()
