@@ -916,7 +916,10 @@ class LockManager:
 
         Raises:
             LockError: the level is the big lock's.
+            TypeError: ``older_than`` is not a number of seconds.
         """
+        if isinstance(older_than, bool) or not isinstance(older_than, (int, float)):
+            raise TypeError(f"older_than must be seconds, not {type(older_than).__name__}")
         lvl = self._changeable_level(level)
         assert lvl.names_lock is not None
         pruner = object()

@@ -32,7 +32,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -205,16 +205,10 @@ class Processor:
         in admission order is the oldest; the jobs ahead of it are the few
         running or waiting ones, not the whole backlog.
         """
-        for _ in range(3):
-            try:
-                for aj in self._active.values():
-                    if aj.where is Where.POOL and aj.job.status is OpStatus.QUEUED:
-                        return aj.job.received_at
-                return None
-            except RuntimeError:  # admitted or finished meanwhile: look again
-                continue
-        queued = (aj for aj in list(self._active.values()) if aj.where is Where.POOL)
-        return next((aj.job.received_at for aj in queued if aj.job.status is OpStatus.QUEUED), None)
+        try:
+            return _first_queued(self._active.values())
+        except RuntimeError:  # a job was admitted or finished meanwhile: look at a copy
+            return _first_queued(list(self._active.values()))
 
     # -- a turn ------------------------------------------------------------
 
@@ -801,6 +795,13 @@ class Processor:
             logger.exception("job %s: could not store a log line", job_id)
         else:
             logger.info("job %s op %s: %s", job_id, index, message, extra={"job_id": job_id})
+
+
+def _first_queued(jobs: Iterable[Active]) -> float | None:
+    for aj in jobs:
+        if aj.where is Where.POOL and aj.job.status is OpStatus.QUEUED:
+            return aj.job.received_at
+    return None
 
 
 def _set_status(job: Job, index: int, status: OpStatus) -> None:

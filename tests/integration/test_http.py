@@ -246,6 +246,11 @@ def test_lone_surrogates_are_refused_before_they_are_stored(api: httpx.Client) -
             api.post("/v1/jobs", content=body, headers=json_type), 422, "invalid_request"
         )
         assert "surrogate" in message
+    batch = b'{"jobs": [{"ops": [{"op": "test.noop"}]}, {"ops": [{"op": "\\ud800"}]}]}'
+    message = error(
+        api.post("/v1/jobs/batch", content=batch, headers=json_type), 422, "invalid_request"
+    )
+    assert "surrogate" in message  # checked once for the whole body, nested jobs included
     assert api.get("/v1/jobs").json() == {"jobs": [], "next": None}
 
 

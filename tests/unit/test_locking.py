@@ -648,6 +648,8 @@ def test_prune_removes_only_locks_nobody_holds_or_waits_for(mgr: LockManager) ->
     assert mgr.owned("node", owner="b") == frozenset({"n1"})
     with pytest.raises(LockError, match="holds only the big lock"):
         mgr.prune("cluster")
+    with pytest.raises(TypeError, match="older_than must be seconds, not str"):
+        mgr.prune("node", older_than="1")  # type: ignore[arg-type]
 
 
 def test_a_lock_looked_up_before_it_was_pruned_refuses_with_lock_error(

@@ -26,7 +26,7 @@ from .schemas import (
     BatchSpec,
     DrainBody,
     ErrorBody,
-    JobSpec,
+    JobBody,
     PriorityBody,
     StatusList,
     job_json,
@@ -148,7 +148,7 @@ def create_app(
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/jobs", status_code=201, dependencies=write, responses=_errors(*GUARDED, *BODY))
-    def submit(body: JobSpec) -> dict[str, int]:
+    def submit(body: JobBody) -> dict[str, int]:
         return {"id": queue.submit_many([body.to_queue()])[0]}
 
     @app.post(

@@ -46,9 +46,15 @@ StatusList = Annotated[
 
 
 class _Body(pydantic.BaseModel):
-    """A request body: no unknown fields, no type coercion ("1" is not 1, 1 is not true)."""
+    """A request body or a part of one: no unknown fields, no type coercion ("1" is
+    not 1, 1 is not true)."""
 
     model_config = pydantic.ConfigDict(extra="forbid", strict=True)
+
+
+class _Request(_Body):
+    """A whole request body, checked once, before its parts, for values a response
+    could not carry back (the parts are not checked again)."""
 
     @pydantic.model_validator(mode="before")
     @classmethod
@@ -85,19 +91,23 @@ class JobSpec(_Body):
         }
 
 
-class BatchSpec(_Body):
+class JobBody(JobSpec, _Request):
+    """One job, the body of ``POST /v1/jobs``."""
+
+
+class BatchSpec(_Request):
     jobs: list[JobSpec] = pydantic.Field(min_length=1, max_length=1000)
 
 
-class PriorityBody(_Body):
+class PriorityBody(_Request):
     priority: Priority
 
 
-class DrainBody(_Body):
+class DrainBody(_Request):
     drained: bool
 
 
-class ArchiveBody(_Body):
+class ArchiveBody(_Request):
     older_than: float = pydantic.Field(ge=0, description="seconds since the job ended")
 
 
