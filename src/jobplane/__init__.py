@@ -4,8 +4,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"  # before the imports below: the modules read it
 
+from .client import AsyncClient as AsyncClient
 from .client import Client as Client
 from .errors import JobplaneError as JobplaneError
 from .queue import JobQueue as JobQueue
 
-__all__ = ["Client", "JobQueue", "JobplaneError", "__version__"]
+__all__ = ["AsyncClient", "Client", "JobQueue", "JobplaneError", "__version__"]

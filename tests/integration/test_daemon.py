@@ -58,10 +58,10 @@ def test_sigterm_lets_the_running_op_finish_and_loses_nothing(tmp_path: Path) ->
             running = c.submit([{"op": "test.delay", "params": {"duration": 1.0}}])
             queued = [c.submit([{"op": "test.noop"}], priority="low") for _ in range(3)]
             job = c.get(running)
-            while job["status"] != "running":
-                change = c.wait(running, 0, 10, status=job["status"])
+            while job.status != "running":
+                change = c.wait_for_change(running, 0, 10, since_status=job.status)
                 assert change is not None, "the job never started"
-                job = change["job"]
+                job = change.job
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:

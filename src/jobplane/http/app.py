@@ -3,6 +3,9 @@
 See ``docs/http-api.md`` for every endpoint. Endpoints are plain functions
 (FastAPI runs them in its thread pool) except the long poll ``/wait``, which
 waits on a thread of its own pool so that watchers never starve other requests.
+
+Every route declares its answer's model (``jobplane.models``, which the
+clients parse answers with), so the OpenAPI document describes each answer.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
+from .. import __version__, models
 from ..jobs import MAX_ID, OpStatus
 from ..queue import MAX_WAIT, JobQueue
 from . import auth, errors
@@ -134,7 +137,7 @@ def create_app(
     read = [Depends(reader)]
     write = [Depends(writer)]
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=models.Health)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -147,17 +150,32 @@ def create_app(
     def get_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/jobs", status_code=201, dependencies=write, responses=_errors(*GUARDED, *BODY))
+    @app.post(
+        "/v1/jobs",
+        status_code=201,
+        response_model=models.Submitted,
+        dependencies=write,
+        responses=_errors(*GUARDED, *BODY),
+    )
     def submit(body: JobBody) -> dict[str, int]:
         return {"id": queue.submit_many([body.to_queue()])[0]}
 
     @app.post(
-        "/v1/jobs/batch", status_code=201, dependencies=write, responses=_errors(*GUARDED, *BODY)
+        "/v1/jobs/batch",
+        status_code=201,
+        response_model=models.SubmittedBatch,
+        dependencies=write,
+        responses=_errors(*GUARDED, *BODY),
     )
     def submit_batch(body: BatchSpec) -> dict[str, list[int]]:
         return {"ids": queue.submit_many([job.to_queue() for job in body.jobs])}
 
-    @app.get("/v1/jobs", dependencies=read, responses=_errors(*GUARDED, 422))
+    @app.get(
+        "/v1/jobs",
+        response_model=models.JobPage,
+        dependencies=read,
+        responses=_errors(*GUARDED, 422),
+    )
     def list_jobs(
         status: Annotated[StatusList | None, Query(description="comma-separated statuses")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -171,11 +189,22 @@ def create_app(
             "next": jobs[-1].id if len(jobs) == limit else None,
         }
 
-    @app.get("/v1/jobs/{job_id}", dependencies=read, responses=_errors(*GUARDED, *JOB))
+    @app.get(
+        "/v1/jobs/{job_id}",
+        response_model=models.JobInfo,
+        dependencies=read,
+        responses=_errors(*GUARDED, *JOB),
+    )
     def get_job(job_id: JobId) -> dict[str, Any]:
         return job_json(queue.get(job_id))
 
-    @app.get("/v1/jobs/{job_id}/wait", dependencies=read, responses=_errors(*GUARDED, *JOB))
+    @app.get(
+        "/v1/jobs/{job_id}/wait",
+        response_model=models.WaitAnswer,
+        response_model_exclude_unset=True,
+        dependencies=read,
+        responses=_errors(*GUARDED, *JOB),
+    )
     async def wait(
         job_id: JobId,
         since_serial: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
@@ -196,13 +225,19 @@ def create_app(
             "log": [log_json(e) for e in change.log],
         }
 
-    @app.post("/v1/jobs/{job_id}/cancel", dependencies=write, responses=_errors(*GUARDED, *JOB))
+    @app.post(
+        "/v1/jobs/{job_id}/cancel",
+        response_model=models.Outcome,
+        dependencies=write,
+        responses=_errors(*GUARDED, *JOB),
+    )
     def cancel(job_id: JobId) -> dict[str, Any]:
         ok, message = queue.cancel(job_id)
         return {"ok": ok, "message": message}
 
     @app.put(
         "/v1/jobs/{job_id}/priority",
+        response_model=models.Outcome,
         dependencies=write,
         responses=_errors(*GUARDED, *JOB, *BODY),
     )
@@ -210,22 +245,40 @@ def create_app(
         ok, message = queue.change_priority(job_id, body.priority)
         return {"ok": ok, "message": message}
 
-    @app.get("/v1/jobs/{job_id}/explain", dependencies=read, responses=_errors(*GUARDED, *JOB))
+    @app.get(
+        "/v1/jobs/{job_id}/explain",
+        response_model=models.Explanation,
+        dependencies=read,
+        responses=_errors(*GUARDED, *JOB),
+    )
     def explain(job_id: JobId) -> dict[str, Any]:
         return queue.explain(job_id).to_dict()
 
     @app.post(
-        "/v1/jobs/{job_id}/archive", dependencies=write, responses=_errors(*GUARDED, *JOB, 409)
+        "/v1/jobs/{job_id}/archive",
+        response_model=models.ArchiveDone,
+        dependencies=write,
+        responses=_errors(*GUARDED, *JOB, 409),
     )
     def archive(job_id: JobId) -> dict[str, bool]:
         queue.archive(job_id)
         return {"ok": True}
 
-    @app.post("/v1/archive", dependencies=write, responses=_errors(*GUARDED, *BODY))
+    @app.post(
+        "/v1/archive",
+        response_model=models.Archived,
+        dependencies=write,
+        responses=_errors(*GUARDED, *BODY),
+    )
     def auto_archive(body: ArchiveBody) -> dict[str, list[int]]:
         return {"archived": queue.auto_archive(body.older_than)}
 
-    @app.get("/v1/locks", dependencies=read, responses=_errors(*GUARDED, 422))
+    @app.get(
+        "/v1/locks",
+        response_model=list[models.LockState],
+        dependencies=read,
+        responses=_errors(*GUARDED, 422),
+    )
     def locks(all: bool = False) -> list[dict[str, Any]]:
         return [
             {
@@ -243,7 +296,12 @@ def create_app(
             if all or info.owners or info.pending
         ]
 
-    @app.get("/v1/ops", dependencies=read, responses=_errors(*GUARDED))
+    @app.get(
+        "/v1/ops",
+        response_model=list[models.OpDescription],
+        dependencies=read,
+        responses=_errors(*GUARDED),
+    )
     def ops() -> list[dict[str, Any]]:
         return [
             {
@@ -256,7 +314,12 @@ def create_app(
             for op in queue.registry.ops()
         ]
 
-    @app.get("/v1/status", dependencies=read, responses=_errors(*GUARDED))
+    @app.get(
+        "/v1/status",
+        response_model=models.DaemonStatus,
+        dependencies=read,
+        responses=_errors(*GUARDED),
+    )
     def status() -> dict[str, Any]:
         state = queue.status()
         return {
@@ -269,7 +332,12 @@ def create_app(
             "oldest_queued_age": queue.oldest_queued_age(),
         }
 
-    @app.put("/v1/drain", dependencies=write, responses=_errors(*GUARDED, *BODY))
+    @app.put(
+        "/v1/drain",
+        response_model=models.DrainState,
+        dependencies=write,
+        responses=_errors(*GUARDED, *BODY),
+    )
     def drain(body: DrainBody) -> dict[str, bool]:
         queue.set_drained(body.drained)
         return {"drained": body.drained}
