@@ -3,6 +3,9 @@
 See ``docs/http-api.md`` for every endpoint. Endpoints are plain functions
 (FastAPI runs them in its thread pool) except the long poll ``/wait``, which
 waits on a thread of its own pool so that watchers never starve other requests.
+The ordinary case of the two hottest requests, ``POST /v1/jobs`` and
+``GET /v1/jobs/{id}``, is answered in front of FastAPI by ``FastPaths``
+(``fastpath.py``); these routes still define them and answer the rest.
 
 Every route declares its answer's model (``jobplane.models``, which the
 clients parse answers with), so the OpenAPI document describes each answer.
@@ -10,7 +13,8 @@ clients parse answers with), so the OpenAPI document describes each answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import anyio
@@ -23,7 +27,9 @@ from .. import __version__, models
 from ..jobs import MAX_ID, OpStatus
 from ..queue import MAX_WAIT, JobQueue
 from . import auth, errors
+from .fastpath import FastPaths
 from .metrics import Metrics
+from .offload import Offload
 from .schemas import (
     ArchiveBody,
     BatchSpec,
@@ -115,12 +121,24 @@ def create_app(
     *,
     tokens: auth.TokenStore | None = None,
     max_body_bytes: int = 1_048_576,
+    fast_paths: bool = True,
 ) -> FastAPI:
-    """The API for ``queue``; with ``tokens`` every endpoint but /healthz needs a token."""
+    """The API for ``queue``; with ``tokens`` every endpoint but /healthz needs a token.
+
+    ``fast_paths=False`` leaves every request to FastAPI (tests compare the two).
+    """
+    offload = Offload()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        offload.close()
+
     app = FastAPI(
         title="jobplane",
         version=__version__,
         description="A persistent job queue with priorities and locks.",
+        lifespan=lifespan,
     )
     errors.install(app)
     metrics = Metrics(queue)
@@ -343,6 +361,10 @@ def create_app(
         return {"drained": body.drained}
 
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    if fast_paths:  # outermost of ours: ahead of BodyLimit, which it defers to
+        app.add_middleware(
+            FastPaths, queue=queue, tokens=tokens, offload=offload, limit=max_body_bytes
+        )
     op_names = [op.name for op in queue.registry.ops()]
     app.openapi = _naming_ops(app, op_names)  # type: ignore[method-assign]
     return app
