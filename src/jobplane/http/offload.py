@@ -8,9 +8,9 @@ threads of this class's own. Never on the loop: a loop blocked behind a
 commit serves nobody meanwhile.
 
 Why not FastAPI's thread pool (``anyio.to_thread.run_sync``, what a plain
-``def`` endpoint gets) or ``loop.run_in_executor``? They cost the loop about
-115 and 45 µs of CPU per call on the benchmark machine; this costs about 9
-(``docs/benchmarks.md``): a call is one ``SimpleQueue.put``, and its result
+``def`` endpoint gets) or ``loop.run_in_executor``? They cost about 110 and
+50 µs of CPU per call on the benchmark machine; this costs about 10
+(``bench/offload.py``): a call is one ``SimpleQueue.put``, and its result
 comes back through ``call_soon_threadsafe``, whose wake-ups uvloop coalesces
 while the loop is busy. Several threads let concurrent submits share one
 group commit (see ``stores/sqlite.py``).
