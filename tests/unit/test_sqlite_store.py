@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,14 @@ from jobplane.errors import (
 from jobplane.jobs import Dependency, Job, OpState, OpStatus
 from jobplane.stores import open_store
 from jobplane.stores.sql import Migration
-from jobplane.stores.sqlite import MIGRATIONS, Q, SQLiteStore, apply_migrations, split_statements
+from jobplane.stores.sqlite import (
+    MIGRATIONS,
+    Q,
+    SQLiteStore,
+    apply_migrations,
+    database_path,
+    split_statements,
+)
 
 WAIT = 10.0  # seconds any thread, process or event may take in these tests
 
@@ -271,6 +278,94 @@ def test_a_second_store_on_the_same_file_is_refused_naming_the_holder(
     second.close()
 
 
+AliasMaker = Callable[[Path, Path], None]
+
+
+def _another_name(kind: str, db: Path, bind_mount: AliasMaker) -> Path:
+    """The file ``db`` under a second name: a hard link, a bind mount of the file
+    itself, or its folder under another name."""
+    if kind == "hard link":
+        alias = db.parent / "alias.db"
+        os.link(db, alias)
+        return alias
+    if kind == "bind-mounted file":
+        alias = db.parent / "alias.db"
+        alias.touch()
+        bind_mount(db, alias)
+        return alias
+    other = db.parent.parent / f"{db.parent.name}-other"
+    if kind == "symlinked folder":
+        other.symlink_to(db.parent, target_is_directory=True)
+    else:
+        bind_mount(db.parent, other)
+    return other / db.name
+
+
+NAMES = ["hard link", "bind-mounted file", "symlinked folder", "bind-mounted folder"]
+
+
+@pytest.mark.parametrize("kind", NAMES)
+def test_the_same_file_under_another_name_is_refused(
+    db: Path, url: str, kind: str, bind_mount: AliasMaker
+) -> None:
+    first = SQLiteStore(url)
+    alias = _another_name(kind, db, bind_mount)
+
+    with pytest.raises(StoreLocked) as info:
+        SQLiteStore(f"sqlite:///{alias}")
+    assert f"process {os.getpid()} (this process)" in str(info.value)
+    assert str(alias) in str(info.value)
+    if kind in ("hard link", "bind-mounted file"):
+        assert not Path(f"{alias}-wal").exists()  # SQLite never opened that name
+
+    assert first.insert_jobs([make_job()], max_unarchived=None) == [1]  # undisturbed
+    first.close()
+    second = SQLiteStore(f"sqlite:///{alias}")  # close() let go of the lock
+    assert second.load(1).id == 1
+    second.close()
+
+
+def test_a_refused_open_leaves_the_holders_sqlite_locks_alone(db: Path, url: str) -> None:
+    # SQLite's own locks are POSIX locks, which a process loses when it closes
+    # *any* descriptor of the file. Had the refused open closed one, the
+    # holder's shared lock would be gone, and the next connection to close
+    # (here, in another process) would think itself the last one and delete
+    # the write-ahead log from under the holder.
+    first = SQLiteStore(url)
+    first.insert_jobs([make_job()], max_unarchived=None)
+    alias = db.parent / "alias.db"
+    os.link(db, alias)
+    for name in (url, f"sqlite:///{alias}"):
+        with pytest.raises(StoreLocked):
+            SQLiteStore(name)
+
+    other = subprocess.run(
+        [sys.executable, "-c", LOOK, str(db)], capture_output=True, text=True, timeout=WAIT
+    )
+    assert other.returncode == 0, other.stderr
+    assert Path(f"{db}-wal").exists(), "another process took the holder's database away"
+    assert first.load(1).id == 1
+    first.close()
+
+
+def test_a_read_still_running_at_close_keeps_the_file_locked_until_it_ends(url: str) -> None:
+    first = SQLiteStore(url)
+    with first._reading() as conn:  # a read another thread is in the middle of
+        first.close()
+        with pytest.raises(StoreLocked):  # its connection still holds SQLite locks
+            SQLiteStore(url)
+        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
+    SQLiteStore(url).close()
+
+
+LOOK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("SELECT COUNT(*) FROM jobs").fetchone()
+conn.close()
+"""
+
+
 CHILD = """
 import sys
 from jobplane.jobs import Job, OpState, OpStatus
@@ -313,6 +408,10 @@ def test_a_killed_holder_releases_the_lock(
     proc, _, _ = child
     with pytest.raises(StoreLocked, match=f"process {proc.pid}"):
         SQLiteStore(url)
+    alias = Path(database_path(url)).parent / "alias.db"
+    os.link(database_path(url), alias)
+    with pytest.raises(StoreLocked, match=f"process {proc.pid}"):
+        SQLiteStore(f"sqlite:///{alias}")
 
     proc.kill()  # SIGKILL: no cleanup runs in the child
     proc.wait(WAIT)

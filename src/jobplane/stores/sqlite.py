@@ -2,10 +2,12 @@
 
 How it keeps the contract of :mod:`jobplane.stores.base`:
 
-* **One daemon per file.** Opening takes an exclusive ``flock`` on
-  ``<database>.lock`` (holding the owner's pid); a second store on the same
-  file, in this process or another, gets ``StoreLocked``. The kernel drops the
-  lock when the process dies, however it dies.
+* **One daemon per file.** Opening takes an exclusive ``flock`` on the
+  database file itself (see ``_ProcessLock``), so the lock is keyed on the
+  file, not its name; a second store on the same file, in this process or
+  another, under any name (hard link, bind mount, symlink), gets
+  ``StoreLocked`` naming the holder's pid. The kernel drops the lock when
+  the process dies, however it dies.
 * **Writes: group commit.** Every write is a work item appended to
   ``_pending``; its caller then takes ``_writer_lock``. If a previous holder
   already committed the item, the caller just takes its outcome. Otherwise
@@ -37,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
 
@@ -155,34 +157,75 @@ def apply_migrations(
 
 
 class _ProcessLock:
-    """An exclusive ``flock`` on ``path`` that records the holder's pid."""
+    """An exclusive ``flock`` on the database file itself, held through a descriptor of its own.
 
-    def __init__(self, path: str, database: str) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if holder == str(os.getpid()):
-                holder += " (this process)"
-            raise StoreLocked(
-                f"the store {database} is in use by process {holder}, which holds {path}"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except BaseException:
-            os.close(fd)  # which also drops the lock
-            raise
-        self._fd = fd
+    The lock is keyed on the file (its device and inode), not on a name: a
+    hard link, a bind mount or a symlink of the file or its folder reaches
+    the same lock. ``flock`` locks are separate from the POSIX byte-range
+    locks SQLite itself takes, so they do not disturb SQLite's locking.
+
+    One trap: a process loses *all* its POSIX locks on a file when it closes
+    *any* descriptor of it. So this process never opens a descriptor of a
+    file one of its own stores holds (it checks ``_held`` by device and inode
+    first), and a store lets go of its descriptor only after its SQLite
+    connections are closed.
+    """
+
+    _held: ClassVar[dict[tuple[int, int], _ProcessLock]] = {}
+    _held_mutex: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self._strays: list[int] = []  # descriptors of this file that must outlive the lock
+        with self._held_mutex:
+            with suppress(FileNotFoundError):
+                info = os.stat(path)
+                if (info.st_dev, info.st_ino) in self._held:
+                    raise _locked(path, f"{os.getpid()} (this process)")
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            info = os.fstat(fd)
+            key = (info.st_dev, info.st_ino)
+            if key in self._held:  # the name moved to a held file since the check above
+                self._held[key]._strays.append(fd)  # closing it would drop SQLite's locks
+                raise _locked(path, f"{os.getpid()} (this process)")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)  # no store of this process uses this file: nothing to drop
+                raise _locked(path, _flock_holder(info) or "unknown") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd, self._key = fd, key
+            self._held[key] = self
 
     def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
+        """Let go; only once every SQLite connection of the store is closed."""
+        with self._held_mutex:
+            del self._held[self._key]
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            for fd in (self._fd, *self._strays):
+                os.close(fd)
+
+
+def _locked(path: str, holder: str) -> StoreLocked:
+    return StoreLocked(
+        f"the store {path} is in use by process {holder}, which holds a lock on that "
+        "database file (under this name or another: a hard link, a bind mount or a symlink)"
+    )
+
+
+def _flock_holder(info: os.stat_result) -> str | None:
+    """The pid holding a ``flock`` on the file ``info`` describes, from Linux's /proc/locks."""
+    file = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:
+                fields = line.split()  # "1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF"
+                if fields[1:2] == ["FLOCK"] and file in fields and fields[4].isdigit():
+                    return fields[4]
+    except OSError:
+        pass
+    return None
 
 
 class _Write(Generic[_T]):
@@ -225,13 +268,15 @@ class SQLiteStore(Store):
         self._lost: set[int] = set()  # jobs whose unwaited save failed; the writer's
         self._writer_lock = threading.Lock()  # the leader's: guards _writer and its use
         self._closed = False
-        self._readers_lock = threading.Lock()  # guards _idle_readers and _closed
+        self._readers_lock = threading.Lock()  # guards _idle_readers, _readers_out and _closed
         self._idle_readers: list[sqlite3.Connection] = []
+        self._readers_out = 0  # read connections in use
+        self._unlocking = False  # close() closed the writer: the last connection out unlocks
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise StoreError(f"cannot open the store {url}: the directory {folder} does not exist")
         try:
-            self._lock = _ProcessLock(os.path.realpath(self.path) + ".lock", self.path)
+            self._lock = _ProcessLock(self.path)
         except OSError as exc:
             raise StoreError(f"cannot lock the store {url}: {exc}") from exc
         try:
@@ -288,7 +333,11 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"closing the store {self.url} failed: {exc}") from exc
         finally:
-            self._lock.release()
+            with self._readers_lock:
+                self._unlocking = True
+                unlock = self._readers_out == 0  # else the last reader given back unlocks
+            if unlock:
+                self._lock.release()
 
     # -- group commit -----------------------------------------------------
 
@@ -528,6 +577,7 @@ class SQLiteStore(Store):
             if self._closed:
                 raise StoreError(f"the store {self.url} is closed")
             conn = self._idle_readers.pop() if self._idle_readers else None
+            self._readers_out += 1
         try:
             if conn is None:
                 conn = self._connect()
@@ -536,22 +586,30 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self.url} failed: {exc}") from exc
         finally:
-            if conn is not None:
-                self._give_back(conn)
+            self._give_back(conn)
 
-    def _give_back(self, conn: sqlite3.Connection) -> None:
-        """Put a read connection back in the pool, or close it if the store is closed."""
-        try:
-            if conn.in_transaction:
+    def _give_back(self, conn: sqlite3.Connection | None) -> None:
+        """Put a read connection back in the pool, or close it if the store is closed.
+
+        After ``close()``, the last connection given back lets go of the process
+        lock: not before, or SQLite's own locks on the file would go with it.
+        """
+        if conn is not None and conn.in_transaction:
+            try:
                 conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            conn.close()
-            return
+            except sqlite3.Error:
+                conn.close()
+                conn = None
         with self._readers_lock:
-            if not self._closed:
+            self._readers_out -= 1
+            if not self._closed and conn is not None:
                 self._idle_readers.append(conn)
                 return
-        conn.close()
+            unlock = self._unlocking and self._readers_out == 0
+        if conn is not None:
+            conn.close()
+        if unlock:
+            self._lock.release()
 
     def load(self, job_id: int, *, with_log: bool = False) -> Job:
         params = {"id": job_id, "job_id": job_id, "since": 0}
