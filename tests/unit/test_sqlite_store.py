@@ -59,7 +59,7 @@ EXPECTED_SCHEMA = [
         "CREATE TABLE jobs ( id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, "
         "priority INTEGER NOT NULL, archived INTEGER NOT NULL DEFAULT 0, "
         "received_at REAL NOT NULL, ended_at REAL, version INTEGER NOT NULL, "
-        "doc TEXT NOT NULL )",
+        "doc TEXT NOT NULL , unreadable INTEGER NOT NULL DEFAULT 0)",
     ),
     ("index", "jobs_archived", "CREATE INDEX jobs_archived ON jobs (id) WHERE archived = 1"),
     (
@@ -67,6 +67,7 @@ EXPECTED_SCHEMA = [
         "jobs_unarchived",
         "CREATE INDEX jobs_unarchived ON jobs (status, priority, archived) WHERE archived = 0",
     ),
+    ("index", "jobs_unreadable", "CREATE INDEX jobs_unreadable ON jobs (id) WHERE unreadable = 1"),
     ("table", "meta", "CREATE TABLE meta ( key TEXT PRIMARY KEY, value TEXT NOT NULL )"),
     (
         "table",
@@ -521,3 +522,52 @@ def test_values_orjson_refuses_are_stored_by_the_standard_library(store: SQLiteS
     job.ops[0].result = {"big": 2**70, "text": "é ✓"}
     store.save(job)
     assert store.load(job_id).ops[0].result == {"big": 2**70, "text": "é ✓"}
+
+
+# -- unreadable records (guarantee 7) ---------------------------------------
+
+
+def _damage(db: Path, sql: str, *params: Any) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+def test_an_unreadable_record_is_logged_once_without_its_text(
+    store: SQLiteStore, db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, spoiled = store.insert_jobs([make_job(), make_job()], max_unarchived=None)
+    _damage(db, "UPDATE jobs SET doc = ? WHERE id = ?", '{"ops": [{"password": "hunter2"', spoiled)
+
+    with caplog.at_level("INFO", logger="jobplane.stores.sqlite"):
+        for _ in range(3):
+            store.load(spoiled, with_log=True)
+            store.list_jobs(archived=None)
+            store.unfinished()
+            store.quarantined(scan=True)
+
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.job_id == spoiled  # type: ignore[attr-defined]
+    assert f"job {spoiled}: its stored record cannot be read (not JSON; 31 characters)" in (
+        record.getMessage()
+    )
+    assert "hunter2" not in caplog.text
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT id, unreadable, status FROM jobs ORDER BY id").fetchall()
+    conn.close()
+    assert rows == [(good, 0, "queued"), (spoiled, 1, "error")]  # marked, once
+
+
+def test_damaged_columns_never_fail_a_read(store: SQLiteStore, db: Path) -> None:
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    store.append_log(job_id, 0, 1.0, "fine")
+    store.append_log(job_id, 0, 2.0, "spoiled")
+    _damage(db, "UPDATE jobs SET status = 'exploded', version = 'v' WHERE id = ?", job_id)
+    _damage(db, "UPDATE job_log SET message = x'ff00', time = 'then' WHERE serial = 2")
+
+    job = store.load(job_id, with_log=True)
+    assert job.status is OpStatus.ERROR
+    assert [(e.serial, e.message) for e in job.log] == [(1, "fine"), (2, "(log line unreadable)")]
+    assert [e.time for e in store.read_log(job_id)] == [1.0, 0.0]
+    assert store.counts() == {(OpStatus.ERROR, 0): 1}

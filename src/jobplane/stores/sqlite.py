@@ -23,6 +23,12 @@ How it keeps the contract of :mod:`jobplane.stores.base`:
   listeners run once they are committed.
 * **Reads** use a pool of read connections. In WAL mode they see only
   committed data and never wait for the writer.
+* **Unreadable records** (guarantee 7): a read that meets a row whose
+  document cannot be read returns a quarantined job instead, logs it once,
+  and, once its read connection is back, marks the row (``unreadable = 1``,
+  status ``error``) in a write of its own, so that counts, filters and
+  archiving agree with what reads return. A failed mark is logged: the next
+  read tries again.
 * **Durability**: WAL always; ``synchronous=NORMAL`` survives a crash of the
   process, ``FULL`` also a loss of power.
 """
@@ -33,6 +39,7 @@ import dataclasses
 import fcntl
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -43,9 +50,11 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
 
+from .. import priorities
 from ..errors import (
     DependencyError,
     JobNotFound,
+    JobStateError,
     QueueDrained,
     QueueFull,
     StoreConflict,
@@ -55,6 +64,7 @@ from ..errors import (
 )
 from ..jobs import Dependency, Job, LogEntry, OpStatus
 from .base import Durability, Store
+from .records import Unreadable, UnreadableRecord, job_from_record, quarantined_job, size_of
 from .sql import SQL_ROOT, Migration, load_migrations, load_queries
 
 logger = logging.getLogger(__name__)
@@ -71,6 +81,7 @@ _LIST_QUERIES = {
     True: Q["list_archived_jobs"],
 }
 
+_STATUSES = {status.value: status for status in OpStatus}
 _T = TypeVar("_T")
 _Row = tuple[Any, ...]
 _json_encode = json.JSONEncoder(separators=(",", ":")).encode
@@ -82,13 +93,6 @@ def _encode(value: Any) -> str:
         return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
         return _json_encode(value)
-
-
-def _decode(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # what only the standard library wrote or reads
-        return json.loads(text)
 
 
 def database_path(url: str) -> str:
@@ -272,6 +276,8 @@ class SQLiteStore(Store):
         self._idle_readers: list[sqlite3.Connection] = []
         self._readers_out = 0  # read connections in use
         self._unlocking = False  # close() closed the writer: the last connection out unlocks
+        self._reported: set[int] = set()  # unreadable records logged by this process
+        self._reported_lock = threading.Lock()
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise StoreError(f"cannot open the store {url}: the directory {folder} does not exist")
@@ -568,6 +574,33 @@ class SQLiteStore(Store):
         params = {"value": "1" if drained else "0"}
         self._write(lambda conn: conn.execute(Q["set_drained"], params))
 
+    def remove_unreadable(self, job_id: int) -> None:
+        params = {"id": job_id, "delta": -1}
+
+        def apply(conn: sqlite3.Connection) -> None:
+            row = conn.execute(Q["load_job"], params).fetchone()
+            if row is None:
+                raise JobNotFound(f"job {job_id} does not exist")
+            try:
+                _parse(row)
+            except UnreadableRecord:
+                pass
+            else:
+                raise JobStateError(
+                    f"job {job_id} is readable: only a record that cannot be read is "
+                    "removed (archive a finished job instead)"
+                )
+            [(archived,)] = conn.execute(Q["delete_job"], params).fetchall()
+            conn.execute(Q["delete_log"], params)
+            if not archived:
+                conn.execute(Q["add_unarchived"], params)
+
+        self._write(apply)
+        logger.warning(
+            "job %s: the unreadable record was removed", job_id, extra={"job_id": job_id}
+        )
+        self._notify((job_id,))
+
     # -- reads ------------------------------------------------------------
 
     @contextmanager
@@ -623,9 +656,9 @@ class SQLiteStore(Store):
                 conn.execute("COMMIT")
         if row is None:
             raise JobNotFound(f"job {job_id} does not exist")
-        job = _job(row)
+        [job] = self._jobs([row])
         if with_log:
-            job.log = [LogEntry(*entry) for entry in log]
+            job.log = [_log_entry(entry) for entry in log]
         return job
 
     def read_log(self, job_id: int, since_serial: int = 0) -> list[LogEntry]:
@@ -634,7 +667,7 @@ class SQLiteStore(Store):
             rows = conn.execute(Q["read_log"], params).fetchall()
             if not rows and conn.execute(Q["job_exists"], params).fetchone() is None:
                 raise JobNotFound(f"job {job_id} does not exist")
-        return [LogEntry(*row) for row in rows]
+        return [_log_entry(row) for row in rows]
 
     def list_jobs(
         self,
@@ -652,12 +685,87 @@ class SQLiteStore(Store):
         query = _LIST_QUERIES[archived]
         with self._reading() as conn:
             rows = conn.execute(query, params).fetchall()
-        return [_job(row) for row in rows]
+        return self._jobs(rows)
 
     def unfinished(self) -> list[Job]:
         with self._reading() as conn:
             rows = conn.execute(Q["unfinished_jobs"]).fetchall()
-        return [_job(row) for row in rows]
+        return [job for job in self._jobs(rows) if not job.is_final]  # not the quarantined
+
+    def quarantined(self, *, scan: bool = False) -> list[Unreadable]:
+        after = 0
+        while scan:  # reading every record finds (and marks) the unreadable ones
+            page = self.list_jobs(archived=None, after=after, limit=1000)
+            scan = bool(page)
+            after = page[-1].id if page else after
+        with self._reading() as conn:
+            rows = conn.execute(Q["list_unreadable"]).fetchall()
+        found = []
+        for row in rows:
+            try:
+                _parse(row)
+            except UnreadableRecord as exc:
+                received_at = row[5] if isinstance(row[5], (int, float)) else None
+                found.append(
+                    Unreadable(row[0], bool(row[2]), received_at, str(exc), size_of(row[3]))
+                )
+        return found
+
+    def _jobs(self, rows: list[_Row]) -> list[Job]:
+        """The jobs the rows hold; a row that cannot be read becomes a quarantined job.
+
+        Call it with the read connection given back: it may write, to mark
+        the rows newly found unreadable (or readable again, after a repair by hand).
+        """
+        jobs, marks = [], []
+        for row in rows:
+            job_id, version, archived, text, marked, received_at, ended_at = row
+            try:
+                job = _parse(row)
+            except UnreadableRecord as exc:
+                job = quarantined_job(job_id, version, bool(archived), received_at, ended_at)
+                self._report(job_id, str(exc), size_of(text))
+                if not marked:
+                    marks.append(("mark_unreadable", job))
+            else:
+                if marked:
+                    marks.append(("mark_readable", job))
+            jobs.append(job)
+        if marks:
+            self._mark(marks)
+        return jobs
+
+    def _report(self, job_id: int, reason: str, size: int) -> None:
+        """Log an unreadable record, once per process."""
+        with self._reported_lock:
+            if job_id in self._reported:
+                return
+            self._reported.add(job_id)
+        logger.error(
+            "job %s: its stored record cannot be read (%s; %d characters): it is quarantined, "
+            "reads as error and never runs; 'jobplane quarantine list' shows such jobs, "
+            "'jobplane quarantine remove %s' deletes it",
+            job_id,
+            reason,
+            size,
+            job_id,
+            extra={"job_id": job_id},
+        )
+
+    def _mark(self, marks: list[tuple[str, Job]]) -> None:
+        """Make the rows' columns say what reads return (best effort; a later read retries)."""
+
+        def apply(conn: sqlite3.Connection) -> None:
+            for query, job in marks:
+                params = {"id": job.id, "version": job.version, "status": job.status.value}
+                conn.execute(Q[query], {**params, "priority": job.priority})
+
+        try:
+            self._write(apply, single=len(marks) == 1)
+        except StoreError as exc:
+            logger.warning("could not mark records (un)readable (a later read will): %s", exc)
+            return
+        self._notify(job.id for _, job in marks)
 
     def is_drained(self) -> bool:
         with self._reading() as conn:
@@ -666,7 +774,13 @@ class SQLiteStore(Store):
     def counts(self) -> dict[tuple[OpStatus, int], int]:
         with self._reading() as conn:
             rows = conn.execute(Q["count_jobs"]).fetchall()
-        return {(OpStatus(status), priority): count for status, priority, count in rows}
+        counts: dict[tuple[OpStatus, int], int] = {}
+        for status, priority, count in rows:
+            key = (_STATUSES.get(status, OpStatus.ERROR), priority)  # a damaged column: error
+            if not isinstance(priority, int):
+                key = (key[0], priorities.NORMAL)
+            counts[key] = counts.get(key, 0) + count
+        return counts
 
 
 def _apply_one(conn: sqlite3.Connection, item: _Write[Any], what: str) -> None:
@@ -708,8 +822,30 @@ def _translate(exc: Exception, what: str) -> Exception:
     return error
 
 
-def _job(row: _Row) -> Job:
-    return Job.from_doc(row[0], row[1], bool(row[2]), _decode(row[3]))
+def _parse(row: _Row) -> Job:
+    """The job of a row read by a job query (see ``load_job``). Raises UnreadableRecord."""
+    job_id, version, archived, text = row[:4]
+    if not isinstance(version, int):
+        raise UnreadableRecord("its version is not a number")
+    return job_from_record(job_id, version, bool(archived), text)
+
+
+def _log_entry(row: _Row) -> LogEntry:
+    """A log line as read; a damaged column reads as a placeholder, never as a wrong type."""
+    serial, op_index, time, message = row
+    if (
+        type(serial) is int
+        and type(op_index) is int
+        and type(time) is float
+        and type(message) is str
+    ):
+        return LogEntry(serial, op_index, time, message)
+    return LogEntry(
+        serial if isinstance(serial, int) else 0,
+        op_index if isinstance(op_index, int) else 0,
+        float(time) if isinstance(time, (int, float)) and math.isfinite(time) else 0.0,
+        message if isinstance(message, str) else "(log line unreadable)",
+    )
 
 
 def _resolve(
