@@ -371,7 +371,13 @@ class SharedLock:
                 mutex.wake_one()
 
     def downgrade(self, owner: Hashable | None = None) -> None:
-        """Turn an exclusive hold into a shared one; sharers at the queue's head join at once.
+        """Turn an exclusive hold into a shared one; the first priority's sharers join at once.
+
+        As in Ganeti, the group of sharers at the first waiting priority moves
+        to the front of that priority (ahead of exclusive waiters that came
+        before it) and is granted with the downgrade; sharers at the head of
+        the queue after it are let in too. Only a change from exclusive to
+        shared does this, so a holder cannot keep pulling sharers forward.
 
         Raises:
             LockError: the owner does not hold the lock exclusively.
@@ -384,6 +390,13 @@ class SharedLock:
             self._exclusive = None
             self._shared[owner] = None
             self._since = self._clock()
+            if self._priorities:
+                first = self._priorities[0]
+                group = self._groups.get(first)
+                queue = self._queues[first]
+                if group is not None and queue[0] is not group:
+                    queue.remove(group)
+                    queue.appendleft(group)
             self._grant_unlocked()
 
     def delete(
