@@ -45,7 +45,7 @@ from .jobs import FINAL, Job, OpStatus, json_error
 from .locking import ALL, LockManager, LockRequest, lock_attempt_timeouts
 from .operations import LockNeed, OpCanceled, OpContext, OpDef, Registry
 from .stores.base import Store
-from .timers import TimerHandle, TimerThread
+from .timers import TimerHandle, Timers
 from .workerpool import DeferTask, NoSuchTask, WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ class Processor:
         registry: Registry,
         pool: WorkerPool,
         locks: LockManager,
-        timers: TimerThread,
+        timers: Timers,
         lock_timeouts: LockTimeouts = DEFAULT_LOCK_TIMEOUTS,
         aging_interval: float = 60.0,
         clock: Callable[[], float] = time.monotonic,

@@ -37,7 +37,7 @@ from .processor import (
     Processor,
 )
 from .stores import DEFAULT_URL, Durability, Store, open_store
-from .timers import TimerThread
+from .timers import Timers, TimerThread
 from .workerpool import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -104,6 +104,7 @@ class JobQueue:
         max_jobs: int | None = DEFAULT_MAX_JOBS,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        timers: Timers | None = None,
         start: bool = True,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -128,7 +129,9 @@ class JobQueue:
         self.pool = WorkerPool(num_workers=workers, name="jobs")
         if not start:
             self.pool.pause()
-        self._timers = TimerThread("lock-timers")
+        # Lock-attempt timeouts and store retries, on ``clock`` (jobplane.testing.ManualClock
+        # is both, for tests).
+        self._timers = timers if timers is not None else TimerThread("lock-timers", clock=clock)
         self.processor = Processor(
             store=store,
             registry=self.registry,
