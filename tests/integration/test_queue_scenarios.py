@@ -126,7 +126,7 @@ def test_low_job_escalates_past_a_stream_of_normal_jobs(
 ) -> None:
     """A steady stream of normal jobs on one lock cannot starve a low job: it escalates."""
     q = make_queue(workers=2, lock_timeouts=(0.05, 0.1, 0.25))
-    busy = {"op": "test.delay", "params": {"duration": 0.005, "exclusive": ["node:n1"]}}
+    busy = {"op": "test.delay", "params": {"duration": 0.02, "exclusive": ["node:n1"]}}
     low_done = threading.Event()
     stream: list[int] = []
     ran_out = threading.Event()
