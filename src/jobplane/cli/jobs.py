@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from .. import priorities
 from ..client import Client
 from ..errors import ValidationError
 from .common import FINAL, AsJson, Token, Url, client, console, err, print_json, when
@@ -106,6 +107,7 @@ def register(app: typer.Typer) -> None:
         """Submit a job (one op from the command line, or jobs from a JSON file)."""
         if (op is None) == (file is None):
             raise ValidationError("give an OP with key=value parameters, or --file, not both")
+        level = None if priority is None else priorities.parse_text(priority)
         with client(url, token) as c:
             if file is not None:
                 try:
@@ -118,7 +120,7 @@ def register(app: typer.Typer) -> None:
             else:
                 assert op is not None
                 body = {"op": op, "params": _params(params or [], params_json)}
-                ids = [c.submit([body], priority=priority, depends=_depends(depends or []))]
+                ids = [c.submit([body], priority=level, depends=_depends(depends or []))]
             for job_id in ids:
                 console.print(f"submitted job {job_id}")
             if wait:
@@ -259,9 +261,10 @@ def register(app: typer.Typer) -> None:
         """Change the priority of jobs' pending ops."""
         if not ids and not pending:
             raise ValidationError("give job ids or --pending")
+        level = priorities.parse_text(priority)
         with client(url, token) as c:
             targets = _targets(c, ids or [], "queued,waiting" if pending else None)
-            _each([(i, *c.change_priority(i, priority)) for i in targets])
+            _each([(i, *c.change_priority(i, level)) for i in targets])
 
     @app.command()
     def explain(job_id: int, as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
