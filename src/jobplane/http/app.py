@@ -66,6 +66,10 @@ TrueFalse = pydantic.BeforeValidator(_true_false)
 JobId = Annotated[int, Digits, Path(ge=1, le=MAX_ID, description="a job id")]
 
 
+_LITERALS = ("batch",)
+"""Paths /v1/jobs/NAME of their own: list each here, or GET /v1/jobs/NAME is job NAME."""
+
+
 class _JobIdConvertor(Convertor[str]):
     """A path segment that is not a literal sibling path: /v1/jobs/batch is not job "batch".
 
@@ -73,7 +77,7 @@ class _JobIdConvertor(Convertor[str]):
     while "1.0" still reaches the route and gets 422 from ``_digits``.
     """
 
-    regex = "(?!batch$)[^/]+"
+    regex = f"(?!(?:{'|'.join(_LITERALS)})$)[^/]+"
 
     def convert(self, value: str) -> str:
         return value
@@ -132,9 +136,9 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
-    metrics = Metrics(queue)
     long_polls = LongPolls(queue, max_waits)
     app.state.long_polls = long_polls
+    metrics = Metrics(queue, open_waits=lambda: long_polls.open)
 
     async def reader(request: Request) -> None:  # cheap: no thread hop
         client = request.client.host if request.client else None
