@@ -76,17 +76,24 @@ class JobWatch:
     def look(self) -> tuple[Job, JobChange | None]:
         """The job now, and the change if there is one. Raises JobNotFound."""
         job = self._store.load(self.job_id)
-        if self._status is None and self._base is None:
-            self._base = _fingerprint(job)
         log = self._store.read_log(self.job_id, self._serial)
-        if self._status is not None:
-            changed = job.status is not self._status
-        else:
-            changed = _fingerprint(job) != self._base
-        if not (log or changed):
+        if not (log or self._changed(job)):
             return job, None
         job.log = self._store.read_log(self.job_id)
         return job, JobChange(job, log)
+
+    def last_look(self) -> tuple[Job, JobChange | None]:
+        """Like :meth:`look`, in one read, and the job always has its whole log."""
+        job = self._store.load(self.job_id, with_log=True)
+        log = [entry for entry in job.log if entry.serial > self._serial]
+        return job, JobChange(job, log) if log or self._changed(job) else None
+
+    def _changed(self, job: Job) -> bool:
+        if self._status is not None:
+            return job.status is not self._status
+        if self._base is None:
+            self._base = _fingerprint(job)
+        return _fingerprint(job) != self._base
 
 
 @dataclass(frozen=True, slots=True)

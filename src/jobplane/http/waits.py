@@ -45,7 +45,7 @@ class WaitOutcome:
     change: JobChange | None
     stopping: bool = False
     job: Job | None = None
-    """When stopping: the job as it is (with its log)."""
+    """When stopping: the job as it is, with its log."""
 
 
 class LongPolls:
@@ -55,7 +55,6 @@ class LongPolls:
         if limit < 1:
             raise ValueError("the limit of open waits must be at least 1")
         self.limit = limit
-        self._queue = queue
         self._events: dict[int, set[asyncio.Event]] = {}
         self._open = 0
         self._closed = False
@@ -113,12 +112,12 @@ class LongPolls:
             try:
                 while True:
                     event.clear()
+                    if self._closed:
+                        job, change = await anyio.to_thread.run_sync(watch.last_look)
+                        return WaitOutcome(change, stopping=True, job=job)
                     job, change = await anyio.to_thread.run_sync(watch.look)
                     if change is not None:
-                        return WaitOutcome(change, stopping=self._closed)
-                    if self._closed:
-                        now = await anyio.to_thread.run_sync(self._queue.get, watch.job_id)
-                        return WaitOutcome(None, stopping=True, job=now)
+                        return WaitOutcome(change)
                     if job.is_final or loop.time() >= deadline:
                         return WaitOutcome(None)
                     try:
