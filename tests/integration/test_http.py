@@ -338,6 +338,8 @@ def test_bodies_json_cannot_hold_say_what_is_wrong(api: httpx.Client) -> None:
     assert "message" in message  # parsed, then refused by the op's schema
     quoted = b'{"ops": [{"op": "test.delay", "params": {"message": "' + b"[" * 200 + b'"}}]}'
     assert post(quoted).status_code == 201  # brackets in a string are not nesting
+    escaped = b'{"ops": [{"op": "test.delay", "params": {"message": "\\\\\\"' + b"{" * 200
+    assert post(escaped + b'"}}]}').status_code == 201  # nor after escaped quotes
     digits = b'{"ops": [{"op": "test.noop"}], "priority": ' + b"1" * 4301 + b"}"
     message = error(post(digits), 400, "bad_json")
     assert "more than 4300 digits" in message
@@ -345,7 +347,7 @@ def test_bodies_json_cannot_hold_say_what_is_wrong(api: httpx.Client) -> None:
     assert "not valid UTF-8" in message and "position 26" in message
     message = error(post(b'{"ops": [}'), 400, "bad_json")
     assert "line 1 column 10" in message
-    assert [job["id"] for job in api.get("/v1/jobs").json()["jobs"]] == [1]
+    assert [job["id"] for job in api.get("/v1/jobs").json()["jobs"]] == [1, 2]
 
 
 def test_a_body_that_is_not_json_says_so(api: httpx.Client) -> None:

@@ -12,9 +12,10 @@ before the app sees the request, and refuses, in the one error shape:
   deeper than ``MAX_DEPTH`` arrays and objects, an integer of more than
   ``MAX_DIGITS`` digits.
 
-The depth and digit checks look at the raw bytes, strings blanked out, and
-only when a cheap count says they could fail, so an ordinary body costs two
-byte counts and a UTF-8 decode. Syntax errors are left to the parser (FastAPI
+The depth and digit checks look at the raw bytes with the strings taken out,
+and only when a cheap count says they could fail (more than ``MAX_DEPTH``
+brackets, more than ``MAX_DIGITS`` digits); they are byte operations, about
+a millisecond for a MiB. Syntax errors are left to the parser (FastAPI
 answers them as ``json_invalid``, which ``errors`` turns into ``bad_json``).
 
 ``HeadAsGet`` answers ``HEAD`` wherever ``GET`` is served: the app sees a
@@ -38,15 +39,15 @@ MAX_DIGITS = sys.int_info.default_max_str_digits
 """An integer in a body has at most this many digits (Python's limit, 4300)."""
 
 _JSON_TYPES = re.compile(r"application/(?:[\w.+-]+\+)?json\s*(?:;.*)?", re.IGNORECASE)
-_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?')
-"""A JSON string, or an unclosed one up to the end; possessive, so linear time."""
+_DIGITS = b"0123456789"
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NUMBERS = bytes(b if b in b"0123456789.eE+-" else ord(" ") for b in range(256))
+"""Keeps the characters of numbers, turns every other byte into a space."""
 _STEP = [0] * 256
 for _open in b"[{":
     _STEP[_open] = 1
 for _close in b"]}":
     _STEP[_close] = -1
-_LONG_INTEGER = re.compile(rb"(?<![\d.eE])\d{%d,}(?![\d.eE])" % (MAX_DIGITS + 1))
 
 
 class BodyCheck:
@@ -126,17 +127,31 @@ def _problem(body: bytes, content_type: bytes | None) -> tuple[int, str, str] | 
             f"{exc.start} ({exc.reason})",
         )
     deep = body.count(b"[") + body.count(b"{") > MAX_DEPTH
-    long = _LONG_INTEGER.search(body) is not None
+    long = len(body) - len(body.translate(None, _DIGITS)) > MAX_DIGITS
     if not (deep or long):
         return None
-    bare = _STRING.sub(b'""', body)
-    if deep and max(accumulate(map(_STEP.__getitem__, bare.translate(None, _NOT_BRACKETS)))) > (
-        MAX_DEPTH
-    ):
+    outside = _outside_strings(body)
+    if deep and _depth(outside) > MAX_DEPTH:
         return 400, "bad_json", f"the body is nested deeper than {MAX_DEPTH} levels"
-    if long and _LONG_INTEGER.search(bare):
+    if long and any(
+        len(run) > MAX_DIGITS and run.lstrip(b"-").isdigit()
+        for run in outside.translate(_NUMBERS).split()
+    ):
         return 400, "bad_json", f"the body has an integer of more than {MAX_DIGITS} digits"
     return None
+
+
+def _outside_strings(body: bytes) -> bytes:
+    """The body without its strings: escaped backslashes and quotes go first, then
+    everything between two quotes. (Byte operations only: fast on a whole MiB.)"""
+    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return b"".join(plain.split(b'"')[::2])
+
+
+def _depth(text: bytes) -> int:
+    """How deep the arrays and objects of ``text`` (strings removed) nest."""
+    brackets = text.translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
 
 
 async def _gone() -> Message:
