@@ -12,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import pydantic
-from fastapi import Depends, FastAPI, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import Receive
 
 from .. import __version__
@@ -27,67 +25,22 @@ from . import auth, errors
 from .metrics import Metrics
 from .middleware import BodyCheck, HeadAsGet
 from .schemas import (
+    JOB,
     ArchiveBody,
     BatchSpec,
+    Digits,
     DrainBody,
     ErrorBody,
     JobBody,
+    JobId,
     PriorityBody,
     StatusList,
+    TrueFalse,
     job_json,
     log_json,
     summary_json,
 )
 from .waits import DEFAULT_LIMIT, LongPolls, WaitOutcome
-
-
-def _digits(value: object) -> object:
-    """A number in a path or a query: digits only ("1.0", "+1", " 1" and "1e0" are refused)."""
-    if isinstance(value, str):
-        if not (value.isascii() and value.isdigit()):
-            raise ValueError("must be an integer written in digits, e.g. 42")
-        if len(value) > 20:
-            raise ValueError(f"must be at most {MAX_ID}")
-        return int(value)
-    return value
-
-
-def _true_false(value: object) -> object:
-    """A boolean in a query: true or false, nothing else."""
-    if isinstance(value, str):
-        if value not in ("true", "false"):
-            raise ValueError("must be true or false")
-        return value == "true"
-    return value
-
-
-Digits = pydantic.BeforeValidator(_digits)
-TrueFalse = pydantic.BeforeValidator(_true_false)
-JobId = Annotated[int, Digits, Path(ge=1, le=MAX_ID, description="a job id")]
-
-
-_LITERALS = ("batch",)
-"""Paths /v1/jobs/NAME of their own: list each here, or GET /v1/jobs/NAME is job NAME."""
-
-
-class _JobIdConvertor(Convertor[str]):
-    """A path segment that is not a literal sibling path: /v1/jobs/batch is not job "batch".
-
-    So ``GET /v1/jobs/batch`` finds only ``POST /v1/jobs/batch`` and answers 405,
-    while "1.0" still reaches the route and gets 422 from ``_digits``.
-    """
-
-    regex = f"(?!(?:{'|'.join(_LITERALS)})$)[^/]+"
-
-    def convert(self, value: str) -> str:
-        return value
-
-    def to_string(self, value: str) -> str:
-        return value
-
-
-register_url_convertor("job_id", _JobIdConvertor())
-JOB = "/v1/jobs/{job_id:job_id}"
 
 _ERRORS = {
     400: "the body is not JSON, not UTF-8, nested deeper than 100 levels, or has an "
