@@ -32,7 +32,8 @@ def _codes() -> dict[str, type[errors.JobplaneError]]:
             "invalid_request": errors.ValidationError,
             "bad_json": errors.ValidationError,
             "not_found": errors.JobNotFound,
-            "body_too_large": errors.ValidationError,
+            "payload_too_large": errors.ValidationError,
+            "unsupported_media_type": errors.ValidationError,
         }
     )
     return found

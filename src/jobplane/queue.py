@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from . import __version__, priorities
-from .errors import DependencyError, JobStateError, StoreError, ValidationError
+from .errors import DependencyError, JobStateError, ShuttingDown, StoreError, ValidationError
 from .jobs import (
     CANCELED_BY_REQUEST,
     FINAL,
@@ -62,6 +62,48 @@ class JobChange:
 
     job: Job
     log: list[LogEntry]
+
+
+class JobWatch:
+    """What one waiter has seen of a job: a log serial, and a status.
+
+    Each :meth:`look` reads the job once and says whether it changed since: a
+    log line above the serial, or a status other than the known one. Without
+    a known status, the job as the first look finds it is the baseline (its
+    status and each op's). Used by ``wait_for_change`` here and by the HTTP
+    layer's asynchronous waits; make one with :meth:`JobQueue.watch`.
+    """
+
+    def __init__(
+        self, store: Store, job_id: int, since_log_serial: int, since_status: OpStatus | None
+    ) -> None:
+        self.job_id = job_id
+        self._store = store
+        self._serial = since_log_serial
+        self._status = since_status
+        self._base: tuple[OpStatus, tuple[OpStatus, ...]] | None = None
+
+    def look(self) -> tuple[Job, JobChange | None]:
+        """The job now, and the change if there is one. Raises JobNotFound."""
+        job = self._store.load(self.job_id)
+        log = self._store.read_log(self.job_id, self._serial)
+        if not (log or self._changed(job)):
+            return job, None
+        job.log = self._store.read_log(self.job_id)
+        return job, JobChange(job, log)
+
+    def last_look(self) -> tuple[Job, JobChange | None]:
+        """Like :meth:`look`, in one read, and the job always has its whole log."""
+        job = self._store.load(self.job_id, with_log=True)
+        log = [entry for entry in job.log if entry.serial > self._serial]
+        return job, JobChange(job, log) if log or self._changed(job) else None
+
+    def _changed(self, job: Job) -> bool:
+        if self._status is not None:
+            return job.status is not self._status
+        if self._base is None:
+            self._base = _fingerprint(job)
+        return _fingerprint(job) != self._base
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +175,7 @@ class JobQueue:
         self.max_jobs = max_jobs
         self._wall = wall
         self._closed = False
+        self._stopping = False
         self._watch_mutex = threading.Lock()
         self._watchers: dict[int, list[threading.Event]] = {}
         self.locks = LockManager(levels=self.registry.levels)
@@ -191,10 +234,29 @@ class JobQueue:
     ) -> None:
         self.close()
 
+    def stop(self) -> None:
+        """Begin to stop, at once: start no more ops, refuse submissions; running ops go on.
+
+        What was about to start stays queued in the store, as after
+        :meth:`close`; :meth:`submit` raises ``ShuttingDown``. Reads, waits,
+        cancels still work. Then :meth:`wait_stopped` and :meth:`close`.
+        """
+        self._stopping = True
+        self.pool.shutdown(wait=False, cancel_pending=True)
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """After :meth:`stop`: wait until the running ops have finished and are recorded.
+
+        Returns:
+            False if ``timeout`` seconds passed first.
+        """
+        return self.pool.wait_idle(timeout)
+
     def close(self, *, wait: bool = True) -> None:
         """Stop: running ops finish and are recorded; queued jobs stay queued in the store."""
         if self._closed:
             return
+        self._stopping = True
         self._closed = True
         self._stop_maintenance.set()
         self.pool.shutdown(wait=wait, cancel_pending=True)
@@ -300,6 +362,20 @@ class JobQueue:
             after = _job_id(after, what="after")
         return self.store.list_jobs(statuses=statuses, archived=archived, after=after, limit=limit)
 
+    def watch(
+        self, job_id: int, since_log_serial: int = 0, *, since_status: OpStatus | str | None = None
+    ) -> JobWatch:
+        """A :class:`JobWatch` of the job, its arguments checked (see ``wait_for_change``)."""
+        job_id = _job_id(job_id)
+        if (
+            isinstance(since_log_serial, bool)
+            or not isinstance(since_log_serial, int)
+            or not 0 <= since_log_serial <= MAX_ID
+        ):
+            raise ValidationError(f"since_log_serial must be an integer from 0 to {MAX_ID}")
+        status = None if since_status is None else _statuses(since_status)
+        return JobWatch(self.store, job_id, since_log_serial, status[0] if status else None)
+
     def wait_for_change(
         self,
         job_id: int,
@@ -314,44 +390,32 @@ class JobQueue:
         status other than ``since_status`` (default: the status when called).
         Returns at once if that is already the case; for a finished job, which
         never changes again, it returns None at once instead of waiting.
+        This holds the calling thread; the HTTP daemon's waits hold none
+        (``http/waits.py``).
         """
-        job_id = _job_id(job_id)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValidationError("timeout must be a number of seconds >= 0")
-        if (
-            isinstance(since_log_serial, bool)
-            or not isinstance(since_log_serial, int)
-            or not 0 <= since_log_serial <= MAX_ID
-        ):
-            raise ValidationError(f"since_log_serial must be an integer from 0 to {MAX_ID}")
+        watch = self.watch(job_id, since_log_serial, since_status=since_status)
         timeout = min(float(timeout), MAX_WAIT)
-        base_status = OpStatus(since_status) if since_status is not None else None
         event = threading.Event()
         with self._watch_mutex:
-            self._watchers.setdefault(job_id, []).append(event)
+            self._watchers.setdefault(watch.job_id, []).append(event)
         try:
             deadline = time.monotonic() + timeout
-            job = self.store.load(job_id)
-            base = _fingerprint(job) if base_status is None else None
             while True:
-                log = self.store.read_log(job_id, since_log_serial)
-                changed = (
-                    job.status is not base_status if base is None else _fingerprint(job) != base
-                )
-                if log or changed:
-                    job.log = self.store.read_log(job_id)
-                    return JobChange(job, log)
+                job, change = watch.look()
+                if change is not None:
+                    return change
                 remaining = deadline - time.monotonic()
                 if job.is_final or remaining <= 0 or not event.wait(remaining):
                     return None
                 event.clear()
-                job = self.store.load(job_id)
         finally:
             with self._watch_mutex:
-                events = self._watchers.get(job_id, [])
+                events = self._watchers.get(watch.job_id, [])
                 events.remove(event)
                 if not events:
-                    self._watchers.pop(job_id, None)
+                    self._watchers.pop(watch.job_id, None)
 
     def wait(self, job_id: int, timeout: float | None = None) -> Job:
         """Block until the job is final and return it; JobStateError on timeout."""
@@ -492,6 +556,8 @@ class JobQueue:
     def _check_open(self) -> None:
         if self._closed:
             raise JobStateError("the queue is closed")
+        if self._stopping:
+            raise ShuttingDown("the daemon is stopping: it takes no new jobs")
 
     def _maintain(self) -> None:
         interval = self.processor.aging_interval

@@ -35,13 +35,12 @@ SomeJobIds = Annotated[list[int] | None, typer.Argument(min=1, max=MAX_ID, show_
 """Job ids, or none when an option chooses the jobs (``--pending``)."""
 Limit = Annotated[int, typer.Option(min=1, max=LIST_LIMIT, help="at most this many jobs")]
 
-_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 _TOKEN = re.compile(r"[\x21-\x7e]+")
 
 
 def priority(text: str) -> int:
     """A priority given as text: an integer or a name, judged as the daemon judges it."""
-    return priorities.parse(int(text) if _INTEGER.fullmatch(text) else text)
+    return priorities.parse_text(text)
 
 
 def statuses(text: str) -> str:

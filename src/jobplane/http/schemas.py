@@ -1,10 +1,12 @@
-"""Request bodies (pydantic) and the JSON shapes of jobs."""
+"""Request bodies (pydantic), path and query values, and the JSON shapes of jobs."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import pydantic
+from fastapi import Path
+from starlette.convertors import Convertor, register_url_convertor
 
 from .. import priorities
 from ..jobs import MAX_ID, Job, LogEntry, OpStatus, json_error
@@ -23,6 +25,56 @@ Priority = Annotated[
     ),
 ]
 """Checked by ``priorities.parse`` (422 invalid_priority), so only documented here."""
+
+
+def _digits(value: object) -> object:
+    """A number in a path or a query: digits only ("1.0", "+1", " 1" and "1e0" are refused)."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            raise ValueError("must be an integer written in digits, e.g. 42")
+        if len(value) > 20:
+            raise ValueError(f"must be at most {MAX_ID}")
+        return int(value)
+    return value
+
+
+def _true_false(value: object) -> object:
+    """A boolean in a query: true or false, nothing else."""
+    if isinstance(value, str):
+        if value not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return value == "true"
+    return value
+
+
+Digits = pydantic.BeforeValidator(_digits)
+TrueFalse = pydantic.BeforeValidator(_true_false)
+JobId = Annotated[int, Digits, Path(ge=1, le=MAX_ID, description="a job id")]
+
+_LITERALS = ("batch",)
+"""Paths /v1/jobs/NAME of their own: list each here, or GET /v1/jobs/NAME is job NAME."""
+
+
+class _JobIdConvertor(Convertor[str]):
+    """A path segment that is not a literal sibling path: /v1/jobs/batch is not job "batch".
+
+    So ``GET /v1/jobs/batch`` finds only ``POST /v1/jobs/batch`` and answers 405,
+    while "1.0" still reaches the route and gets 422 from ``_digits``.
+    """
+
+    regex = f"(?!(?:{'|'.join(_LITERALS)})$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("job_id", _JobIdConvertor())
+JOB = "/v1/jobs/{job_id:job_id}"
+"""The path of a job: routes under it use ``f"{JOB}/..."`` and a ``job_id: JobId`` parameter."""
+
 
 _STATUSES = [status.value for status in OpStatus]
 
