@@ -16,10 +16,10 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
+from .. import __version__, dashboard
 from ..jobs import MAX_ID, OpStatus
-from ..queue import MAX_WAIT, JobQueue
-from . import auth, errors
+from ..queue import MAX_OP_SEARCH, MAX_WAIT, JobQueue
+from . import auth, dashboard_api, errors
 from .metrics import Metrics
 from .schemas import (
     ArchiveBody,
@@ -27,10 +27,13 @@ from .schemas import (
     DrainBody,
     ErrorBody,
     JobBody,
+    Order,
     PriorityBody,
+    PriorityFilter,
     StatusList,
     job_json,
     log_json,
+    priority_range,
     summary_json,
 )
 
@@ -163,9 +166,22 @@ def create_app(
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
         archived: Annotated[bool | None, Query()] = False,
+        order: Annotated[Order, Query(description="asc: oldest first; desc: newest")] = "asc",
+        before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="ids below")] = None,
+        priority: Annotated[PriorityFilter | None, Query()] = None,
+        op: Annotated[str | None, Query(min_length=1, max_length=MAX_OP_SEARCH)] = None,
     ) -> dict[str, Any]:
         statuses = [s.strip(" ") for s in status.split(",") if s.strip(" ")] if status else None
-        jobs = queue.list(status=statuses, limit=limit, after=after or None, archived=archived)
+        jobs = queue.list(
+            status=statuses,
+            limit=limit,
+            after=after or None,
+            archived=archived,
+            before=before,
+            newest_first=order == "desc",
+            priority=priority_range(priority),
+            op=op,
+        )
         return {
             "jobs": [summary_json(job) for job in jobs],
             "next": jobs[-1].id if len(jobs) == limit else None,
@@ -274,6 +290,10 @@ def create_app(
         queue.set_drained(body.drained)
         return {"drained": body.drained}
 
+    app.include_router(
+        dashboard_api.router(queue, tokens=tokens, read=read, responses=_errors(*GUARDED, 422))
+    )
+    dashboard.mount(app)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     op_names = [op.name for op in queue.registry.ops()]
     app.openapi = _naming_ops(app, op_names)  # type: ignore[method-assign]
