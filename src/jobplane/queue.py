@@ -25,7 +25,7 @@ from typing import Any
 
 from . import __version__, priorities
 from .activity import OpRun
-from .errors import DependencyError, JobStateError, StoreError, ValidationError
+from .errors import DependencyError, InvalidPriority, JobStateError, StoreError, ValidationError
 from .jobs import FINAL, MAX_ID, Dependency, Job, LogEntry, OpState, OpStatus, json_error
 from .locking import LockInfo, LockManager
 from .operations import Registry
@@ -576,10 +576,10 @@ def _priority_range(value: object) -> tuple[int, int] | None:
         return None
     if isinstance(value, tuple):
         if len(value) != 2:
-            raise ValidationError("a priority range is a pair (from, to)")
+            raise InvalidPriority("a priority range is a pair (from, to)")
         lowest, highest = (priorities.parse(v) for v in value)
         if lowest > highest:
-            raise ValidationError(
+            raise InvalidPriority(
                 f"priority range {lowest}..{highest} is empty: give the lower number first"
             )
         return lowest, highest
