@@ -106,7 +106,7 @@ def depth_sample(time: float, counts: Mapping[tuple[OpStatus, int], int]) -> Dep
 class DepthHistory:
     """Queue depth samples over the last ``span`` seconds, one per ``interval``."""
 
-    def __init__(self, interval: float = 2.0, span: float = 600.0) -> None:
+    def __init__(self, interval: float = 1.0, span: float = 600.0) -> None:
         if interval <= 0 or span < interval:
             raise ValueError("need 0 < interval <= span")
         self.interval = interval

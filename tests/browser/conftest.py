@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from jobplane.http import TokenStore
 from jobplane.queue import JobQueue
@@ -45,6 +46,9 @@ SCREENSHOTS = os.environ.get("JOBPLANE_SCREENSHOTS")
 EXPECTED_CONSOLE = re.compile(
     r"Failed to load resource: the server responded with a status of 40[134]"
 )
+
+
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 @pytest.fixture(scope="session")
@@ -111,14 +115,14 @@ class Dashboard:
 
     def wait_final(self, job_id: int) -> dict[str, Any]:
         """Block on the API's long poll until the job is final."""
-        status = None
+        job = self.api.get(f"/v1/jobs/{job_id}").json()
         for _ in range(60):
-            params: dict[str, Any] = {"timeout": 5, **({"status": status} if status else {})}
-            answer = self.api.get(f"/v1/jobs/{job_id}/wait", params=params).json()
-            job = answer.get("job") or self.api.get(f"/v1/jobs/{job_id}").json()
             if job["status"] in ("success", "error", "canceled"):
                 return dict(job)
-            status = job["status"]
+            serial = max((line["serial"] for o in job["ops"] for line in o["log"]), default=0)
+            params = {"timeout": 5, "status": job["status"], "since_serial": serial}
+            answer = self.api.get(f"/v1/jobs/{job_id}/wait", params=params).json()
+            job = answer.get("job") or job
         raise AssertionError(f"job {job_id} did not finish")
 
     def close(self) -> None:

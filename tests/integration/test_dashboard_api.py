@@ -207,7 +207,7 @@ def test_status_history_counts_waiting_jobs_by_priority(
     answer = api.get("/v1/status/history").json()
     assert answer["current"]["waiting"] == {"-10": 2, "10": 1}
     assert answer["current"]["running"] == 0
-    assert answer["interval"] == 2.0 and answer["span"] == 600.0
+    assert answer["interval"] == 1.0 and answer["span"] == 600.0
     assert len(answer["samples"]) >= 1  # one is taken as the server starts
     assert all(s["time"] <= answer["current"]["time"] for s in answer["samples"])
 

@@ -21,7 +21,7 @@ export function StatusBadge({ status }) {
 export function PriorityBadge({ priority, escalations = 0, muted = false }) {
   const c = colours(priority);
   const name = nameOf(priority);
-  const style = `--p-solid:${c.solid};--p-text:${c.text};--p-tint:${c.tint};--p-border:${c.border}`;
+  const style = `--p-solid:${c.solid};--p-text:${c.text};--p-tint:${c.tint};--p-border:${c.border};--p-ink:${c.ink}`;
   const title = escalations
     ? `priority ${label(priority)}, raised ${escalations} step${escalations > 1 ? "s" : ""} by escalation or aging`
     : `priority ${label(priority)}`;

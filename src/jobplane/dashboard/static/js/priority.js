@@ -1,19 +1,24 @@
 // The priority scale: -20 (runs first) .. 19 (runs last), as colours and names.
 //
-// A diverging scale: warm for high priority (red at -20, orange at -10),
-// neutral slate for normal (0), cool for low (sky at 10, indigo at 19).
-// Colours are interpolated in OKLab so the steps look even; text always
-// carries the number too, so colour is never the only cue.
+// Warm for high priority, cool for low, neutral slate for normal (0): amber at
+// -1 deepening through orange (-10) to red (-20); sky at 1 deepening through
+// blue (10) to indigo (19). Colours are interpolated in OKLab within each side
+// (never through grey), so neighbours differ evenly; the number is always
+// written too, so colour is never the only cue.
 
 export const HIGHEST = -20;
 export const LOWEST = 19;
 export const NAMES = { high: -10, normal: 0, low: 10 };
 
-const ANCHORS = [
+const NORMAL_COLOUR = "#64748b";
+const WARM = [
   [-20, "#b91c1c"],
   [-10, "#ea580c"],
-  [0, "#64748b"],
-  [10, "#0284c7"],
+  [-1, "#f59e0b"],
+];
+const COOL = [
+  [1, "#38bdf8"],
+  [10, "#0369a1"],
   [19, "#4338ca"],
 ];
 
@@ -51,39 +56,59 @@ function oklabToHex([L, a, b]) {
     .join("");
 }
 
-const LAB = ANCHORS.map(([p, hex]) => [p, rgbToOklab(hexToRgb(hex))]);
+const lab = (anchors) => anchors.map(([p, hex]) => [p, rgbToOklab(hexToRgb(hex))]);
+const WARM_LAB = lab(WARM);
+const COOL_LAB = lab(COOL);
+const NORMAL_LAB = rgbToOklab(hexToRgb(NORMAL_COLOUR));
 
 function mix(p, lightness = 0) {
   const clamped = Math.min(LOWEST, Math.max(HIGHEST, p));
-  let i = 0;
-  while (i < LAB.length - 2 && clamped > LAB[i + 1][0]) i++;
-  const [p0, c0] = LAB[i];
-  const [p1, c1] = LAB[i + 1];
-  const t = (clamped - p0) / (p1 - p0);
-  const lab = c0.map((v, k) => v + (c1[k] - v) * t);
+  let colour = NORMAL_LAB;
+  if (clamped !== 0) {
+    const side = clamped < 0 ? WARM_LAB : COOL_LAB;
+    let i = 0;
+    while (i < side.length - 2 && clamped > side[i + 1][0]) i++;
+    const [p0, c0] = side[i];
+    const [p1, c1] = side[i + 1];
+    const t = Math.min(1, Math.max(0, (clamped - p0) / (p1 - p0)));
+    colour = c0.map((v, k) => v + (c1[k] - v) * t);
+  }
   if (lightness) {
     // towards white (lightness > 0) or black (< 0), keeping the hue
     const target = lightness > 0 ? [1, 0, 0] : [0, 0, 0];
     const w = Math.abs(lightness);
-    return oklabToHex(lab.map((v, k) => v + (target[k] - v) * w));
+    return oklabToHex(colour.map((v, k) => v + (target[k] - v) * w));
   }
-  return oklabToHex(lab);
+  return oklabToHex(colour);
 }
 
 const cache = new Map();
 
-/** {solid, text, tint, border} colours of a priority. */
+/** {solid, text, tint, border, ink} colours of a priority; ink is for text on solid. */
 export function colours(p) {
   if (!cache.has(p)) {
+    const solid = mix(p);
+    const [r, g, b] = hexToRgb(solid).map(toLinear);
+    const luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b;
     cache.set(p, {
-      solid: mix(p),
-      text: mix(p, -0.35),
+      solid,
+      text: mix(p, -0.45),
       tint: mix(p, 0.88),
       border: mix(p, 0.55),
+      ink: luminance > 0.3 ? "#0f172a" : "#ffffff",
     });
   }
   return cache.get(p);
 }
+
+/** The priority bands of the queue depth chart: [label, lowest, highest, colour priority]. */
+export const CHART_BANDS = [
+  ["highest (−20…−11)", -20, -11, -16],
+  ["high (−10…−1)", -10, -1, -6],
+  ["normal (0)", 0, 0, 0],
+  ["low (1…10)", 1, 10, 6],
+  ["lowest (11…19)", 11, 19, 16],
+];
 
 /** "high", "normal", "low", or "" for numbers without a name. */
 export function nameOf(p) {

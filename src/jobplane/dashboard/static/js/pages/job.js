@@ -148,7 +148,7 @@ function Ops({ job, now }) {
               <details open=${job.ops.length === 1}>
                 <summary>Parameters${op.result !== null ? " and result" : ""}</summary>
                 <div class="kv">
-                  <div><h3>Parameters</h3><pre>${json(op.params)}</pre></div>
+                  <div>${op.result !== null ? html`<h3>Parameters</h3>` : ""}<pre>${json(op.params)}</pre></div>
                   ${op.result !== null ? html`<div><h3>Result</h3><pre class=${op.status === "error" ? "result-error" : ""}>${
                     typeof op.result === "string" ? op.result : json(op.result)}</pre></div>` : ""}
                 </div>

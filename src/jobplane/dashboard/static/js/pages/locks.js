@@ -24,15 +24,21 @@ function blockingEdges(locks) {
   return [...edges.values()];
 }
 
-/** Columns: holders that wait for nobody at the left, each waiter right of what blocks it. */
+/**
+ * Lay the graph out in columns: holders that wait for nobody at the left,
+ * each waiter one column right of the furthest job it waits for. Within a
+ * column, jobs are ordered by where the jobs they wait for are (fewer
+ * crossings), and a holder is centred on the jobs waiting for it.
+ */
 function layout(edges) {
   const nodes = new Set();
   const out = new Map();
+  const into = new Map();
   for (const e of edges) {
     nodes.add(e.from);
     nodes.add(e.to);
-    if (!out.has(e.from)) out.set(e.from, []);
-    out.get(e.from).push(e.to);
+    (out.get(e.from) || out.set(e.from, []).get(e.from)).push(e.to);
+    (into.get(e.to) || into.set(e.to, []).get(e.to)).push(e.from);
   }
   const depth = new Map();
   const visiting = new Set();
@@ -47,31 +53,54 @@ function layout(edges) {
   };
   nodes.forEach(depthOf);
   const columns = [];
-  for (const n of [...nodes].sort((a, b) => a - b)) {
-    const d = depth.get(n);
-    (columns[d] ||= []).push(n);
-  }
-  return columns;
+  for (const n of [...nodes].sort((a, b) => a - b)) (columns[depth.get(n)] ||= []).push(n);
+  const row = new Map();
+  columns.forEach((column, ci) => {
+    if (ci > 0) {
+      const mean = (n) => {
+        const targets = out.get(n) || [];
+        return targets.reduce((sum, t) => sum + row.get(t), 0) / Math.max(1, targets.length);
+      };
+      column.sort((a, b) => mean(a) - mean(b) || a - b);
+    }
+    column.forEach((n, i) => row.set(n, i));
+  });
+  // y: the tallest column is stacked; others sit by their neighbours, without overlap
+  const step = NODE_H + ROW_GAP;
+  const y = new Map();
+  const tallest = columns.reduce((best, c, i) => (c.length > columns[best].length ? i : best), 0);
+  columns[tallest].forEach((n, i) => y.set(n, i * step));
+  const place = (ci, neighbours) => {
+    let floor = -Infinity;
+    for (const n of columns[ci]) {
+      const near = (neighbours.get(n) || []).filter((m) => y.has(m));
+      const wanted = near.length ? near.reduce((sum, m) => sum + y.get(m), 0) / near.length : floor + step;
+      const at = Math.max(wanted, floor + step, 0);
+      y.set(n, at);
+      floor = at;
+    }
+  };
+  for (let ci = tallest - 1; ci >= 0; ci--) place(ci, into);
+  for (let ci = tallest + 1; ci < columns.length; ci++) place(ci, out);
+  return { columns, y };
 }
 
-const NODE_W = 168;
-const NODE_H = 46;
-const COL_GAP = 120;
-const ROW_GAP = 22;
+const NODE_W = 176;
+const NODE_H = 44;
+const COL_GAP = 110;
+const ROW_GAP = 10;
+const LABELLED = 8; // edges up to this many carry their lock names; beyond, only tooltips
 
 function Graph({ edges, jobs }) {
   if (!edges.length) {
     return html`<p class="empty">No job waits for a lock another job holds.</p>`;
   }
-  const columns = layout(edges);
+  const { columns, y } = layout(edges);
   const place = new Map();
-  const rows = Math.max(...columns.map((c) => c.length));
-  const height = rows * (NODE_H + ROW_GAP) + ROW_GAP;
-  columns.forEach((column, ci) => {
-    const offset = (height - column.length * (NODE_H + ROW_GAP) + ROW_GAP) / 2;
-    column.forEach((job, ri) => place.set(job, { x: 12 + ci * (NODE_W + COL_GAP), y: offset + ri * (NODE_H + ROW_GAP) }));
-  });
+  columns.forEach((column, ci) => column.forEach((job) => place.set(job, { x: 12 + ci * (NODE_W + COL_GAP), y: 8 + y.get(job) })));
+  const height = Math.max(...[...place.values()].map((p) => p.y)) + NODE_H + 16;
   const width = 24 + columns.length * NODE_W + (columns.length - 1) * COL_GAP;
+  const labelled = edges.length <= LABELLED;
   return html`<svg class="graph" viewBox=${`0 0 ${width} ${height}`} width=${width} height=${height}
       role="img" aria-labelledby="graph-title graph-desc">
     <title id="graph-title">Who blocks whom</title>
@@ -91,8 +120,9 @@ function Graph({ edges, jobs }) {
       const mid = (x1 + x2) / 2;
       const text = e.locks.length > 2 ? `${e.locks[0]} +${e.locks.length - 1}` : e.locks.join(", ");
       return html`<g class="edge">
+        <title>job ${e.from} waits for job ${e.to}: ${e.locks.join(", ")}</title>
         <path d=${`M ${x1} ${y1} C ${mid} ${y1}, ${mid} ${y2}, ${x2 + 2} ${y2}`} marker-end="url(#arrow)" />
-        <text x=${mid} y=${(y1 + y2) / 2 - 6} text-anchor="middle">${text}</text>
+        ${labelled ? html`<text x=${x1 - 8} y=${y1 - 6} text-anchor="end">${text}</text>` : ""}
       </g>`;
     })}
     ${[...place.entries()].map(([job, p]) => {
@@ -147,10 +177,12 @@ export function LocksPage({ query }) {
     <${ErrorNote} error=${error} />
     <${Card} title="Who blocks whom" id="graph-head" className="graph-card">
       <p class="hint">An arrow goes from a waiting job to the job holding the lock it waits for. Colours are priorities.</p>
-      <div class="graph-wrap">${data ? html`<${Graph} edges=${edges} jobs=${jobs} />` : html`<${Loading} />`}</div>
-      ${edges.length ? html`<ul class="waits">${edges.map((e) => html`<li>
-        <${JobLink} id=${e.from} /> waits for <${JobLink} id=${e.to} /> <span class="muted">(${e.locks.join(", ")})</span>
-      </li>`)}</ul>` : ""}
+      <div class="graph-body">
+        <div class="graph-wrap">${data ? html`<${Graph} edges=${edges} jobs=${jobs} />` : html`<${Loading} />`}</div>
+        ${edges.length ? html`<ul class="waits" aria-label="Waits">${edges.map((e) => html`<li>
+          <${JobLink} id=${e.from} /> waits for <${JobLink} id=${e.to} /> <span class="muted">(${e.locks.join(", ")})</span>
+        </li>`)}</ul>` : ""}
+      </div>
     <//>
     <${Card} title="Locks" id="locks-head" actions=${html`<label class="check" for=${toggleId}>
         <input id=${toggleId} type="checkbox" checked=${showAll}
@@ -165,9 +197,9 @@ export function LocksPage({ query }) {
           ${locks.map((lock) => html`<tr data-lock=${`${lock.level}:${lock.name}`}>
             <th scope="row"><code><span class="muted">${lock.level}:</span>${lock.name}</code></th>
             <td>${lock.mode ? html`<span class=${"mode mode-" + lock.mode}>${lock.mode}</span>` : html`<span class="muted">free</span>`}</td>
-            <td class="holders">${lock.owners.length ? lock.owners.map((o) => html`<span class="holder">${
+            <td>${lock.owners.length ? html`<div class="holders">${lock.owners.map((o) => html`<span class="holder">${
               typeof o === "number" ? html`<${JobLink} id=${o} />` : String(o)}${
-              jobs.get(o) ? html` <${StatusBadge} status=${jobs.get(o).status} />` : ""}</span>`) : html`<span class="muted">—</span>`}</td>
+              jobs.get(o) && lock.owners.length <= 3 ? html` <${StatusBadge} status=${jobs.get(o).status} />` : ""}</span>`)}</div>` : html`<span class="muted">—</span>`}</td>
             <td><${Time} at=${lock.since} /></td>
             <td>${lock.pending.length ? html`<ol class="waiters">${lock.pending.map((w, i) => html`<li>
               <span class="pos" aria-label=${`position ${i + 1}`}>${i + 1}</span>

@@ -34,8 +34,8 @@ export function Login({ onSignedIn }) {
   return html`<main class="center">
     <form class="card login" onSubmit=${submit} aria-labelledby="login-title" novalidate>
       <h1 id="login-title"><img src="static/favicon.svg" alt="" width="28" height="28" /> jobplane</h1>
-      <p>This daemon needs a token. A <em>read</em> token shows everything; a <em>write</em>
-        token can also cancel, re-prioritise, archive, drain and submit.</p>
+      <p>${"This daemon needs a token. A "}<em>read</em>${" token shows everything; a "}<em>write</em>${
+        " token can also cancel, re-prioritise, archive, drain and submit."}</p>
       <label for="token">API token</label>
       <input id="token" ref=${input} type="password" autocomplete="off" spellcheck="false"
         value=${value} onInput=${(e) => setValue(e.currentTarget.value)}

@@ -6,7 +6,14 @@ import { ErrorNote, Loading, Card, PriorityLegend, useTitle } from "../component
 import { colours, label } from "../priority.js";
 import { duration, clock } from "../format.js";
 
-const WINDOWS = [[60, "1 minute"], [300, "5 minutes"], [600, "10 minutes"]];
+const WINDOWS = [
+  ["fit", "all kept runs"],
+  [30, "the last 30 seconds"],
+  [60, "the last minute"],
+  [300, "the last 5 minutes"],
+  [600, "the last 10 minutes"],
+];
+const FIT_MIN_S = 10;
 const ROW_H = 34;
 const BAR_H = 22;
 const LEFT = 104;
@@ -56,7 +63,7 @@ function Gantt({ runs, running, workers, start, end, width }) {
         stroke=${r.status === "error" ? "#7f1d1d" : c.text} stroke-width=${r.status === "error" ? 2 : 0.5}
         fill-opacity=${r.status === "canceled" ? 0.35 : 1} />
       ${open ? html`<rect x=${x0} y=${y} width=${x1 - x0} height=${BAR_H} rx="3" fill="url(#running)" />` : ""}
-      ${x1 - x0 > 30 ? html`<text x=${x0 + 5} y=${y + BAR_H / 2 + 4} class="bar-label">${r.job}</text>` : ""}
+      ${x1 - x0 > 30 ? html`<text x=${x0 + 5} y=${y + BAR_H / 2 + 4} class="bar-label" fill=${c.ink}>${r.job}</text>` : ""}
     </a>`;
   };
   return html`<svg class="gantt" width=${width} height=${height} role="img" aria-labelledby="gantt-title gantt-desc">
@@ -67,7 +74,7 @@ function Gantt({ runs, running, workers, start, end, width }) {
         <rect width="4" height="8" fill="#ffffff" fill-opacity="0.28" />
       </pattern>
     </defs>
-    ${ticks(start, end, plot).map((t) => html`<g class="tick">
+    ${ticks(start, end, plot).filter((t) => x(t) < LEFT + plot - 28).map((t) => html`<g class="tick">
       <line x1=${x(t)} x2=${x(t)} y1=${TOP - 6} y2=${height - 8} />
       <text x=${x(t)} y=${TOP - 12} text-anchor="middle">${clock(t)}</text>
     </g>`)}
@@ -83,11 +90,11 @@ function Gantt({ runs, running, workers, start, end, width }) {
 
 export function TimelinePage({ query }) {
   useTitle("Timeline");
-  const [span, setSpan] = useState(Number(query.get("window")) || 300);
+  const asked = query.get("window");
+  const [span, setSpan] = useState(WINDOWS.some(([s]) => String(s) === asked) ? asked : "fit");
   const windowId = useId();
   useTicker(1000);
   const end = serverNow();
-  const start = end - span;
   const [ref, width] = useWidth();
   const [{ data, error }] = useLive(async (signal) => {
     const [runs, workers] = await Promise.all([
@@ -96,22 +103,27 @@ export function TimelinePage({ query }) {
     ]);
     return { runs: runs.runs, workers: workers.workers };
   }, [], { every: 10000 });
+  const earliest = data
+    ? Math.min(end, ...data.runs.map((r) => r.started_at), ...data.workers.filter((w) => w.started_at).map((w) => w.started_at))
+    : end;
+  const seconds = span === "fit" ? Math.min(600, Math.max(FIT_MIN_S, (end - earliest) * 1.04)) : Number(span);
+  const start = end - seconds;
   const running = data
     ? data.workers.filter((w) => w.busy && w.status === "running" && w.started_at)
       .map((w) => ({ worker: w.name, job: w.job, op: w.op, op_index: w.op_index, priority: w.priority, started_at: w.started_at }))
     : [];
-  const overtakes = data ? data.runs.filter((r) => r.ended_at >= start).length : 0;
+  const ended = data ? data.runs.filter((r) => r.ended_at >= start).length : 0;
 
   return html`<div class="page">
     <div class="page-head">
       <h1>Timeline</h1>
-      <p class="page-sub">${data ? `${overtakes} op run${overtakes === 1 ? "" : "s"} ended in the last ${WINDOWS.find(([s]) => s === span)?.[1] || `${span} s`}` : ""}</p>
+      <p class="page-sub">${data ? `${ended} op run${ended === 1 ? "" : "s"} ended in the last ${duration(seconds)}` : ""}</p>
     </div>
     <${ErrorNote} error=${error} />
     <${Card} title="Op runs per worker" id="timeline-head" actions=${html`
       <${PriorityLegend} />
-      <label for=${windowId}>Show the last</label>
-      <select id=${windowId} value=${String(span)} onChange=${(e) => setSpan(Number(e.currentTarget.value))}>
+      <label for=${windowId}>Show</label>
+      <select id=${windowId} value=${String(span)} onChange=${(e) => setSpan(e.currentTarget.value)}>
         ${WINDOWS.map(([s, text]) => html`<option value=${String(s)}>${text}</option>`)}
       </select>`}>
       <p class="hint">Each bar is one op of a job, coloured by the priority it ran at; striped bars are running now. High-priority work overtaking a backlog shows as warm bars cutting in between cool ones. Select a bar to open its job.</p>

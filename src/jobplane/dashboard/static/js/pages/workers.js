@@ -4,43 +4,61 @@ import uPlot from "uplot";
 import { api, serverNow } from "../api.js";
 import { useLive, useTicker } from "../live.js";
 import { PriorityBadge, JobLink, ErrorNote, Loading, Card, StatusBadge, PriorityLegend, useTitle } from "../components.js";
-import { colours, label } from "../priority.js";
+import { colours, CHART_BANDS } from "../priority.js";
 import { duration, count, clock } from "../format.js";
 
-const HISTORY_MS = 2000; // the daemon samples every 2 s: fetched as often (a plain periodic read)
+const HISTORY_MS = 2000; // the daemon samples every second; a plain periodic read
 
+/** Jobs waiting in each chart band, per sample. */
+function bandCounts(sample) {
+  return CHART_BANDS.map(([, lowest, highest]) => Object.entries(sample.waiting)
+    .filter(([p]) => Number(p) >= lowest && Number(p) <= highest)
+    .reduce((sum, [, n]) => sum + n, 0));
+}
+
+/**
+ * Stacked areas: each band's area sits on the bands of higher priority. uPlot
+ * draws series in order, so the stack is given top first (cumulative sums,
+ * each filled down to zero and painted over by the next); the legend shows
+ * each band's own count.
+ */
 function DepthChart({ history }) {
   const box = useRef(null);
   const chart = useRef(null);
   const samples = [...history.samples, history.current];
-  const priorities = [...new Set(samples.flatMap((s) => Object.keys(s.waiting).map(Number)))].sort((a, b) => a - b);
-  const key = priorities.join(",");
+  const counts = samples.map(bandCounts);
+  const used = CHART_BANDS.map((_, b) => counts.some((c) => c[b] > 0));
+  const bands = CHART_BANDS.map((band, b) => [band, b]).filter(([, b]) => used[b]);
+  const key = bands.map(([, b]) => b).join(",");
+  const own = useRef([]);
 
   useEffect(() => {
     const el = box.current;
     if (!el) return undefined;
+    const top = [...bands].reverse();
     const series = [
       {},
-      ...priorities.map((p) => ({
-        label: label(p),
-        stroke: colours(p).solid,
-        width: 2,
-        fill: colours(p).solid + "1a",
+      ...top.map(([[name, , , colourOf], b]) => ({
+        label: name,
+        stroke: colours(colourOf).solid,
+        fill: colours(colourOf).solid,
+        width: 1,
         points: { show: false },
+        value: (u, v, si, i) => (i === null || i === undefined ? "—" : String(own.current[b]?.[i] ?? 0)),
       })),
-      { label: "running", stroke: "#0f172a", width: 1.5, dash: [6, 4], points: { show: false } },
+      { label: "running", stroke: "#0f172a", width: 2, dash: [6, 4], points: { show: false } },
     ];
     const options = {
       width: Math.max(320, el.clientWidth),
       height: 260,
       series,
-      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },
+      scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(4, Math.ceil(max * 1.1))] } },
       axes: [
         { stroke: "#475569", grid: { stroke: "#e2e8f0" }, ticks: { stroke: "#cbd5e1" } },
         { stroke: "#475569", grid: { stroke: "#e2e8f0" }, ticks: { stroke: "#cbd5e1" }, label: "jobs" },
       ],
       legend: { live: true },
-      cursor: { points: { size: 6 } },
+      cursor: { points: { show: false } },
     };
     chart.current = new uPlot(options, [[]], el);
     const resize = new ResizeObserver(() => chart.current?.setSize({ width: Math.max(320, el.clientWidth), height: 260 }));
@@ -54,17 +72,24 @@ function DepthChart({ history }) {
 
   useEffect(() => {
     if (!chart.current) return;
-    const data = [
+    own.current = CHART_BANDS.map((_, b) => counts.map((c) => c[b]));
+    const stacked = [];
+    let below = samples.map(() => 0);
+    for (const [, b] of bands) {
+      below = below.map((v, i) => v + counts[i][b]);
+      stacked.push(below);
+    }
+    chart.current.setData([
       samples.map((s) => s.time),
-      ...priorities.map((p) => samples.map((s) => s.waiting[String(p)] || 0)),
+      ...stacked.reverse(),
       samples.map((s) => s.running),
-    ];
-    chart.current.setData(data);
+    ]);
   });
 
+  const now = bandCounts(history.current);
   return html`<div class="chart" ref=${box} role="img"
-    aria-label=${`Jobs waiting to run by priority over the last ${Math.round(history.span / 60)} minutes; now ${
-      priorities.map((p) => `${history.current.waiting[String(p)] || 0} at ${label(p)}`).join(", ") || "none waiting"}`}></div>`;
+    aria-label=${`Jobs waiting to run by priority band over the last minutes; now ${
+      CHART_BANDS.map(([name], b) => `${now[b]} ${name}`).join(", ")}`}></div>`;
 }
 
 export function WorkersPage() {
@@ -107,7 +132,7 @@ export function WorkersPage() {
         ${!data ? html`<${Loading} />` : ""}
       <//>
       <${Card} title="Queue depth" id="depth-head" actions=${html`<${PriorityLegend} />`}>
-        <p class="hint">Jobs queued or waiting for locks, by priority, sampled every ${history ? history.interval : 2} s; dashed: running.</p>
+        <p class="hint">Jobs queued or waiting for locks, stacked by priority band (highest at the bottom), sampled every ${history ? history.interval : 1} s; dashed: jobs running.</p>
         ${history ? html`<${DepthChart} history=${history} />` : html`<${Loading} />`}
         ${history ? html`<p class="hint">Since ${clock(history.samples.length ? history.samples[0].time : history.current.time)}.</p>` : ""}
       <//>
