@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/locking.py
 	$(BIN)/python bench/jobqueue.py
 	$(BIN)/python bench/http.py
+	$(BIN)/python -P bench/listing.py
 
 # The dashboard's pictures in docs/images, taken by its browser test (needs chromium).
 screenshots: $(STAMP)
