@@ -51,8 +51,10 @@ EXPECTED_CONSOLE = re.compile(
 expect.set_options(timeout=TIMEOUT_MS)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's sync API runs an
+    asyncio loop in this thread while it lives, and later tests call asyncio.run()."""
     problem = None
     try:
         from playwright.sync_api import sync_playwright

@@ -68,7 +68,11 @@ function DrainSwitch({ drained, reload }) {
 
 function Header({ route, onSignOut }) {
   const who = useContext(Who);
-  const [{ data: status }, reload] = useLive((signal) => api("v1/status", { signal }), []);
+  // Drained or not, and the version: read now, after a toggle, and every 10 s (not on
+  // every job change: /v1/status also counts the pool's queue).
+  const [{ data: status }, reload] = useLive(
+    (signal) => api("v1/status", { signal }), [], { live: false, every: 10000 },
+  );
   return html`<header class="top">
     <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById("main").focus(); }}>Skip to content</a>
     <a class="brand" href="#/jobs" aria-label="jobplane, jobs">

@@ -16,7 +16,7 @@ function filtersFrom(query) {
     status: query.get("status") || "",
     priority: query.get("priority") || "",
     q: query.get("q") || "",
-    archived: query.get("archived") || "false",
+    archived: query.get("archived") === "true" ? "true" : "false",
     size: SIZES.includes(Number(query.get("size"))) ? Number(query.get("size")) : 50,
   };
 }
@@ -110,7 +110,7 @@ export function JobsPage({ query }) {
         status: filters.status,
         priority: filters.priority,
         op: filters.q,
-        archived: filters.archived === "any" ? undefined : filters.archived,
+        archived: filters.archived,
       },
     });
   }, [filters.status, filters.priority, filters.q, filters.archived, filters.size, cursor]);
@@ -172,7 +172,6 @@ export function JobsPage({ query }) {
         <select id=${ids.archived} value=${filters.archived} onChange=${set("archived")}>
           <option value="false">Current jobs</option>
           <option value="true">Archived jobs</option>
-          <option value="any">Both</option>
         </select>
       </div>
       <div class="field">
