@@ -113,7 +113,7 @@ def test_locks_page_shows_a_waiter_behind_its_holder(dashboard: Dashboard) -> No
     expect(page.locator(".explain")).to_contain_text(f"job {holder}")
 
 
-def test_cancel_and_change_priority_from_the_page_with_a_write_token(
+def test_cancel_change_priority_and_archive_from_the_page_with_a_write_token(
     dashboard: Dashboard,
 ) -> None:
     dashboard.cluster.hold("start web1")
@@ -134,7 +134,9 @@ def test_cancel_and_change_priority_from_the_page_with_a_write_token(
     expect(page.locator(".job-head .status")).to_have_text("canceled")
     assert dashboard.api.get(f"/v1/jobs/{job}").json()["status"] == "canceled"
     expect(page.get_by_role("button", name="Cancel job")).to_have_count(0)
-    expect(page.get_by_role("button", name="Archive")).to_be_visible()
+    page.get_by_role("button", name="Archive").click()
+    expect(page.locator(".job-head .pill")).to_have_text("archived")
+    assert dashboard.api.get(f"/v1/jobs/{job}").json()["archived"] is True
 
 
 def test_a_read_token_sees_no_actions_and_the_api_refuses_them(dashboard: Dashboard) -> None:
