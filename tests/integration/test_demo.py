@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -72,8 +73,8 @@ def test_demo_on_a_terminal_keeps_the_dashboard_up_until_enter() -> None:
         seen = _read_until(terminal, "nothing left running", seen)
         assert demo.wait(timeout=60) == 0
     finally:
-        if demo.poll() is None:
-            demo.kill()
+        if demo.poll() is None:  # failed: stop the demo and its daemon (its own session)
+            os.killpg(demo.pid, signal.SIGKILL)
             demo.wait(timeout=10)
         os.close(terminal)
     with pytest.raises(ProcessLookupError):
