@@ -93,12 +93,24 @@ class Client:
         limit: int = 100,
         after: int | None = None,
         archived: bool | None = False,
+        *,
+        newest_first: bool = False,
+        before: int | None = None,
+        priority: int | str | None = None,
+        op: str | None = None,
     ) -> dict[str, Any]:
+        """A page of job summaries; ``next`` is the ``after`` (or, newest first, the
+        ``before``) of the next page. ``priority``: one priority, or ``"FROM..TO"``."""
         params: dict[str, Any] = {"limit": limit}
         if status is not None:
             params["status"] = status if isinstance(status, str) else ",".join(status)
         if after is not None:
             params["after"] = after
+        if newest_first:
+            params["order"] = "desc"
+        for name, value in (("before", before), ("priority", priority), ("op", op)):
+            if value is not None:
+                params[name] = value
         if archived is not None:
             params["archived"] = str(archived).lower()
         return dict(self._call("GET", "/v1/jobs", params=params))

@@ -56,6 +56,7 @@ from typing import Any, Protocol
 import pydantic
 
 from . import priorities
+from .activity import OpRun
 from .errors import JobNotFound, LockError, StoreConflict, StoreError
 from .jobs import (
     CANCELED_BY_REQUEST,
@@ -228,6 +229,8 @@ class Processor:
         self._stopped = False
         self.escalations = 0
         self.observers: list[Observer] = []
+        self.run_observers: list[Callable[[OpRun], None]] = []
+        """Told of each op run as it ends (the dashboard's timeline); quick and thread-safe."""
 
     # -- admission ---------------------------------------------------------
 
@@ -613,6 +616,22 @@ class Processor:
             }
         for observer in self.observers:
             observer.op_finished(run.opdef.name, outcome, self._clock() - began)
+        if self.run_observers:
+            op = aj.job.ops[run.index]
+            ended = self._wall()
+            worker = threading.current_thread().name.partition(":")[0]
+            ran = OpRun(
+                worker,
+                job_id,
+                run.index,
+                op.op,
+                op.priority,
+                op.started_at or ended,
+                ended,
+                outcome,
+            )
+            for run_observer in self.run_observers:
+                run_observer(ran)
         with aj.mutex:
             aj.ctx = None
             aj.cancel_event.clear()

@@ -25,7 +25,15 @@ from types import TracebackType
 from typing import Any
 
 from . import __version__, priorities
-from .errors import DependencyError, JobStateError, ShuttingDown, StoreError, ValidationError
+from .activity import OpRun
+from .errors import (
+    DependencyError,
+    InvalidPriority,
+    JobStateError,
+    ShuttingDown,
+    StoreError,
+    ValidationError,
+)
 from .jobs import (
     CANCELED_BY_REQUEST,
     FINAL,
@@ -54,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_JOBS = 100_000
 MAX_WAIT = 30.0
+MAX_OP_SEARCH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,14 +362,40 @@ class JobQueue:
         limit: int = 100,
         after: int | None = None,
         archived: bool | None = False,
+        before: int | None = None,
+        newest_first: bool = False,
+        priority: priorities.Priority
+        | tuple[priorities.Priority, priorities.Priority]
+        | None = None,
+        op: str | None = None,
     ) -> builtins.list[Job]:
-        """Jobs by ascending id; ``status`` filters, ``after`` pages."""
+        """Jobs by ascending id, or descending with ``newest_first``.
+
+        ``after`` and ``before`` page (ids above / below them); ``status``,
+        ``priority`` (one priority, or an inclusive ``(from, to)`` range) and
+        ``op`` (text that one op's name contains, ASCII case ignored) filter.
+        """
         statuses = _statuses(status)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ValidationError("limit must be an integer from 1 to 10000")
         if after is not None:
             after = _job_id(after, what="after")
-        return self.store.list_jobs(statuses=statuses, archived=archived, after=after, limit=limit)
+        if before is not None:
+            before = _job_id(before, what="before")
+        if not isinstance(newest_first, bool):
+            raise ValidationError("newest_first must be true or false")
+        if op is not None and (not isinstance(op, str) or not 1 <= len(op) <= MAX_OP_SEARCH):
+            raise ValidationError(f"op must be a text of 1 to {MAX_OP_SEARCH} characters")
+        return self.store.list_jobs(
+            statuses=statuses,
+            archived=archived,
+            after=after,
+            limit=limit,
+            before=before,
+            newest_first=newest_first,
+            priority=_priority_range(priority),
+            op=op,
+        )
 
     def watch(
         self, job_id: int, since_log_serial: int = 0, *, since_status: OpStatus | str | None = None
@@ -525,6 +560,10 @@ class JobQueue:
         """Be told of op durations, lock waits and escalations (see ``processor.Observer``)."""
         self.processor.observers.append(observer)
 
+    def add_run_observer(self, observer: Callable[[OpRun], None]) -> None:
+        """Call ``observer(run)`` as each op run ends (on the worker thread: be quick)."""
+        self.processor.run_observers.append(observer)
+
     def oldest_queued_age(self) -> float | None:
         """Seconds the oldest queued job (waiting for a worker) has waited, or None."""
         received = self.processor.oldest_queued()
@@ -647,6 +686,23 @@ def _priority(value: object, where: str) -> int:
         return priorities.parse(value)
     except ValidationError as exc:
         raise type(exc)(f"{where}: {exc}") from None
+
+
+def _priority_range(value: object) -> tuple[int, int] | None:
+    """``None``, one priority, or an inclusive ``(from, to)`` pair, as a pair of ints."""
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise InvalidPriority("a priority range is a pair (from, to)")
+        lowest, highest = (priorities.parse(v) for v in value)
+        if lowest > highest:
+            raise InvalidPriority(
+                f"priority range {lowest}..{highest} is empty: give the lower number first"
+            )
+        return lowest, highest
+    single = priorities.parse(value)
+    return single, single
 
 
 def _job_id(value: object, what: str = "job id") -> int:

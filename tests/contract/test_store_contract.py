@@ -480,6 +480,100 @@ def test_list_jobs_pages_through_ids_in_ascending_order(store: Store, make_job: 
     assert store.list_jobs(archived=None, after=ids[4], limit=100)[0].id == ids[5]
 
 
+def test_list_jobs_newest_first_pages_down_with_before(store: Store, make_job: MakeJob) -> None:
+    ids = insert(store, *[make_job() for _ in range(7)])
+
+    pages: list[list[int]] = []
+    before = None
+    while True:
+        page = [job.id for job in store.list_jobs(newest_first=True, before=before, limit=3)]
+        if not page:
+            break
+        pages.append(page)
+        before = page[-1]
+
+    newest = ids[::-1]
+    assert pages == [newest[0:3], newest[3:6], newest[6:7]]
+
+
+def test_list_jobs_between_after_and_before_in_either_order(
+    store: Store, make_job: MakeJob
+) -> None:
+    ids = insert(store, *[make_job() for _ in range(6)])
+    store.archive([ids[2]])  # unfinished: stays unarchived
+
+    def between(**order: Any) -> list[int]:
+        jobs = store.list_jobs(after=ids[1], before=ids[4], archived=None, **order)
+        return [job.id for job in jobs]
+
+    assert between() == [ids[2], ids[3]]
+    assert between(newest_first=True) == [ids[3], ids[2]]
+
+
+def test_list_jobs_newest_first_keeps_the_status_and_archived_filters(
+    store: Store, make_job: MakeJob
+) -> None:
+    first, second, third, fourth = insert(store, *[make_job() for _ in range(4)])
+    for job_id in (first, second, fourth):
+        set_status(store, job_id, OpStatus.SUCCESS)
+    store.archive([second])
+
+    def newest(**filters: Any) -> list[int]:
+        return [job.id for job in store.list_jobs(newest_first=True, **filters)]
+
+    assert newest() == [fourth, third, first]
+    assert newest(statuses=[OpStatus.SUCCESS]) == [fourth, first]
+    assert newest(archived=True) == [second]
+    assert newest(archived=None, before=fourth) == [third, second, first]
+
+
+def test_list_jobs_filters_by_a_priority_range(store: Store, make_job: MakeJob) -> None:
+    high, normal, low, highest = insert(
+        store, make_job(priority=-10), make_job(), make_job(priority=10), make_job(priority=-20)
+    )
+
+    def ids(priority: tuple[int, int], **more: Any) -> list[int]:
+        return [job.id for job in store.list_jobs(priority=priority, **more)]
+
+    assert ids((-10, -10)) == [high]
+    assert ids((-20, -1)) == [high, highest]
+    assert ids((0, 19)) == [normal, low]
+    assert ids((-20, -1), newest_first=True) == [highest, high]
+    assert ids((1, 9)) == []
+
+
+def test_list_jobs_filters_by_text_in_an_op_name(store: Store, make_job: MakeJob) -> None:
+    def job(*names: str) -> Job:
+        built = make_job(ops=len(names))
+        for op, name in zip(built.ops, names, strict=True):
+            op.op = name
+        return built
+
+    migrate, start, both, params_only, quoted = insert(
+        store,
+        job("instance.migrate"),
+        job("instance.start"),
+        job("node.health", "instance.migrate"),
+        job("test.noop"),
+        job('odd "quoted" \\ Name'),
+    )
+    named = store.load(params_only)
+    named.ops[0].params = {"note": "migrate"}  # a match in the params is not a match
+    store.save(named)
+
+    def ids(op: str, **more: Any) -> list[int]:
+        return [job.id for job in store.list_jobs(op=op, **more)]
+
+    assert ids("instance.migrate") == [migrate, both]
+    assert ids("MIGR") == [migrate, both]  # any part of the name, ASCII case ignored
+    assert ids("instance.") == [migrate, start, both]
+    assert ids("migrate", newest_first=True, limit=1) == [both]
+    assert ids("%") == []  # no wildcards: the text is taken literally
+    assert ids("_") == []
+    assert ids("e.s") == [start]
+    assert ids('"quoted" \\ n') == [quoted]  # JSON escapes these characters in the document
+
+
 def test_unfinished_lists_every_job_not_yet_final(store: Store, make_job: MakeJob) -> None:
     ids = {status: insert(store, make_job())[0] for status in OpStatus}
     for status, job_id in ids.items():

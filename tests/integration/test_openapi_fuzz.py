@@ -105,8 +105,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, JobQ
 
 
 def _short_wait(case: schemathesis.Case) -> None:
-    """Bound the long poll: any valid timeout (default 10 s) becomes WAIT_TIMEOUT."""
-    if not case.path.endswith("/wait"):
+    """Bound the long polls: any valid timeout (default 10 s) becomes WAIT_TIMEOUT."""
+    if not (case.path.endswith("/wait") or case.path == "/v1/changes"):
         return
     query = dict(case.query or {})
     timeout = query.get("timeout")

@@ -18,10 +18,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive
 
-from .. import __version__
+from .. import __version__, dashboard
 from ..jobs import MAX_ID, OpStatus
-from ..queue import MAX_WAIT, JobQueue
-from . import auth, errors
+from ..queue import MAX_OP_SEARCH, MAX_WAIT, JobQueue
+from . import auth, dashboard_api, errors
 from .metrics import Metrics
 from .middleware import BodyCheck, HeadAsGet
 from .schemas import (
@@ -33,11 +33,14 @@ from .schemas import (
     ErrorBody,
     JobBody,
     JobId,
+    Order,
     PriorityBody,
+    PriorityFilter,
     StatusList,
     TrueFalse,
     job_json,
     log_json,
+    priority_range,
     quarantined_json,
     summary_json,
 )
@@ -147,9 +150,22 @@ def create_app(
         limit: Annotated[int, Digits, Query(ge=1, le=1000)] = 100,
         after: Annotated[int | None, Digits, Query(ge=0, le=MAX_ID)] = None,
         archived: Annotated[bool | None, TrueFalse, Query()] = False,
+        order: Annotated[Order, Query(description="asc: oldest first; desc: newest")] = "asc",
+        before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="ids below")] = None,
+        priority: Annotated[PriorityFilter | None, Query()] = None,
+        op: Annotated[str | None, Query(min_length=1, max_length=MAX_OP_SEARCH)] = None,
     ) -> dict[str, Any]:
         statuses = [s.strip(" ") for s in status.split(",") if s.strip(" ")] if status else None
-        jobs = queue.list(status=statuses, limit=limit, after=after or None, archived=archived)
+        jobs = queue.list(
+            status=statuses,
+            limit=limit,
+            after=after or None,
+            archived=archived,
+            before=before,
+            newest_first=order == "desc",
+            priority=priority_range(priority),
+            op=op,
+        )
         return {
             "jobs": [summary_json(job) for job in jobs],
             "next": jobs[-1].id if len(jobs) == limit else None,
@@ -259,6 +275,10 @@ def create_app(
         queue.set_drained(body.drained)
         return {"drained": body.drained}
 
+    app.include_router(
+        dashboard_api.router(queue, tokens=tokens, read=read, responses=_errors(*GUARDED, 422))
+    )
+    dashboard.mount(app)
     app.add_middleware(BodyCheck, limit=max_body_bytes)
     app.add_middleware(HeadAsGet)
     op_names = [op.name for op in queue.registry.ops()]

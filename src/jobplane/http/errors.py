@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from .. import errors
 from ..errors import SHOWN
@@ -84,12 +85,24 @@ def _location(loc: tuple[Any, ...]) -> str:
     return text
 
 
+def _plain_routes(routes: Iterable[BaseRoute]) -> Iterator[Route]:
+    """The routes, and those of the routers included without a prefix (FastAPI keeps an
+    included router as one entry that holds the original router)."""
+    for route in routes:
+        if isinstance(route, Route):
+            yield route
+            continue
+        included = getattr(getattr(route, "original_router", None), "routes", None)
+        if included is not None:
+            yield from _plain_routes(included)
+
+
 def _allowed_methods(request: Request) -> str:
     """Every method some route serves at this path (Starlette names only the first
     route's), and HEAD wherever GET is (``middleware.HeadAsGet``)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.methods:
+    for route in _plain_routes(request.app.router.routes):
+        if route.methods:
             match, _ = route.matches(request.scope)
             if match is not Match.NONE:
                 methods |= route.methods

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 from fastapi import Path
@@ -96,6 +96,33 @@ StatusList = Annotated[
     ),
 ]
 """Comma-separated statuses; spaces around them and empty items are allowed."""
+
+
+Order = Literal["asc", "desc"]
+"""The order of ``GET /v1/jobs``: by ascending id (oldest first) or descending."""
+
+_PRIORITY_NUMBER = r"-?\d{1,2}"
+_PRIORITY_ONE = rf"(?:{_PRIORITY_NUMBER}|{'|'.join(priorities.NAMES)})"
+PriorityFilter = Annotated[
+    str,
+    pydantic.Field(
+        pattern=rf"^{_PRIORITY_ONE}(?:\.\.{_PRIORITY_ONE})?$",
+        description="one priority (-20..19 or a name) or an inclusive range FROM..TO, "
+        "e.g. -20..-1; a job's priority is that of its unfinished ops (normal once finished)",
+    ),
+]
+
+
+def priority_range(text: str | None) -> tuple[int, int] | None:
+    """``"-5"`` -> ``(-5, -5)``, ``"-20..-1"`` -> ``(-20, -1)``, ``"high"`` -> ``(-10, -10)``.
+
+    A query string is text: each end is a name or an integer written in digits
+    (``priorities.parse_text``); the queue checks the range.
+    """
+    if text is None:
+        return None
+    lowest, _, highest = text.partition("..")
+    return priorities.parse_text(lowest), priorities.parse_text(highest or lowest)
 
 
 class _Body(pydantic.BaseModel):
@@ -221,6 +248,9 @@ def summary_json(job: Job) -> dict[str, Any]:
         "priority": job.priority,
         "ops": len(job.ops),
         "op_names": [op.op for op in job.ops],
+        "op_priorities": [op.priority for op in job.ops],
+        "escalations": sum(op.escalations for op in job.ops),
+        "started_at": job.started_at,
         "received_at": job.received_at,
         "ended_at": job.ended_at,
         "archived": job.archived,

@@ -159,8 +159,20 @@ class Store(ABC):
         archived: bool | None = False,
         after: int | None = None,
         limit: int = 100,
+        before: int | None = None,
+        newest_first: bool = False,
+        priority: tuple[int, int] | None = None,
+        op: str | None = None,
     ) -> list[Job]:
-        """Jobs by ascending id, with id above ``after``; ``archived=None`` means both."""
+        """Jobs by ascending id (descending with ``newest_first``), at most ``limit``.
+
+        Filters, all optional: id above ``after`` and below ``before`` (keyset
+        paging in either direction); ``statuses``; ``archived`` (``None`` means
+        both); ``priority``, an inclusive range ``(lowest number, highest
+        number)`` of the job's priority; ``op``, a text that the name of one of
+        the job's ops contains, ignoring ASCII case and taken literally. A page
+        costs about the same however deep it is (no offset is skipped over).
+        """
 
     @abstractmethod
     def unfinished(self) -> list[Job]:

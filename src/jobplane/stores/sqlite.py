@@ -76,10 +76,15 @@ FLUSH_DELAY = 0.002
 """Longest time a write that need not wait stays uncommitted when nothing else commits."""
 
 _LIST_QUERIES = {
-    None: Q["list_jobs"],
-    False: Q["list_unarchived_jobs"],
-    True: Q["list_archived_jobs"],
+    (None, False): Q["list_jobs"],
+    (False, False): Q["list_unarchived_jobs"],
+    (True, False): Q["list_archived_jobs"],
+    (None, True): Q["list_jobs_desc"],
+    (False, True): Q["list_unarchived_jobs_desc"],
+    (True, True): Q["list_archived_jobs_desc"],
 }
+"""The list query by (archived, newest first)."""
+MAX_ROWID = 2**63 - 1
 
 _STATUSES = {status.value: status for status in OpStatus}
 _T = TypeVar("_T")
@@ -676,13 +681,23 @@ class SQLiteStore(Store):
         archived: bool | None = False,
         after: int | None = None,
         limit: int = 100,
+        before: int | None = None,
+        newest_first: bool = False,
+        priority: tuple[int, int] | None = None,
+        op: str | None = None,
     ) -> list[Job]:
+        lowest, highest = (None, None) if priority is None else priority
         params = {
             "statuses": None if statuses is None else _encode([str(s) for s in statuses]),
             "after": 0 if after is None else after,
+            "upto": MAX_ROWID if before is None else before - 1,
+            "lowest": lowest,
+            "highest": highest,
+            "op": op,
+            "op_like": None if op is None else _like_pattern(op),
             "limit": limit,
         }
-        query = _LIST_QUERIES[archived]
+        query = _LIST_QUERIES[archived, bool(newest_first)]
         with self._reading() as conn:
             rows = conn.execute(query, params).fetchall()
         return self._jobs(rows)
@@ -846,6 +861,16 @@ def _log_entry(row: _Row) -> LogEntry:
         float(time) if isinstance(time, (int, float)) and math.isfinite(time) else 0.0,
         message if isinstance(message, str) else "(log line unreadable)",
     )
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') for documents that may hold an op name containing
+    ``text``. Text that JSON escapes (quotes, backslashes, control characters) looks
+    different in the document: then every document may, and the exact test decides."""
+    if any(char in '"\\' or char < " " for char in text):
+        return "%"
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def _resolve(
