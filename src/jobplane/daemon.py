@@ -189,11 +189,12 @@ def serve(settings: Settings) -> None:
         )
         try:
             app = create_app(queue, tokens=tokens, max_waits=settings.max_waits)
-            waits = app.state.long_polls
+            waits, feed = app.state.long_polls, app.state.change_feed
 
             def stop() -> None:  # on the first signal
                 queue.stop()
                 waits.close()
+                feed.close()
 
             server = Server(
                 app,

@@ -362,3 +362,34 @@ def test_connections_beyond_the_limit_are_refused_with_503(tmp_path: Path) -> No
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
         _stop(proc, reader)
+
+
+async def _changes_poll_then_signal(url: str, proc: subprocess.Popen[str]) -> float:
+    """Open the dashboard's change poll, signal the daemon; seconds until the poll answers."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        serial = (await client.get("/v1/changes")).json()["serial"]
+        poll = asyncio.create_task(
+            client.get("/v1/changes", params={"since": serial, "timeout": 30})
+        )
+        await client.get("/v1/status")  # another round trip: the poll is usually open by now
+        assert not poll.done()
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        answer = await poll
+        assert answer.status_code == 200, answer.text
+        return time.monotonic() - signalled
+
+
+def test_a_signal_answers_the_dashboards_open_change_polls_at_once(tmp_path: Path) -> None:
+    """A browser's open dashboard must not keep a stopping daemon alive for its poll's timeout."""
+    db, port = tmp_path / "d.db", free_port()
+    proc, lines, reader = start(db, port, "--workers", "1")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with Client(url) as c:  # a running op keeps the daemon serving after the signal
+            c.submit([{"op": "test.delay", "params": {"duration": 6.0}}])
+        took = asyncio.run(_changes_poll_then_signal(url, proc))
+        assert proc.wait(30) == 0, "".join(lines)
+    finally:
+        _stop(proc, reader)
+    assert took < 3, f"the change poll was answered {took:.1f} s after the signal"

@@ -82,7 +82,8 @@ def create_app(
 ) -> FastAPI:
     """The API for ``queue``; with ``tokens`` every endpoint but /healthz needs a token.
 
-    ``app.state.long_polls`` holds the open waits: the daemon closes it when it stops.
+    ``app.state.long_polls`` holds the open waits and ``app.state.change_feed`` the
+    dashboard's: the daemon closes both when it stops.
     """
     app = FastAPI(
         title="jobplane",
@@ -275,8 +276,11 @@ def create_app(
         queue.set_drained(body.drained)
         return {"drained": body.drained}
 
+    feed = app.state.change_feed = dashboard_api.ChangeFeed()
     app.include_router(
-        dashboard_api.router(queue, tokens=tokens, read=read, responses=_errors(*GUARDED, 422))
+        dashboard_api.router(
+            queue, tokens=tokens, read=read, responses=_errors(*GUARDED, 422), feed=feed
+        )
     )
     dashboard.mount(app)
     app.add_middleware(BodyCheck, limit=max_body_bytes)

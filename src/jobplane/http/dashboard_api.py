@@ -47,6 +47,7 @@ class ChangeFeed:
         self._mutex = threading.Lock()  # guards _serial and _waiters
         self._serial = 0
         self._waiters: dict[asyncio.Future[None], asyncio.AbstractEventLoop] = {}
+        self._closed = False
 
     @property
     def serial(self) -> int:
@@ -67,7 +68,7 @@ class ChangeFeed:
         """The serial once it is not ``since``, or after ``timeout`` seconds."""
         loop = asyncio.get_running_loop()
         with self._mutex:
-            if self._serial != since:
+            if self._serial != since or self._closed:
                 return self._serial
             future: asyncio.Future[None] = loop.create_future()
             self._waiters[future] = loop
@@ -80,8 +81,9 @@ class ChangeFeed:
         return self._serial
 
     def close(self) -> None:
-        """Answer every waiting request now (the server is stopping)."""
+        """Answer every waiting request now, and later ones at once (the server is stopping)."""
         with self._mutex:
+            self._closed = True
             waiters, self._waiters = self._waiters, {}
         for future, loop in waiters.items():
             with suppress(RuntimeError):
@@ -101,13 +103,14 @@ def router(
     responses: dict[int | str, dict[str, Any]],
     wall: Callable[[], float] = time.time,
     history: DepthHistory | None = None,
+    feed: ChangeFeed | None = None,
 ) -> APIRouter:
     """The dashboard's read endpoints for ``queue``, behind the ``read`` dependencies.
 
     ``responses`` documents their error answers. The router's lifespan samples
     the queue depth into ``history`` while the app runs.
     """
-    feed = ChangeFeed()
+    feed = feed or ChangeFeed()
     queue.store.add_listener(feed.changed)
     runs = RecentRuns(RUNS_KEPT)
     queue.add_run_observer(runs.add)
