@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo test bench screenshots lint format clean screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/workerpool.py
 	$(BIN)/python bench/locking.py
 	$(BIN)/python bench/jobqueue.py
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/http_api.py
+	$(BIN)/python bench/listing.py
+
+# The dashboard's pictures in docs/images, taken by its browser test (needs chromium).
+screenshots: $(STAMP)
+	JOBPLANE_SCREENSHOTS=docs/images $(BIN)/pytest -q tests/browser/test_screenshots.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -12,14 +12,6 @@ of ``--rounds`` rounds. Prints JSON. Usage:
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# bench/http.py would shadow the standard library's http package: take this directory
-# off sys.path, as bench/http.py does.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
-
 import argparse
 import asyncio
 import concurrent.futures
@@ -91,7 +83,10 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, default=8_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="smoke run: few calls, 1 round")
     args = parser.parse_args()
+    if args.quick:
+        args.calls, args.rounds = 4 * CLIENTS, 1
     if args.calls < CLIENTS or args.rounds < 1:
         parser.error(f"--calls must be at least {CLIENTS} and --rounds at least 1")
     load = os.getloadavg()[0]

@@ -18,18 +18,10 @@ interpreter (of a virtualenv with that code installed) that runs the daemon.
 ``wrk`` is not installed by this script: on Debian or Ubuntu run
 ``apt-get install wrk``. Prints one JSON object. Usage:
     .venv/bin/python bench/wrk.py [--rounds 3] [--duration 10] [--connections 8]
-                                  [--threads 1] [--workers 4] [--python PATH]
+                                  [--threads 1] [--workers 4] [--python PATH] [--quick]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# bench/http.py would shadow the standard library's http package (urllib imports it):
-# take this directory off sys.path, as bench/http.py does.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import argparse
 import contextlib
@@ -41,11 +33,13 @@ import signal
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 START_TIMEOUT = 30.0
@@ -228,7 +222,10 @@ def main() -> None:
     parser.add_argument(
         "--python", default=sys.executable, help="the interpreter that runs the daemon"
     )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 s runs")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.duration, args.connections = 1, 1, 2
     if shutil.which("wrk") is None:
         sys.exit(
             "bench/wrk.py needs the wrk HTTP benchmarking tool, which is not on PATH; "

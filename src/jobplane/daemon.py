@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import resource
 import signal
 import sys
 import tomllib
@@ -34,6 +35,9 @@ class Settings:
     aging_interval: float = 60.0
     log_format: str = "text"
     durability: str = "normal"
+    max_waits: int = 2000
+    max_connections: int = 4000
+    read_timeout: float = 10.0
 
 
 NAMES = tuple(f.name for f in fields(Settings))
@@ -75,8 +79,11 @@ def resolve(given: dict[str, Any], config: str | None) -> Settings:
         values.update({k: v for k, v in table.items() if k in NAMES})
     values.update({k: v for k, v in given.items() if v is not None})
     try:
-        if "workers" in values:
-            values["workers"] = _positive_int(values["workers"], "workers")
+        for name in ("workers", "max_waits", "max_connections"):
+            if name in values:
+                values[name] = _positive_int(values[name], name.replace("_", "-"))
+        if "read_timeout" in values:
+            values["read_timeout"] = _positive_seconds(values["read_timeout"], "read-timeout")
         if "port" in values:
             values["port"] = _port(values["port"])
         if "lock_timeouts" in values:
@@ -103,6 +110,16 @@ def _positive_int(value: object, name: str) -> int:
         number = 0
     if number < 1:
         raise ValidationError(f"--{name} must be a positive integer, got {value!r}")
+    return number
+
+
+def _positive_seconds(value: object, name: str) -> float:
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = 0.0
+    if not 0 < number < float("inf"):
+        raise ValidationError(f"--{name} must be a number of seconds > 0, got {value!r}")
     return number
 
 
@@ -153,10 +170,13 @@ def import_from_current_directory() -> None:
 
 
 def serve(settings: Settings) -> None:
-    """Run the daemon until SIGTERM or SIGINT; running ops finish before it exits."""
-    import uvicorn
+    """Run the daemon until SIGTERM or SIGINT (see ``http/server.py`` for how it stops).
 
+    The address is taken first, then the store is opened and its unfinished
+    jobs recovered, then the workers start: a busy port runs nothing.
+    """
     from .http import TokenStore, check_bind, create_app
+    from .http.server import Server, bind
     from .queue import JobQueue
 
     setup_logging(settings.log_format)
@@ -166,36 +186,83 @@ def serve(settings: Settings) -> None:
     if settings.ops:
         import_from_current_directory()
         registry.load_module(settings.ops)
-    queue = JobQueue.open(
-        settings.db,
-        registry=registry,
-        workers=settings.workers,
-        lock_timeouts=settings.lock_timeouts,
-        aging_interval=settings.aging_interval,
-        durability=settings.durability,  # type: ignore[arg-type]
-    )
+    _check_database_folder(settings.db)
+    _allow_open_files(settings.max_connections + 256)
+    sock = bind(settings.host, settings.port)
     try:
-        app = create_app(queue, tokens=tokens)
-        config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_config=None, access_log=False
+        queue = JobQueue.open(
+            settings.db,
+            registry=registry,
+            workers=settings.workers,
+            lock_timeouts=settings.lock_timeouts,
+            aging_interval=settings.aging_interval,
+            durability=settings.durability,  # type: ignore[arg-type]
         )
-        server = uvicorn.Server(config)
-        auth = "tokens required" if tokens else "no tokens file: only loopback clients are accepted"
-        host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        print(
-            f"jobplane {__version__} listening on http://{host}:{settings.port} "
-            f"(db {settings.db}, {settings.workers} workers); {auth}",
-            file=sys.stderr,
-            flush=True,
-        )
-        # uvicorn handles SIGTERM/SIGINT while it serves, then re-raises the signal
-        # once it has stopped; these handlers take that re-raise, so the queue below
-        # is closed (running ops finish) and the process exits 0.
-        stopped: list[int] = []
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda number, frame: stopped.append(number))
-        server.run()
+        try:
+            app = create_app(queue, tokens=tokens, max_waits=settings.max_waits)
+            waits, feed = app.state.long_polls, app.state.change_feed
+
+            def stop() -> None:  # on the first signal
+                queue.stop()
+                waits.close()
+                feed.close()
+
+            server = Server(
+                app,
+                read_timeout=settings.read_timeout,
+                max_connections=settings.max_connections,
+                stop=stop,
+                stopped=queue.wait_stopped,
+            )
+            _announce(settings, sock.getsockname()[1], tokens is not None)
+            # While it serves, the server takes SIGTERM and SIGINT; these handlers
+            # take any that come after, while queue.close() below finishes.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda number, frame: None)
+            server.run(sockets=[sock])
+        finally:
+            logging.getLogger(__name__).info("stopping: running ops finish first")
+            queue.close()
+            print("jobplane stopped", file=sys.stderr, flush=True)
     finally:
-        logging.getLogger(__name__).info("stopping: running ops finish first")
-        queue.close()
-        print("jobplane stopped", file=sys.stderr, flush=True)
+        sock.close()
+
+
+def _announce(settings: Settings, port: int, with_tokens: bool) -> None:
+    auth = (
+        "tokens required" if with_tokens else "no tokens file: only loopback clients are accepted"
+    )
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    print(
+        f"jobplane {__version__} listening on http://{host}:{port} "
+        f"(db {settings.db}, {settings.workers} workers); {auth}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _check_database_folder(url: str) -> None:
+    """A SQLite store's folder must exist (the store makes the file, not the folders)."""
+    from .stores.sqlite import URL_PREFIX, database_path
+
+    if url.startswith(URL_PREFIX):
+        folder = os.path.dirname(database_path(url))
+        if not os.path.isdir(folder):
+            raise ValidationError(f"the directory of the database {folder} does not exist")
+
+
+def _allow_open_files(needed: int) -> None:
+    """Raise the soft limit of open files toward ``needed`` (each connection holds one)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        logging.getLogger(__name__).warning(
+            "the open-file limit (%d) is below --max-connections + 256 (%d): "
+            "connections beyond it are refused by the system",
+            target,
+            needed,
+        )

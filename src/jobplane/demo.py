@@ -4,8 +4,11 @@ Starts ``jobplane serve`` on a temporary SQLite database with the demo ops
 (:mod:`jobplane.demo_ops`), submits a mixed workload over HTTP with the
 Python client (a batch of routine low and normal jobs, then urgent high
 jobs behind the backlog), shows it live (progress, running jobs, who waits
-for which lock, escalations) and prints a summary. The daemon is stopped
-with SIGTERM at the end, also on Ctrl-C or an error: nothing is left running.
+for which lock, escalations) and prints a summary. On a terminal it prints
+the dashboard's address first and, after the summary, keeps the daemon up
+for the dashboard until Enter or Ctrl-C; without one (stdin not a tty) it
+ends after the summary. The daemon is stopped with SIGTERM at the end, also
+on Ctrl-C or an error: nothing is left running.
 """
 
 from __future__ import annotations
@@ -307,13 +310,29 @@ def summary(console: Console, jobs: list[dict[str, Any]], labels: dict[int, str]
 
 def main() -> None:
     console = Console()
+    interactive = sys.stdin.isatty()
     with tempfile.TemporaryDirectory(prefix="jobplane-demo-") as tmp:
         with daemon(Path(tmp), console) as (url, _pid):
+            if interactive:
+                console.print(f"[bold]dashboard[/]: open {url}/ in a browser to watch\n")
             labels = run(console, url)
             with Client(url) as client:
                 jobs = [client.get(job_id).model_dump(mode="json") for job_id in sorted(labels)]
             summary(console, jobs, labels)
+            if interactive:
+                keep_serving(console, url)
         console.print("daemon stopped; nothing left running")
+
+
+def keep_serving(console: Console, url: str) -> None:
+    """On a terminal: leave the daemon up for the dashboard until Enter or Ctrl+C."""
+    console.print(
+        f"\n[bold]dashboard[/]: {url}/ stays up; press Enter or Ctrl+C to stop the daemon"
+    )
+    try:
+        input()
+    except (EOFError, KeyboardInterrupt):
+        console.print()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@
     ├── DependencyError          self, unknown or forward dependency
     ├── QueueFull                hard limit of unarchived jobs reached
     ├── QueueDrained             the drain flag is set
+    ├── ShuttingDown             the daemon is stopping: no new submissions or waits
+    ├── TooManyWaits             the daemon holds as many open waits as it may
+    ├── ListenError              the daemon cannot listen on its address (e.g. in use)
     ├── JobStateError            the job is in a state that does not allow this
     ├── WaitTimeout              a wait ended before the job did (also a TimeoutError)
     ├── NoSuchTask               no queued worker-pool task has this id
@@ -22,7 +25,8 @@
     └── DaemonUnavailable        the client could not reach a daemon
 
 The class docstring is the default message; the HTTP layer maps each class
-to a status code and an error ``code`` in one table.
+to a status code and an error ``code`` in one table. A message that repeats
+what a user sent shows it with :func:`shown`, cut to ``SHOWN`` characters.
 """
 
 from __future__ import annotations
@@ -85,6 +89,24 @@ class QueueDrained(JobplaneError):
     code = "queue_drained"
 
 
+class ShuttingDown(JobplaneError):
+    """The daemon is stopping: it takes no new submissions or waits."""
+
+    code = "shutting_down"
+
+
+class TooManyWaits(JobplaneError):
+    """The daemon holds as many open waits as it may; try again later."""
+
+    code = "too_many_waits"
+
+
+class ListenError(JobplaneError):
+    """The daemon cannot listen on its address."""
+
+    code = "cannot_listen"
+
+
 class JobStateError(JobplaneError):
     """The job is not in a state that allows this."""
 
@@ -143,3 +165,19 @@ class DaemonUnavailable(JobplaneError):
     """Could not reach the jobplane daemon."""
 
     code = "daemon_unavailable"
+
+
+SHOWN = 200
+"""The most characters of a user's input that a message repeats."""
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` for a message, cut to about ``SHOWN`` characters.
+
+    So that a 100,000-character name does not come back whole in its error.
+    """
+    text = repr(value)
+    if len(text) <= SHOWN:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, (str, bytes)) else ""
+    return f"{text[:SHOWN]}...{size}"

@@ -42,6 +42,8 @@ __all__ = [
     "OpDescription",
     "OpInfo",
     "Outcome",
+    "QuarantineList",
+    "QuarantinedJob",
     "Submitted",
     "SubmittedBatch",
     "WaitAnswer",
@@ -121,7 +123,10 @@ class JobSummary(_Answer):
     priority: int
     ops: int = pydantic.Field(description="how many ops the job has")
     op_names: list[str]
+    op_priorities: list[int] = pydantic.Field(description="each op's current priority")
+    escalations: int = pydantic.Field(description="priority steps gained, summed over the ops")
     received_at: float
+    started_at: float | None
     ended_at: float | None
     archived: bool
 
@@ -129,7 +134,8 @@ class JobSummary(_Answer):
 class JobPage(_Answer):
     jobs: list[JobSummary]
     next: int | None = pydantic.Field(
-        description="pass as ``after`` for the next page; null on the last page"
+        description="pass as ``after`` (newest first: as ``before``) for the next page; "
+        "null on the last page"
     )
 
 
@@ -149,11 +155,13 @@ class JobUpdate(_Answer):
 
 
 class WaitAnswer(_Answer):
-    """The long poll's answer: ``job`` and ``log`` only when ``changed``."""
+    """The long poll's answer: ``log`` only when ``changed``; ``job`` when changed, or
+    when the daemon stops (``stopping``) and gives its last look at the job."""
 
     changed: bool
     job: JobInfo | None = None
     log: list[LogLine] | None = None
+    stopping: bool = False
 
 
 class Outcome(_Answer):
@@ -219,6 +227,7 @@ class DaemonStatus(_Answer):
     oldest_queued_age: float | None = pydantic.Field(
         description="seconds the oldest job waiting for a worker has waited"
     )
+    open_waits: int = pydantic.Field(description="long polls open now")
 
 
 class DrainState(_Answer):
@@ -231,6 +240,20 @@ class Archived(_Answer):
 
 class ArchiveDone(_Answer):
     ok: bool
+
+
+class QuarantinedJob(_Answer):
+    """A job whose stored record cannot be read: what is wrong, never its text."""
+
+    id: int
+    archived: bool
+    received_at: float | None
+    reason: str
+    size: int = pydantic.Field(description="the record's length in bytes")
+
+
+class QuarantineList(_Answer):
+    jobs: list[QuarantinedJob]
 
 
 class Health(_Answer):

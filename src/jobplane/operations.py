@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import sys
 import threading
@@ -39,9 +40,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
 
+import orjson
 import pydantic
 
-from .errors import JobplaneError, OpNotFound, ValidationError
+from .errors import SHOWN, JobplaneError, OpNotFound, ValidationError, shown
 from .locking import ALL
 
 DEFAULT_LEVELS = ("cluster", "node", "instance")
@@ -138,9 +140,19 @@ class OpDef:
     description: str
     takes_params: bool = True
     """False if the handler is ``handler(ctx)``: it is then called without params."""
+    strict: bool = True
+    """Params are validated as JSON, strictly: no value is coerced (see :meth:`validate`)."""
 
     def validate(self, params: object) -> pydantic.BaseModel:
-        """The validated params model, or ValidationError naming each bad field."""
+        """The validated params model, or ValidationError naming each bad field.
+
+        Strict (the default): params are validated as the JSON they are sent
+        as, in pydantic's strict mode. So ``true`` is not a number, ``"yes"``
+        and ``1`` are not booleans, ``"1"`` is not an int; what JSON cannot
+        say otherwise is still read (an integer for a float, an array for a
+        tuple, a string for an enum, a date or a UUID). An op registered with
+        ``strict=False`` gets pydantic's lax mode instead.
+        """
         if params is None:
             params = {}
         if not isinstance(params, Mapping):
@@ -148,6 +160,8 @@ class OpDef:
                 f"params of op {self.name!r} must be a JSON object, not {type(params).__name__}"
             )
         try:
+            if self.strict:
+                return self.params_model.model_validate_json(_json(self.name, params), strict=True)
             return self.params_model.model_validate(dict(params))
         except pydantic.ValidationError as exc:
             raise ValidationError(
@@ -155,12 +169,27 @@ class OpDef:
             ) from None
 
 
+def _json(op: str, params: Mapping[str, Any]) -> bytes:
+    """The params as JSON text, which is what a strict validation reads."""
+    try:
+        return orjson.dumps(params)
+    except TypeError:  # e.g. an integer beyond 64 bits, or a key that is not a string
+        try:
+            return json.dumps(params, allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"params of op {op!r} must be JSON values: {exc}") from None
+
+
 def _describe(exc: pydantic.ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "params"
+        where = ".".join(_cut(str(p)) for p in err["loc"]) or "params"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
 
 
 class _NoParams(pydantic.BaseModel):
@@ -193,11 +222,13 @@ class Registry:
         big_lock: Literal["shared", "exclusive"] = "shared",
         retry_on_crash: bool = False,
         cancellable: bool = False,
+        strict: bool = True,
     ) -> Callable[[Handler], Handler]:
         """Register the decorated function as op ``name``.
 
         The params model is ``params``, or the annotation of the handler's
-        second parameter; a handler without one takes no params.
+        second parameter; a handler without one takes no params. Params are
+        validated strictly unless ``strict=False`` (see :meth:`OpDef.validate`).
         """
 
         def decorate(handler: Handler) -> Handler:
@@ -209,6 +240,7 @@ class Registry:
                 big_lock=big_lock,
                 retry_on_crash=retry_on_crash,
                 cancellable=cancellable,
+                strict=strict,
             )
             return handler
 
@@ -224,6 +256,7 @@ class Registry:
         big_lock: Literal["shared", "exclusive"] = "shared",
         retry_on_crash: bool = False,
         cancellable: bool = False,
+        strict: bool = True,
     ) -> OpDef:
         """Register ``handler`` as op ``name`` (the non-decorator form of :meth:`op`)."""
         if not name or not isinstance(name, str):
@@ -250,6 +283,7 @@ class Registry:
             cancellable=cancellable,
             description=doc.split("\n\n")[0],
             takes_params=takes_params,
+            strict=strict,
         )
         self._ops[name] = opdef
         return opdef
@@ -259,7 +293,7 @@ class Registry:
             return self._ops[name]
         except KeyError:
             known = ", ".join(sorted(self._ops)) or "none"
-            raise OpNotFound(f"unknown op {name!r}; registered ops: {known}") from None
+            raise OpNotFound(f"unknown op {shown(name)}; registered ops: {known}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._ops

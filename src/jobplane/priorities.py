@@ -31,35 +31,38 @@ def check_int(value: object, what: str = "priority") -> int:
 
 
 def parse(value: object) -> int:
-    """Turn a user's priority (an int in range or a name) into an int.
+    """Turn a priority given through the API (an int in range or a name) into an int.
+
+    Exactly the documented forms: an int (not a bool, not a float, not a
+    numeric string) from HIGHEST to LOWEST, or one of the names, spelt as
+    they are (``"high"``, not ``"High"`` or ``" high"``).
 
     Raises:
         InvalidPriority: anything else, with the accepted forms in the message.
     """
-    from .errors import InvalidPriority
+    from .errors import InvalidPriority, shown
 
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in NAMES:
-            return NAMES[text]
-        try:
-            value = int(text)
-        except ValueError:
-            raise InvalidPriority(
-                f"invalid priority {value!r}: use an integer from {HIGHEST} to {LOWEST} "
-                f"or one of {', '.join(NAMES)}"
-            ) from None
+    if isinstance(value, str) and value in NAMES:
+        return NAMES[value]
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidPriority(
-            f"invalid priority {value!r}: use an integer from {HIGHEST} to {LOWEST} "
+            f"invalid priority {shown(value)}: use an integer from {HIGHEST} to {LOWEST} "
             f"or one of {', '.join(NAMES)}"
         )
     if not HIGHEST <= value <= LOWEST:
         raise InvalidPriority(
-            f"priority {value} is out of range: use an integer from {HIGHEST} (highest) "
+            f"priority {shown(value)} is out of range: use an integer from {HIGHEST} (highest) "
             f"to {LOWEST} (lowest)"
         )
     return value
+
+
+def parse_text(text: str) -> int:
+    """A priority typed on a command line: a name, or an integer written in digits."""
+    digits = text[1:] if text.startswith("-") else text
+    if digits.isascii() and digits.isdigit() and len(digits) <= 3:
+        return parse(int(text))
+    return parse(text)
 
 
 def name_of(priority: int) -> str:

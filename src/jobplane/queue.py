@@ -8,13 +8,14 @@
 
 Every accepted job is committed to the store before ``submit`` returns, so
 none is lost if the process dies; on the next open the queue recovers
-every unfinished job (see ``docs/recovery.md``). Cancel, priority changes
+every unfinished job (see ``docs/jobs.md``). Cancel, priority changes
 and waits are safe from any thread.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 import threading
 import time
@@ -24,26 +25,45 @@ from types import TracebackType
 from typing import Any
 
 from . import __version__, priorities
-from .errors import DependencyError, JobStateError, StoreError, ValidationError, WaitTimeout
-from .jobs import FINAL, MAX_ID, Dependency, Job, LogEntry, OpState, OpStatus, json_error
+from .activity import OpRun
+from .errors import (
+    DependencyError,
+    InvalidPriority,
+    JobStateError,
+    ShuttingDown,
+    StoreError,
+    ValidationError,
+    WaitTimeout,
+)
+from .jobs import (
+    CANCELED_BY_REQUEST,
+    FINAL,
+    MAX_ID,
+    Dependency,
+    Job,
+    LogEntry,
+    OpState,
+    OpStatus,
+    json_error,
+)
 from .locking import LockInfo, LockManager
 from .operations import Registry
 from .processor import (
     CRASHED,
     DEFAULT_LOCK_TIMEOUTS,
-    PRECEDING_FAILED,
     LockTimeouts,
     Observer,
     Processor,
 )
-from .stores import DEFAULT_URL, Durability, Store, open_store
-from .timers import TimerThread
+from .stores import DEFAULT_URL, Durability, Store, Unreadable, open_store
+from .timers import Timers, TimerThread
 from .workerpool import WorkerPool
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_JOBS = 100_000
 MAX_WAIT = 30.0
+MAX_OP_SEARCH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +72,48 @@ class JobChange:
 
     job: Job
     log: list[LogEntry]
+
+
+class JobWatch:
+    """What one waiter has seen of a job: a log serial, and a status.
+
+    Each :meth:`look` reads the job once and says whether it changed since: a
+    log line above the serial, or a status other than the known one. Without
+    a known status, the job as the first look finds it is the baseline (its
+    status and each op's). Used by ``wait_for_change`` here and by the HTTP
+    layer's asynchronous waits; make one with :meth:`JobQueue.watch`.
+    """
+
+    def __init__(
+        self, store: Store, job_id: int, since_log_serial: int, since_status: OpStatus | None
+    ) -> None:
+        self.job_id = job_id
+        self._store = store
+        self._serial = since_log_serial
+        self._status = since_status
+        self._base: tuple[OpStatus, tuple[OpStatus, ...]] | None = None
+
+    def look(self) -> tuple[Job, JobChange | None]:
+        """The job now, and the change if there is one. Raises JobNotFound."""
+        job = self._store.load(self.job_id)
+        log = self._store.read_log(self.job_id, self._serial)
+        if not (log or self._changed(job)):
+            return job, None
+        job.log = self._store.read_log(self.job_id)
+        return job, JobChange(job, log)
+
+    def last_look(self) -> tuple[Job, JobChange | None]:
+        """Like :meth:`look`, in one read, and the job always has its whole log."""
+        job = self._store.load(self.job_id, with_log=True)
+        log = [entry for entry in job.log if entry.serial > self._serial]
+        return job, JobChange(job, log) if log or self._changed(job) else None
+
+    def _changed(self, job: Job) -> bool:
+        if self._status is not None:
+            return job.status is not self._status
+        if self._base is None:
+            self._base = _fingerprint(job)
+        return _fingerprint(job) != self._base
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +166,7 @@ class JobQueue:
         max_jobs: int | None = DEFAULT_MAX_JOBS,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        timers: Timers | None = None,
         start: bool = True,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -122,13 +185,16 @@ class JobQueue:
         self.max_jobs = max_jobs
         self._wall = wall
         self._closed = False
+        self._stopping = False
         self._watch_mutex = threading.Lock()
         self._watchers: dict[int, list[threading.Event]] = {}
         self.locks = LockManager(levels=self.registry.levels)
         self.pool = WorkerPool(num_workers=workers, name="jobs")
         if not start:
             self.pool.pause()
-        self._timers = TimerThread("lock-timers")
+        # Lock-attempt timeouts and store retries, on ``clock`` (jobplane.testing.ManualClock
+        # is both, for tests).
+        self._timers = timers if timers is not None else TimerThread("lock-timers", clock=clock)
         self.processor = Processor(
             store=store,
             registry=self.registry,
@@ -178,13 +244,33 @@ class JobQueue:
     ) -> None:
         self.close()
 
+    def stop(self) -> None:
+        """Begin to stop, at once: start no more ops, refuse submissions; running ops go on.
+
+        What was about to start stays queued in the store, as after
+        :meth:`close`; :meth:`submit` raises ``ShuttingDown``. Reads, waits,
+        cancels still work. Then :meth:`wait_stopped` and :meth:`close`.
+        """
+        self._stopping = True
+        self.pool.shutdown(wait=False, cancel_pending=True)
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """After :meth:`stop`: wait until the running ops have finished and are recorded.
+
+        Returns:
+            False if ``timeout`` seconds passed first.
+        """
+        return self.pool.wait_idle(timeout)
+
     def close(self, *, wait: bool = True) -> None:
         """Stop: running ops finish and are recorded; queued jobs stay queued in the store."""
         if self._closed:
             return
+        self._stopping = True
         self._closed = True
         self._stop_maintenance.set()
         self.pool.shutdown(wait=wait, cancel_pending=True)
+        self.processor.shutdown()
         self._timers.stop()
         self._maintenance.join(5)
         self.store.close()
@@ -277,14 +363,54 @@ class JobQueue:
         limit: int = 100,
         after: int | None = None,
         archived: bool | None = False,
+        before: int | None = None,
+        newest_first: bool = False,
+        priority: priorities.Priority
+        | tuple[priorities.Priority, priorities.Priority]
+        | None = None,
+        op: str | None = None,
     ) -> builtins.list[Job]:
-        """Jobs by ascending id; ``status`` filters, ``after`` pages."""
+        """Jobs by ascending id, or descending with ``newest_first``.
+
+        ``after`` and ``before`` page (ids above / below them); ``status``,
+        ``priority`` (one priority, or an inclusive ``(from, to)`` range) and
+        ``op`` (text that one op's name contains, ASCII case ignored) filter.
+        """
         statuses = _statuses(status)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise ValidationError("limit must be an integer from 1 to 10000")
         if after is not None:
             after = _job_id(after, what="after")
-        return self.store.list_jobs(statuses=statuses, archived=archived, after=after, limit=limit)
+        if before is not None:
+            before = _job_id(before, what="before")
+        if not isinstance(newest_first, bool):
+            raise ValidationError("newest_first must be true or false")
+        if op is not None and (not isinstance(op, str) or not 1 <= len(op) <= MAX_OP_SEARCH):
+            raise ValidationError(f"op must be a text of 1 to {MAX_OP_SEARCH} characters")
+        return self.store.list_jobs(
+            statuses=statuses,
+            archived=archived,
+            after=after,
+            limit=limit,
+            before=before,
+            newest_first=newest_first,
+            priority=_priority_range(priority),
+            op=op,
+        )
+
+    def watch(
+        self, job_id: int, since_log_serial: int = 0, *, since_status: OpStatus | str | None = None
+    ) -> JobWatch:
+        """A :class:`JobWatch` of the job, its arguments checked (see ``wait_for_change``)."""
+        job_id = _job_id(job_id)
+        if (
+            isinstance(since_log_serial, bool)
+            or not isinstance(since_log_serial, int)
+            or not 0 <= since_log_serial <= MAX_ID
+        ):
+            raise ValidationError(f"since_log_serial must be an integer from 0 to {MAX_ID}")
+        status = None if since_status is None else _statuses(since_status)
+        return JobWatch(self.store, job_id, since_log_serial, status[0] if status else None)
 
     def wait_for_change(
         self,
@@ -300,44 +426,32 @@ class JobQueue:
         status other than ``since_status`` (default: the status when called).
         Returns at once if that is already the case; for a finished job, which
         never changes again, it returns None at once instead of waiting.
+        This holds the calling thread; the HTTP daemon's waits hold none
+        (``http/waits.py``).
         """
-        job_id = _job_id(job_id)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
             raise ValidationError("timeout must be a number of seconds >= 0")
-        if (
-            isinstance(since_log_serial, bool)
-            or not isinstance(since_log_serial, int)
-            or not 0 <= since_log_serial <= MAX_ID
-        ):
-            raise ValidationError(f"since_log_serial must be an integer from 0 to {MAX_ID}")
+        watch = self.watch(job_id, since_log_serial, since_status=since_status)
         timeout = min(float(timeout), MAX_WAIT)
-        base_status = OpStatus(since_status) if since_status is not None else None
         event = threading.Event()
         with self._watch_mutex:
-            self._watchers.setdefault(job_id, []).append(event)
+            self._watchers.setdefault(watch.job_id, []).append(event)
         try:
             deadline = time.monotonic() + timeout
-            job = self.store.load(job_id)
-            base = _fingerprint(job) if base_status is None else None
             while True:
-                log = self.store.read_log(job_id, since_log_serial)
-                changed = (
-                    job.status is not base_status if base is None else _fingerprint(job) != base
-                )
-                if log or changed:
-                    job.log = self.store.read_log(job_id)
-                    return JobChange(job, log)
+                job, change = watch.look()
+                if change is not None:
+                    return change
                 remaining = deadline - time.monotonic()
                 if job.is_final or remaining <= 0 or not event.wait(remaining):
                     return None
                 event.clear()
-                job = self.store.load(job_id)
         finally:
             with self._watch_mutex:
-                events = self._watchers.get(job_id, [])
+                events = self._watchers.get(watch.job_id, [])
                 events.remove(event)
                 if not events:
-                    self._watchers.pop(job_id, None)
+                    self._watchers.pop(watch.job_id, None)
 
     def wait(self, job_id: int, timeout: float | None = None) -> Job:
         """Block until the job is final and return it; WaitTimeout after ``timeout`` seconds."""
@@ -380,6 +494,22 @@ class JobQueue:
         if not job.is_final:
             raise JobStateError(f"job {job_id} is {job.status}: only finished jobs can be archived")
         self.store.archive([job.id])
+
+    def quarantined(self, *, scan: bool = False) -> builtins.list[Unreadable]:
+        """Jobs whose stored record cannot be read; they show as error (docs/stores.md).
+
+        ``scan`` reads every record first, archived ones too, to find them all.
+        """
+        return self.store.quarantined(scan=scan)
+
+    def remove_quarantined(self, job_id: int) -> None:
+        """Delete a job whose stored record cannot be read; JobStateError for any other."""
+        job_id = _job_id(job_id)
+        if self.processor.tracked(job_id) is not None:
+            raise JobStateError(
+                f"job {job_id} is in this daemon's care, which writes its record again"
+            )
+        self.store.remove_unreadable(job_id)
 
     def auto_archive(self, older_than_s: float) -> builtins.list[int]:
         """Archive every finished job that ended more than ``older_than_s`` seconds ago."""
@@ -429,6 +559,10 @@ class JobQueue:
         """Be told of op durations, lock waits and escalations (see ``processor.Observer``)."""
         self.processor.observers.append(observer)
 
+    def add_run_observer(self, observer: Callable[[OpRun], None]) -> None:
+        """Call ``observer(run)`` as each op run ends (on the worker thread: be quick)."""
+        self.processor.run_observers.append(observer)
+
     def oldest_queued_age(self) -> float | None:
         """Seconds the oldest queued job (waiting for a worker) has waited, or None."""
         received = self.processor.oldest_queued()
@@ -460,6 +594,8 @@ class JobQueue:
     def _check_open(self) -> None:
         if self._closed:
             raise JobStateError("the queue is closed")
+        if self._stopping:
+            raise ShuttingDown("the daemon is stopping: it takes no new jobs")
 
     def _maintain(self) -> None:
         interval = self.processor.aging_interval
@@ -471,12 +607,33 @@ class JobQueue:
                 logger.exception("maintenance failed; trying again in %.1f s", tick)
 
     def _recover(self) -> None:
-        """Re-queue unfinished jobs after a start (see docs/recovery.md)."""
+        """Re-queue unfinished jobs after a start (see docs/jobs.md).
+
+        A job whose recovered state the store refuses is admitted as it is
+        stored, with that change pending: the processor commits it (retrying
+        until the store takes it) before anything else happens to the job.
+        """
         recovered = 0
         for job in self.store.unfinished():
-            changed = _recover_job(job, self.registry, self._wall())
-            if changed:
-                self.store.save(job)
+            now = self._wall()
+            fixed = job.clone()
+            if _recover_job(fixed, self.registry, now):
+                try:
+                    self.store.save(fixed)
+                except StoreError as exc:
+                    logger.error(
+                        "job %s: the store refused its recovery (%s); it is tried again",
+                        job.id,
+                        exc,
+                    )
+                    self.processor.admit(
+                        job,
+                        pending=functools.partial(_recover_one, registry=self.registry, now=now),
+                        what="its recovery after a restart",
+                    )
+                    recovered += 1
+                    continue
+                job = fixed
             if not job.is_final:
                 self.processor.admit(job)
                 recovered += 1
@@ -484,7 +641,12 @@ class JobQueue:
             logger.info("recovered %d unfinished jobs", recovered)
 
 
+def _recover_one(job: Job, registry: Registry, now: float) -> None:
+    _recover_job(job, registry, now)
+
+
 def _recover_job(job: Job, registry: Registry, now: float) -> bool:
+    """Apply the recovery rules to a job found unfinished; True if it changed."""
     changed = False
     for index, op in enumerate(job.ops):
         if op.is_final:
@@ -500,13 +662,7 @@ def _recover_job(job: Job, registry: Registry, now: float) -> bool:
                 return True
             changed = True
         elif op.status is OpStatus.CANCELING:
-            for later in job.ops[index:]:
-                later.status, later.result, later.ended_at = (
-                    OpStatus.CANCELED,
-                    "canceled by request",
-                    now,
-                )
-            job.ended_at = now
+            job.mark_unfinished(OpStatus.CANCELED, CANCELED_BY_REQUEST, now)
             return True
         elif op.status is OpStatus.WAITING:
             op.status = OpStatus.QUEUED
@@ -515,12 +671,7 @@ def _recover_job(job: Job, registry: Registry, now: float) -> bool:
 
 
 def _fail_from(job: Job, index: int, message: str, now: float) -> None:
-    job.ops[index].status = OpStatus.ERROR
-    job.ops[index].result = {"error": "Crash", "message": message}
-    job.ops[index].ended_at = now
-    for later in job.ops[index + 1 :]:
-        later.status, later.result, later.ended_at = OpStatus.ERROR, PRECEDING_FAILED, now
-    job.ended_at = now
+    job.end_op(index, OpStatus.ERROR, {"error": "Crash", "message": message}, now)
 
 
 def _fingerprint(job: Job) -> tuple[OpStatus, tuple[OpStatus, ...]]:
@@ -534,6 +685,23 @@ def _priority(value: object, where: str) -> int:
         return priorities.parse(value)
     except ValidationError as exc:
         raise type(exc)(f"{where}: {exc}") from None
+
+
+def _priority_range(value: object) -> tuple[int, int] | None:
+    """``None``, one priority, or an inclusive ``(from, to)`` pair, as a pair of ints."""
+    if value is None:
+        return None
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise InvalidPriority("a priority range is a pair (from, to)")
+        lowest, highest = (priorities.parse(v) for v in value)
+        if lowest > highest:
+            raise InvalidPriority(
+                f"priority range {lowest}..{highest} is empty: give the lower number first"
+            )
+        return lowest, highest
+    single = priorities.parse(value)
+    return single, single
 
 
 def _job_id(value: object, what: str = "job id") -> int:

@@ -65,7 +65,14 @@ from typing import Any, Final, TypeVar
 from .errors import NoSuchTask
 from .priorities import check_int
 
-__all__ = ["DeferTask", "NoSuchTask", "PoolStatistics", "WorkerPool", "current_priority"]
+__all__ = [
+    "DeferTask",
+    "NoSuchTask",
+    "PoolStatistics",
+    "WorkerPool",
+    "WorkerState",
+    "current_priority",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +135,15 @@ class PoolStatistics:
     completed: int
     deferred: int
     failed: int
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """One worker thread: its name and the id of the task it runs (``busy`` False: idle)."""
+
+    name: str
+    busy: bool
+    task_id: Hashable | None = None
 
 
 def current_priority() -> int | None:
@@ -202,6 +218,7 @@ class WorkerPool:
         self._nonce = itertools.count(1)
         self._thread_numbers = itertools.count(1)
         self._threads: list[threading.Thread] = []
+        self._busy: dict[threading.Thread, tuple[str, _Task]] = {}  # worker: (name, its task)
         self._target = num_workers
         self._waiting = 0  # workers blocked on _work_available
         self._idle_waiters = 0  # threads blocked in wait_idle
@@ -397,6 +414,18 @@ class WorkerPool:
                 failed=self._failed,
             )
 
+    def worker_states(self) -> list[WorkerState]:
+        """Every worker, in the order they started, with the task each runs now."""
+        with self._lock:
+            states = []
+            for thread in self._threads:
+                busy = self._busy.get(thread)
+                if busy is None:  # an idle worker has its own name (see _run)
+                    states.append(WorkerState(thread.name, False))
+                else:
+                    states.append(WorkerState(busy[0], True, busy[1].task_id))
+            return states
+
     # -- the workers --------------------------------------------------------------
 
     def _start_worker_unlocked(self) -> None:
@@ -416,8 +445,11 @@ class WorkerPool:
             _acquire(lock)
             try:
                 if finished is not None:
+                    del self._busy[thread]
                     error = self._finish_unlocked(finished, outcome)
                 task = self._take_unlocked(thread)
+                if task is not None:
+                    self._busy[thread] = (base_name, task)
             finally:
                 lock.release()
             # a dropped add_task task (CancelledError, no Future) is not worth a log line

@@ -1,13 +1,15 @@
 """Fixtures of the store contract suite: every test runs once per store.
 
-To add a store, add its name to ``STORES`` and teach ``store_url`` and
-``unusable_url`` how to give a fresh, empty database of that kind (a
+To add a store, add its name to ``STORES`` and teach ``store_url``,
+``unusable_url`` and ``damage`` how to give a fresh, empty database of that
+kind and how to spoil one of its records behind the store's back (a
 PostgreSQL store would create or truncate a schema here, and mark itself
 with ``pytest.mark.postgres``).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +22,7 @@ STORES = ["sqlite"]
 
 OpenStore = Callable[..., Store]
 MakeJob = Callable[..., Job]
+Damage = Callable[[int, "str | bytes"], None]
 
 
 def _make_job(
@@ -79,3 +82,21 @@ def store(open_new: OpenStore) -> Store:
 @pytest.fixture
 def make_job() -> MakeJob:
     return _make_job
+
+
+@pytest.fixture
+def damage(store_url: str) -> Damage:
+    """``damage(job_id, text)``: overwrite the job's stored record with ``text``, as a
+    disk fault, a bad restore or a hand edit would: behind the store's back."""
+
+    def damage(job_id: int, text: str | bytes) -> None:
+        if store_url.startswith("sqlite:"):
+            conn = sqlite3.connect(store_url.removeprefix("sqlite:///"))
+            with conn:
+                changed = conn.execute("UPDATE jobs SET doc = ? WHERE id = ?", (text, job_id))
+            conn.close()
+            assert changed.rowcount == 1, f"no job {job_id} to damage"
+            return
+        raise AssertionError(f"cannot damage a record of {store_url!r}")
+
+    return damage

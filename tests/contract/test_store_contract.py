@@ -6,6 +6,7 @@ the base module's docstring.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,16 +17,18 @@ import pytest
 from jobplane.errors import (
     DependencyError,
     JobNotFound,
+    JobStateError,
     QueueDrained,
     QueueFull,
     StoreConflict,
     StoreError,
 )
 from jobplane.jobs import Dependency, Job, OpStatus
-from jobplane.stores import Store, open_store
+from jobplane.stores import UNREADABLE, Store, open_store
 
 MakeJob = Callable[..., Job]  # the ``make_job`` fixture
 OpenStore = Callable[..., Store]  # the ``open_new`` fixture
+Damage = Callable[[int, str | bytes], None]  # the ``damage`` fixture
 WAIT = 10.0  # seconds any thread or barrier may take in these tests
 
 
@@ -477,6 +480,100 @@ def test_list_jobs_pages_through_ids_in_ascending_order(store: Store, make_job: 
     assert store.list_jobs(archived=None, after=ids[4], limit=100)[0].id == ids[5]
 
 
+def test_list_jobs_newest_first_pages_down_with_before(store: Store, make_job: MakeJob) -> None:
+    ids = insert(store, *[make_job() for _ in range(7)])
+
+    pages: list[list[int]] = []
+    before = None
+    while True:
+        page = [job.id for job in store.list_jobs(newest_first=True, before=before, limit=3)]
+        if not page:
+            break
+        pages.append(page)
+        before = page[-1]
+
+    newest = ids[::-1]
+    assert pages == [newest[0:3], newest[3:6], newest[6:7]]
+
+
+def test_list_jobs_between_after_and_before_in_either_order(
+    store: Store, make_job: MakeJob
+) -> None:
+    ids = insert(store, *[make_job() for _ in range(6)])
+    store.archive([ids[2]])  # unfinished: stays unarchived
+
+    def between(**order: Any) -> list[int]:
+        jobs = store.list_jobs(after=ids[1], before=ids[4], archived=None, **order)
+        return [job.id for job in jobs]
+
+    assert between() == [ids[2], ids[3]]
+    assert between(newest_first=True) == [ids[3], ids[2]]
+
+
+def test_list_jobs_newest_first_keeps_the_status_and_archived_filters(
+    store: Store, make_job: MakeJob
+) -> None:
+    first, second, third, fourth = insert(store, *[make_job() for _ in range(4)])
+    for job_id in (first, second, fourth):
+        set_status(store, job_id, OpStatus.SUCCESS)
+    store.archive([second])
+
+    def newest(**filters: Any) -> list[int]:
+        return [job.id for job in store.list_jobs(newest_first=True, **filters)]
+
+    assert newest() == [fourth, third, first]
+    assert newest(statuses=[OpStatus.SUCCESS]) == [fourth, first]
+    assert newest(archived=True) == [second]
+    assert newest(archived=None, before=fourth) == [third, second, first]
+
+
+def test_list_jobs_filters_by_a_priority_range(store: Store, make_job: MakeJob) -> None:
+    high, normal, low, highest = insert(
+        store, make_job(priority=-10), make_job(), make_job(priority=10), make_job(priority=-20)
+    )
+
+    def ids(priority: tuple[int, int], **more: Any) -> list[int]:
+        return [job.id for job in store.list_jobs(priority=priority, **more)]
+
+    assert ids((-10, -10)) == [high]
+    assert ids((-20, -1)) == [high, highest]
+    assert ids((0, 19)) == [normal, low]
+    assert ids((-20, -1), newest_first=True) == [highest, high]
+    assert ids((1, 9)) == []
+
+
+def test_list_jobs_filters_by_text_in_an_op_name(store: Store, make_job: MakeJob) -> None:
+    def job(*names: str) -> Job:
+        built = make_job(ops=len(names))
+        for op, name in zip(built.ops, names, strict=True):
+            op.op = name
+        return built
+
+    migrate, start, both, params_only, quoted = insert(
+        store,
+        job("instance.migrate"),
+        job("instance.start"),
+        job("node.health", "instance.migrate"),
+        job("test.noop"),
+        job('odd "quoted" \\ Name'),
+    )
+    named = store.load(params_only)
+    named.ops[0].params = {"note": "migrate"}  # a match in the params is not a match
+    store.save(named)
+
+    def ids(op: str, **more: Any) -> list[int]:
+        return [job.id for job in store.list_jobs(op=op, **more)]
+
+    assert ids("instance.migrate") == [migrate, both]
+    assert ids("MIGR") == [migrate, both]  # any part of the name, ASCII case ignored
+    assert ids("instance.") == [migrate, start, both]
+    assert ids("migrate", newest_first=True, limit=1) == [both]
+    assert ids("%") == []  # no wildcards: the text is taken literally
+    assert ids("_") == []
+    assert ids("e.s") == [start]
+    assert ids('"quoted" \\ n') == [quoted]  # JSON escapes these characters in the document
+
+
 def test_unfinished_lists_every_job_not_yet_final(store: Store, make_job: MakeJob) -> None:
     ids = {status: insert(store, make_job())[0] for status in OpStatus}
     for status, job_id in ids.items():
@@ -565,3 +662,140 @@ def test_a_closed_store_refuses_work_with_store_error(store: Store, make_job: Ma
         store.load(job_id)
     with pytest.raises(StoreError):
         insert(store, make_job())
+
+
+# -- guarantee 7: unreadable records ------------------------------------------
+
+
+def _spoiled(change: Callable[[dict[str, Any]], Any]) -> str:
+    """A job document that is JSON, with ``change`` applied to a good one."""
+    doc = _make_job_doc()
+    change(doc)
+    return json.dumps(doc)
+
+
+def _make_job_doc() -> dict[str, Any]:
+    op = {"op": "test.noop", "params": {}, "priority": 0, "status": "queued"}
+    return {"ops": [op], "depends": [], "received_at": 1000.0}
+
+
+DAMAGE: dict[str, str | bytes] = {
+    "cut short": '{"ops": [{"op": "test.noop", "params": {}, "prio',
+    "not JSON at all": b"\x00\xff\xfe garbage",
+    "not an object": "[1, 2, 3]",
+    "no ops": _spoiled(lambda doc: doc.pop("ops")),
+    "empty ops": _spoiled(lambda doc: doc.update(ops=[])),
+    "ops not a list": _spoiled(lambda doc: doc.update(ops="test.noop")),
+    "op without a name": _spoiled(lambda doc: doc["ops"][0].pop("op")),
+    "params not an object": _spoiled(lambda doc: doc["ops"][0].update(params=[1])),
+    "unknown status": _spoiled(lambda doc: doc["ops"][0].update(status="exploded")),
+    "priority a word": _spoiled(lambda doc: doc["ops"][0].update(priority="urgent")),
+    "priority off the scale": _spoiled(lambda doc: doc["ops"][0].update(priority=10**6)),
+    "received_at a word": _spoiled(lambda doc: doc.update(received_at="yesterday")),
+    "dependency not a job": _spoiled(lambda doc: doc.update(depends=[{"job": "x"}])),
+    "too deep": "[" * 100_000 + "]" * 100_000,
+}
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_an_unreadable_record_reads_as_a_finished_job_in_error(
+    store: Store, make_job: MakeJob, damage: Damage, kind: str
+) -> None:
+    before, spoiled, after = insert(store, make_job(), make_job(priority=-5), make_job())
+    damage(spoiled, DAMAGE[kind])
+
+    job = store.load(spoiled, with_log=True)
+    assert (job.id, job.status, job.is_final) == (spoiled, OpStatus.ERROR, True)
+    assert [op.status for op in job.ops] == [OpStatus.ERROR]
+    assert job.ops[0].result == {"error": "UnreadableRecord", "message": UNREADABLE}
+    assert [j.id for j in store.list_jobs()] == [before, spoiled, after]
+    assert [j.id for j in store.unfinished()] == [before, after]  # never run again
+    assert store.list_jobs()[1].ops == job.ops
+    assert store.counts() == {(OpStatus.QUEUED, 0): 2, (OpStatus.ERROR, 0): 1}
+    assert [j.id for j in store.list_jobs(statuses=[OpStatus.ERROR])] == [spoiled]
+    assert [j.id for j in store.list_jobs(statuses=[OpStatus.QUEUED])] == [before, after]
+    [found] = store.quarantined()
+    assert (found.job_id, found.archived) == (spoiled, False)
+    assert found.reason and found.size == len(DAMAGE[kind])
+    if isinstance(DAMAGE[kind], str) and len(DAMAGE[kind]) < 1000:
+        assert DAMAGE[kind] not in found.reason  # the record's text stays out
+
+
+def test_quarantined_finds_records_not_yet_read_when_asked_to_scan(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    ids = insert(store, *[make_job() for _ in range(5)])
+    set_status(store, ids[1], OpStatus.SUCCESS)
+    store.archive([ids[1]])
+    damage(ids[1], "{")
+    damage(ids[3], "{")
+
+    found = store.quarantined(scan=True)
+    assert [(u.job_id, u.archived) for u in found] == [(ids[1], True), (ids[3], False)]
+    assert [u.job_id for u in store.quarantined()] == [ids[1], ids[3]]
+
+
+def test_remove_unreadable_deletes_only_an_unreadable_record(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    good, spoiled = insert(store, make_job(), make_job())
+    store.append_log(spoiled, 0, 1.0, "a line")
+    damage(spoiled, "{")
+
+    with pytest.raises(JobStateError, match=f"job {good} is readable"):
+        store.remove_unreadable(good)
+    store.remove_unreadable(spoiled)
+
+    with pytest.raises(JobNotFound):
+        store.load(spoiled)
+    with pytest.raises(JobNotFound):
+        store.read_log(spoiled)
+    with pytest.raises(JobNotFound):
+        store.remove_unreadable(spoiled)
+    assert store.quarantined() == []
+    assert [j.id for j in store.list_jobs()] == [good]
+    assert insert(store, make_job(), limit=2) == [spoiled + 1]  # its room is free, its id gone
+
+
+def test_a_save_of_a_copy_read_before_the_damage_repairs_the_record(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    [job_id] = insert(store, make_job())
+    copy = store.load(job_id)
+    damage(job_id, "{")
+    assert store.load(job_id).status is OpStatus.ERROR
+
+    copy.ops[0].status = OpStatus.RUNNING
+    store.save(copy)
+
+    assert store.load(job_id).status is OpStatus.RUNNING
+    assert store.quarantined() == []
+    assert store.counts() == {(OpStatus.RUNNING, 0): 1}
+
+
+def test_an_unreadable_record_can_be_archived_once_read(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    [job_id] = insert(store, make_job())
+    damage(job_id, "{")
+    store.load(job_id)
+
+    assert store.archive([job_id]) == [job_id]
+    assert store.load(job_id).archived is True
+
+
+def test_a_record_repaired_by_hand_reads_and_counts_as_itself_again(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    [job_id] = insert(store, make_job(priority=-3))
+    original = json.dumps(store.load(job_id).to_doc())
+    damage(job_id, "{")
+    assert store.load(job_id).status is OpStatus.ERROR
+    assert store.counts() == {(OpStatus.ERROR, 0): 1}
+
+    damage(job_id, original)
+
+    assert store.load(job_id).status is OpStatus.QUEUED
+    assert store.counts() == {(OpStatus.QUEUED, -3): 1}
+    assert [job.id for job in store.unfinished()] == [job_id]
+    assert store.quarantined() == []

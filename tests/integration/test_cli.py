@@ -125,3 +125,11 @@ def test_auth_exit_codes(tmp_path: Path) -> None:
         refused = run(url, "submit", "test.noop", token="r" * 20)
         assert refused.returncode == 4 and "may only read" in refused.stderr
         assert run(url, "submit", "test.noop", token="w" * 20).returncode == 0
+
+
+def test_a_priority_on_the_command_line_is_a_name_or_an_integer(url: str) -> None:
+    done = run(url, "submit", "test.noop", "--priority", "-3")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(run(url, "info", "1", "--json").stdout)["ops"][0]["priority"] == -3
+    refused = run(url, "submit", "test.noop", "--priority", "HIGH")
+    assert refused.returncode == 2 and "invalid priority 'HIGH'" in refused.stderr

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from jobplane.client import Client
 from jobplane.daemon import resolve
 from jobplane.errors import ValidationError
+from jobplane.queue import JobQueue
 from jobplane.stores import open_store
 
 from .http_server import free_port
@@ -57,11 +64,11 @@ def test_sigterm_lets_the_running_op_finish_and_loses_nothing(tmp_path: Path) ->
         with Client(f"http://127.0.0.1:{port}") as c:
             running = c.submit([{"op": "test.delay", "params": {"duration": 1.0}}])
             queued = [c.submit([{"op": "test.noop"}], priority="low") for _ in range(3)]
-            job = c.get(running)
-            while job.status != "running":
-                change = c.wait_for_change(running, 0, 10, since_status=job.status)
+            seen = c.get(running)
+            while seen.status != "running":
+                change = c.wait_for_change(running, 0, 10, since_status=seen.status)
                 assert change is not None, "the job never started"
-                job = change.job
+                seen = change.job
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
@@ -96,6 +103,54 @@ def test_second_daemon_on_the_same_file_is_refused(tmp_path: Path) -> None:
         )
         assert second.returncode == 3
         assert "is in use by process" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(30)
+        reader.join(10)
+        assert first.stderr is not None
+        first.stderr.close()
+
+
+@pytest.mark.parametrize(
+    "kind", ["hard link", "bind-mounted file", "bind-mounted folder", "symlinked folder"]
+)
+def test_second_daemon_on_the_same_file_under_another_name_is_refused(
+    tmp_path: Path, kind: str, bind_mount: Callable[[Path, Path], None]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    db = data / "d.db"
+    port = free_port()
+    first, _, reader = start(db, port)
+    try:
+        if kind == "hard link":
+            alias = data / "alias.db"
+            os.link(db, alias)
+        elif kind == "bind-mounted file":
+            alias = data / "alias.db"
+            alias.touch()
+            bind_mount(db, alias)
+        elif kind == "bind-mounted folder":
+            bind_mount(data, tmp_path / "other")
+            alias = tmp_path / "other" / "d.db"
+        else:
+            (tmp_path / "other").symlink_to(data, target_is_directory=True)
+            alias = tmp_path / "other" / "d.db"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBPLANE_")}
+        second = subprocess.run(
+            [JOBPLANE, "serve", "--db", f"sqlite:///{alias}", "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=False,
+        )
+        assert second.returncode == 3, second.stderr
+        [line] = second.stderr.splitlines()
+        assert line.startswith("jobplane: ") and f"in use by process {first.pid}" in line
+        with Client(f"http://127.0.0.1:{port}") as c:  # the first daemon carries on
+            job_id = c.submit([{"op": "test.noop"}])
+            assert c.wait(job_id, timeout=30).status == "success"
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(30)
@@ -139,3 +194,202 @@ def test_settings_precedence_and_validation(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "--workers must be a positive integer, got 'zero'" in bad.stderr
+
+
+# Found when the daemon was probed (issue 9) -------------------------------------------------
+
+
+def _stop(proc: subprocess.Popen[str], reader: threading.Thread) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    reader.join(10)
+    assert proc.stderr is not None
+    proc.stderr.close()
+
+
+async def _waits_then_signal(
+    url: str, proc: subprocess.Popen[str], signum: int, watched: list[int]
+) -> tuple[list[dict[str, Any]], float, httpx.Response, httpx.Response]:
+    """Open a wait per watched job, signal the daemon, and collect what the waits answer."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        states = {j: (await client.get(f"/v1/jobs/{j}")).json()["status"] for j in watched}
+        waits = [
+            asyncio.create_task(
+                client.get(f"/v1/jobs/{j}/wait", params={"status": states[j], "timeout": 30})
+            )
+            for j in watched
+        ]
+        deadline = time.monotonic() + 30
+        while (await client.get("/v1/status")).json().get("open_waits") != len(watched):
+            assert time.monotonic() < deadline, "the waits never opened"
+            assert not any(wait.done() for wait in waits)
+            await asyncio.sleep(0.02)
+        proc.send_signal(signum)
+        answers = [(await wait).json() for wait in waits]
+        answered = time.time()
+        submitted = await client.post("/v1/jobs", json={"ops": [{"op": "test.noop"}]})
+        waited = await client.get(f"/v1/jobs/{watched[0]}/wait", params={"timeout": 30})
+    return answers, answered, submitted, waited
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_starts_nothing_more_and_answers_open_waits_at_once(
+    tmp_path: Path, signum: int
+) -> None:
+    db, port = tmp_path / "d.db", free_port()
+    proc, lines, reader = start(db, port, "--workers", "1")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with Client(url) as c:
+            running = c.submit([{"op": "test.delay", "params": {"duration": 3.0}}])
+            queued = [c.submit([{"op": "test.noop"}]) for _ in range(20)]
+            seen = c.get(running)
+            while seen.status != "running":
+                change = c.wait_for_change(running, 0, 10, since_status=seen.status)
+                assert change is not None, "the job never started"
+                seen = change.job
+        answers, answered, submitted, waited = asyncio.run(
+            _waits_then_signal(url, proc, signum, [running, *queued[:9]])
+        )
+        assert proc.wait(30) == 0, "".join(lines)
+    finally:
+        _stop(proc, reader)
+    assert all(answer["stopping"] for answer in answers), answers
+    assert [answer["job"]["status"] for answer in answers] == ["running"] + ["queued"] * 9
+    assert submitted.status_code == 503 and submitted.json()["error"]["code"] == "shutting_down"
+    assert waited.status_code == 503 and waited.json()["error"]["code"] == "shutting_down"
+    store = open_store(f"sqlite:///{db}")
+    try:
+        finished = store.load(running)
+        assert finished.status == "success"
+        assert finished.ended_at is not None and answered < finished.ended_at  # not after it
+        for job_id in queued:  # nothing started after the signal
+            job = store.load(job_id)
+            assert job.status == "queued" and job.started_at is None, job_id
+    finally:
+        store.close()
+
+
+def test_a_busy_port_is_one_line_and_exit_3_with_nothing_run(tmp_path: Path) -> None:
+    db = tmp_path / "d.db"
+    with JobQueue.open(f"sqlite:///{db}", start=False) as queue:
+        job_id = queue.submit([{"op": "test.noop"}])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBPLANE_")}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [JOBPLANE, "serve", "--db", f"sqlite:///{db}", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=False,
+        )
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.splitlines() == [
+        f"jobplane: cannot listen on 127.0.0.1:{port}: the address is already in use"
+    ]
+    store = open_store(f"sqlite:///{db}")
+    try:
+        job = store.load(job_id)
+        assert job.status == "queued" and job.started_at is None
+    finally:
+        store.close()
+
+
+def test_a_missing_database_directory_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    missing = tmp_path / "missing" / "d.db"
+    result = subprocess.run(
+        [JOBPLANE, "serve", "--db", f"sqlite:///{missing}", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"jobplane: the directory of the database {missing.parent} does not exist"
+    ]
+
+
+def test_a_request_whose_headers_never_finish_is_closed(tmp_path: Path) -> None:
+    port = free_port()
+    proc, _lines, reader = start(tmp_path / "d.db", port, "--read-timeout", "0.5")
+    try:
+        for sent in (b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b""):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(sent)
+                began = time.monotonic()
+                try:
+                    data = sock.recv(1024)
+                except TimeoutError:
+                    data = None
+                took = time.monotonic() - began
+            assert data == b"" and took < 3.0, (sent, data, took)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            assert c.get("/healthz").status_code == 200  # whole requests are served
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        _stop(proc, reader)
+
+
+def test_connections_beyond_the_limit_are_refused_with_503(tmp_path: Path) -> None:
+    port = free_port()
+    proc, _lines, reader = start(tmp_path / "d.db", port, "--max-connections", "2")
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    try:
+        first = socket.create_connection(("127.0.0.1", port), timeout=10)
+        second = socket.create_connection(("127.0.0.1", port), timeout=10)
+        for sock in (first, second):  # answered, so the daemon holds both connections
+            sock.sendall(request)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            refused = c.get("/healthz")
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["error"]["code"] == "too_many_connections"
+            assert refused.headers["connection"] == "close"
+            first.close()
+            second.close()
+            deadline = time.monotonic() + 10
+            while c.get("/healthz").status_code != 200:
+                assert time.monotonic() < deadline, "closed connections were never let go"
+                time.sleep(0.02)  # polling another process
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        _stop(proc, reader)
+
+
+async def _changes_poll_then_signal(url: str, proc: subprocess.Popen[str]) -> float:
+    """Open the dashboard's change poll, signal the daemon; seconds until the poll answers."""
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        serial = (await client.get("/v1/changes")).json()["serial"]
+        poll = asyncio.create_task(
+            client.get("/v1/changes", params={"since": serial, "timeout": 30})
+        )
+        await client.get("/v1/status")  # another round trip: the poll is usually open by now
+        assert not poll.done()
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        answer = await poll
+        assert answer.status_code == 200, answer.text
+        return time.monotonic() - signalled
+
+
+def test_a_signal_answers_the_dashboards_open_change_polls_at_once(tmp_path: Path) -> None:
+    """A browser's open dashboard must not keep a stopping daemon alive for its poll's timeout."""
+    db, port = tmp_path / "d.db", free_port()
+    proc, lines, reader = start(db, port, "--workers", "1")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with Client(url) as c:  # a running op keeps the daemon serving after the signal
+            c.submit([{"op": "test.delay", "params": {"duration": 6.0}}])
+        took = asyncio.run(_changes_poll_then_signal(url, proc))
+        assert proc.wait(30) == 0, "".join(lines)
+    finally:
+        _stop(proc, reader)
+    assert took < 3, f"the change poll was answered {took:.1f} s after the signal"

@@ -26,6 +26,7 @@ from jobplane.workerpool import (
     NoSuchTask,
     PoolStatistics,
     WorkerPool,
+    WorkerState,
     current_priority,
 )
 
@@ -774,3 +775,29 @@ def test_statistics_is_a_frozen_snapshot(pool: WorkerPool) -> None:
     pool.resume()
     assert pool.wait_idle(TIMEOUT)
     assert pool.statistics().completed == 3
+
+
+def test_worker_states_name_every_worker_and_the_task_it_runs() -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        assert release.wait(TIMEOUT)
+
+    with WorkerPool(2, name="states") as pool:
+        assert pool.worker_states() == [
+            WorkerState("jobplane-states-1", busy=False),
+            WorkerState("jobplane-states-2", busy=False),
+        ]
+        done = pool.submit(hold, task_id="job-7", name="named")
+        assert started.wait(TIMEOUT)
+        states = pool.worker_states()
+        busy = [state for state in states if state.busy]
+        assert busy == [WorkerState(busy[0].name, True, "job-7")]
+        assert busy[0].name in ("jobplane-states-1", "jobplane-states-2")  # not "...:named"
+        assert len(states) == 2
+        release.set()
+        done.result(TIMEOUT)
+        assert pool.wait_idle(TIMEOUT)
+        assert not any(state.busy for state in pool.worker_states())

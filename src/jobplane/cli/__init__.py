@@ -1,9 +1,10 @@
 """The ``jobplane`` command line: the daemon (``serve``) and a client for it.
 
 Exit codes: 0 done; 1 a job ended in error or was canceled, or an action was
-refused; 2 bad usage or invalid input; 3 the daemon is unreachable, or its
-store is in use by another daemon; 4 authentication failed; 5 no such job;
-70 an unexpected internal error (please report it).
+refused; 2 bad usage or invalid input; 3 the daemon is unreachable, stopping
+or full of waits, or (serve) its store is in use by another daemon or its
+address is taken; 4 authentication failed; 5 no such job; 70 an unexpected
+internal error (please report it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import typer
 
 from .. import errors
-from . import backup, jobs, serve, system
+from . import backup, jobs, quarantine, serve, system
 from .common import EPILOG
 
 app = typer.Typer(
@@ -29,10 +30,14 @@ serve.register(app)
 jobs.register(app)
 system.register(app)
 backup.register(app)
+quarantine.register(app)
 
 EXIT_CODES: list[tuple[type[errors.JobplaneError], int]] = [
     (errors.StoreLocked, 3),
     (errors.DaemonUnavailable, 3),
+    (errors.ShuttingDown, 3),
+    (errors.TooManyWaits, 3),
+    (errors.ListenError, 3),
     (errors.AuthError, 4),
     (errors.JobNotFound, 5),
     (errors.ValidationError, 2),

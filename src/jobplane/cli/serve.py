@@ -59,6 +59,27 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(envvar="JOBPLANE_LOG_FORMAT", help="text or json [default: text]"),
         ] = None,
+        max_waits: Annotated[
+            str | None,
+            typer.Option(
+                envvar="JOBPLANE_MAX_WAITS",
+                help=f"open long polls at most, 503 beyond [default: {D.max_waits}]",
+            ),
+        ] = None,
+        max_connections: Annotated[
+            str | None,
+            typer.Option(
+                envvar="JOBPLANE_MAX_CONNECTIONS",
+                help=f"connections served at once, 503 beyond [default: {D.max_connections}]",
+            ),
+        ] = None,
+        read_timeout: Annotated[
+            str | None,
+            typer.Option(
+                envvar="JOBPLANE_READ_TIMEOUT",
+                help=f"seconds a client has to send a whole request [default: {D.read_timeout:g}]",
+            ),
+        ] = None,
         config: Annotated[
             str | None, typer.Option(envvar="JOBPLANE_CONFIG", help="a TOML settings file")
         ] = None,
@@ -75,5 +96,8 @@ def register(app: typer.Typer) -> None:
             "aging_interval": aging_interval,
             "durability": durability,
             "log_format": log_format,
+            "max_waits": max_waits,
+            "max_connections": max_connections,
+            "read_timeout": read_timeout,
         }
         run_daemon(resolve(given, config))

@@ -21,8 +21,9 @@ from ..models import (
     JobUpdate,
     LockState,
     OpDescription,
+    QuarantinedJob,
 )
-from .base import _T, DEFAULT_URL, MAX_WAIT, _Base, _Call, _Calls
+from .base import _T, DEFAULT_URL, MAX_WAIT, ListFilters, PriorityFilter, _Base, _Call, _Calls
 
 
 class AsyncClient(_Base):
@@ -82,9 +83,27 @@ class AsyncClient(_Base):
         limit: int = 100,
         after: int | None = None,
         archived: bool | None = False,
+        before: int | None = None,
+        newest_first: bool = False,
+        priority: PriorityFilter | None = None,
+        op: str | None = None,
     ) -> builtins.list[JobSummary]:
-        """Jobs in the daemon's list order; ``status`` filters; ``after`` pages by id."""
-        page = await self.list_page(status=status, limit=limit, after=after, archived=archived)
+        """Jobs by ascending id, or descending with ``newest_first``, as ``JobQueue.list``.
+
+        ``after`` and ``before`` page (ids above / below them); ``status``,
+        ``priority`` (one, or an inclusive ``(from, to)`` range) and ``op`` (text
+        that one op's name contains) filter.
+        """
+        page = await self.list_page(
+            status=status,
+            limit=limit,
+            after=after,
+            archived=archived,
+            before=before,
+            newest_first=newest_first,
+            priority=priority,
+            op=op,
+        )
         return page.jobs
 
     async def list_page(
@@ -94,9 +113,15 @@ class AsyncClient(_Base):
         limit: int = 100,
         after: int | None = None,
         archived: bool | None = False,
+        before: int | None = None,
+        newest_first: bool = False,
+        priority: PriorityFilter | None = None,
+        op: str | None = None,
     ) -> JobPage:
-        """Like ``list``, with ``next``: the ``after`` of the next page (None on the last)."""
-        return await self._send(_Calls.list_page(status, limit, after, archived))
+        """Like ``list``, with ``next``: the ``after`` (newest first: the ``before``) of
+        the next page, None on the last."""
+        filters = ListFilters(newest_first, before, priority, op)
+        return await self._send(_Calls.list_page(status, limit, after, archived, filters))
 
     async def wait_for_change(
         self,
@@ -139,6 +164,14 @@ class AsyncClient(_Base):
     async def archive(self, job_id: int) -> None:
         """Archive a finished job (it stays readable). JobStateError if it is not finished."""
         await self._send(_Calls.archive(job_id))
+
+    async def quarantined(self, *, scan: bool = False) -> builtins.list[QuarantinedJob]:
+        """Jobs whose stored record cannot be read; ``scan`` reads every record to find all."""
+        return await self._send(_Calls.quarantined(scan))
+
+    async def remove_quarantined(self, job_id: int) -> None:
+        """Delete a job whose stored record cannot be read (JobStateError for any other)."""
+        await self._send(_Calls.remove_quarantined(job_id))
 
     async def auto_archive(self, older_than_s: float) -> builtins.list[int]:
         """Archive every job that ended more than ``older_than_s`` seconds ago; their ids."""

@@ -28,6 +28,8 @@ from ..models import (
     LockState,
     OpDescription,
     Outcome,
+    QuarantinedJob,
+    QuarantineList,
     Submitted,
     SubmittedBatch,
     WaitAnswer,
@@ -55,7 +57,8 @@ def _codes() -> dict[str, type[errors.JobplaneError]]:
             "invalid_request": errors.ValidationError,
             "bad_json": errors.ValidationError,
             "not_found": errors.JobNotFound,
-            "body_too_large": errors.ValidationError,
+            "payload_too_large": errors.ValidationError,
+            "unsupported_media_type": errors.ValidationError,
         }
     )
     return found
@@ -150,6 +153,34 @@ _LOCKS = pydantic.TypeAdapter(list[LockState])
 _OPS = pydantic.TypeAdapter(list[OpDescription])
 
 
+PriorityFilter = int | str | tuple[int | str, int | str]
+"""One priority (a number or a name) or an inclusive ``(from, to)`` range, as ``JobQueue.list``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    """``list``'s order and filters beyond status: as ``JobQueue.list`` takes them."""
+
+    newest_first: bool = False
+    before: int | None = None
+    priority: PriorityFilter | None = None
+    op: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        if self.newest_first:
+            params["order"] = "desc"
+        if self.before is not None:
+            params["before"] = self.before
+        if isinstance(self.priority, tuple):
+            params["priority"] = f"{self.priority[0]}..{self.priority[1]}"
+        elif self.priority is not None:
+            params["priority"] = str(self.priority)
+        if self.op is not None:
+            params["op"] = self.op
+        return params
+
+
 class _Calls:
     """The requests behind each method, shared by ``Client`` and ``AsyncClient``."""
 
@@ -190,6 +221,7 @@ class _Calls:
         limit: int,
         after: int | None,
         archived: bool | None,
+        filters: ListFilters,
     ) -> _Call[JobPage]:
         params: dict[str, Any] = {"limit": limit}
         if status is not None:
@@ -198,6 +230,7 @@ class _Calls:
             params["after"] = after
         if archived is not None:
             params["archived"] = str(archived).lower()
+        params.update(filters.params())
         return _Call("GET", "/v1/jobs", JobPage.model_validate_json, params=params)
 
     @staticmethod
@@ -230,6 +263,19 @@ class _Calls:
     @staticmethod
     def archive(job_id: int) -> _Call[None]:
         return _Call("POST", f"/v1/jobs/{job_id}/archive", _ignore)
+
+    @staticmethod
+    def quarantined(scan: bool) -> _Call[builtins.list[QuarantinedJob]]:
+        return _Call(
+            "GET",
+            "/v1/quarantine",
+            lambda raw: QuarantineList.model_validate_json(raw).jobs,
+            params={"scan": str(scan).lower()},
+        )
+
+    @staticmethod
+    def remove_quarantined(job_id: int) -> _Call[None]:
+        return _Call("DELETE", f"/v1/quarantine/{job_id}", _ignore)
 
     @staticmethod
     def auto_archive(older_than_s: float) -> _Call[builtins.list[int]]:

@@ -21,8 +21,9 @@ from ..models import (
     JobUpdate,
     LockState,
     OpDescription,
+    QuarantinedJob,
 )
-from .base import _T, DEFAULT_URL, MAX_WAIT, _Base, _Call, _Calls
+from .base import _T, DEFAULT_URL, MAX_WAIT, ListFilters, PriorityFilter, _Base, _Call, _Calls
 
 
 class Client(_Base):
@@ -89,9 +90,28 @@ class Client(_Base):
         limit: int = 100,
         after: int | None = None,
         archived: bool | None = False,
+        before: int | None = None,
+        newest_first: bool = False,
+        priority: PriorityFilter | None = None,
+        op: str | None = None,
     ) -> builtins.list[JobSummary]:
-        """Jobs in the daemon's list order; ``status`` filters; ``after`` pages by id."""
-        return self.list_page(status=status, limit=limit, after=after, archived=archived).jobs
+        """Jobs by ascending id, or descending with ``newest_first``, as ``JobQueue.list``.
+
+        ``after`` and ``before`` page (ids above / below them); ``status``,
+        ``priority`` (one, or an inclusive ``(from, to)`` range) and ``op`` (text
+        that one op's name contains) filter.
+        """
+        page = self.list_page(
+            status=status,
+            limit=limit,
+            after=after,
+            archived=archived,
+            before=before,
+            newest_first=newest_first,
+            priority=priority,
+            op=op,
+        )
+        return page.jobs
 
     def list_page(
         self,
@@ -100,9 +120,15 @@ class Client(_Base):
         limit: int = 100,
         after: int | None = None,
         archived: bool | None = False,
+        before: int | None = None,
+        newest_first: bool = False,
+        priority: PriorityFilter | None = None,
+        op: str | None = None,
     ) -> JobPage:
-        """Like ``list``, with ``next``: the ``after`` of the next page (None on the last)."""
-        return self._send(_Calls.list_page(status, limit, after, archived))
+        """Like ``list``, with ``next``: the ``after`` (newest first: the ``before``) of
+        the next page, None on the last."""
+        filters = ListFilters(newest_first, before, priority, op)
+        return self._send(_Calls.list_page(status, limit, after, archived, filters))
 
     def wait_for_change(
         self,
@@ -146,6 +172,14 @@ class Client(_Base):
     def archive(self, job_id: int) -> None:
         """Archive a finished job (it stays readable). JobStateError if it is not finished."""
         self._send(_Calls.archive(job_id))
+
+    def quarantined(self, *, scan: bool = False) -> builtins.list[QuarantinedJob]:
+        """Jobs whose stored record cannot be read; ``scan`` reads every record to find all."""
+        return self._send(_Calls.quarantined(scan))
+
+    def remove_quarantined(self, job_id: int) -> None:
+        """Delete a job whose stored record cannot be read (JobStateError for any other)."""
+        self._send(_Calls.remove_quarantined(job_id))
 
     def auto_archive(self, older_than_s: float) -> builtins.list[int]:
         """Archive every job that ended more than ``older_than_s`` seconds ago; their ids."""

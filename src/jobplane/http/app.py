@@ -1,14 +1,18 @@
 """The HTTP API: a thin layer over ``JobQueue``, versioned under ``/v1``.
 
 See ``docs/http-api.md`` for every endpoint. Endpoints are plain functions
-(FastAPI runs them in its thread pool) except the long poll ``/wait``, which
-waits on a thread of its own pool so that watchers never starve other requests.
+(FastAPI runs them in its thread pool) except the long poll ``/wait``, a
+coroutine that holds no thread while it waits (``waits.py``). Bodies are
+checked before FastAPI reads them, and HEAD is served wherever GET is
+(``middleware.py``). Numbers in paths and queries are digits, nothing else.
 The ordinary case of the two hottest requests, ``POST /v1/jobs`` and
-``GET /v1/jobs/{id}``, is answered in front of FastAPI by ``FastPaths``
-(``fastpath.py``); these routes still define them and answer the rest.
+``GET /v1/jobs/{id}``, is answered inside those checks but in front of FastAPI
+by ``FastPaths`` (``fastpath.py``); these routes still define them and answer
+the rest.
 
-Every route declares its answer's model (``jobplane.models``, which the
-clients parse answers with), so the OpenAPI document describes each answer.
+Every route of the job API declares its answer's model (``jobplane.models``,
+which the clients parse answers with), so the OpenAPI document describes each
+answer.
 """
 
 from __future__ import annotations
@@ -17,45 +21,55 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import anyio
-from fastapi import Depends, FastAPI, Path, Query, Request, Response
-from fastapi.responses import PlainTextResponse
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive
 
-from .. import __version__, models
+from .. import __version__, dashboard, models
 from ..jobs import MAX_ID, OpStatus
-from ..queue import MAX_WAIT, JobQueue
-from . import auth, errors
+from ..queue import MAX_OP_SEARCH, MAX_WAIT, JobQueue
+from . import auth, dashboard_api, errors
 from .fastpath import FastPaths
 from .metrics import Metrics
+from .middleware import BodyCheck, HeadAsGet
 from .offload import Offload
 from .schemas import (
+    JOB,
     ArchiveBody,
     BatchSpec,
+    Digits,
     DrainBody,
     ErrorBody,
     JobBody,
+    JobId,
+    Order,
     PriorityBody,
+    PriorityFilter,
     StatusList,
+    TrueFalse,
     job_json,
     log_json,
+    priority_range,
+    quarantined_json,
     summary_json,
 )
+from .waits import DEFAULT_LIMIT, LongPolls, WaitOutcome
 
-JobId = Annotated[int, Path(ge=1, le=MAX_ID, description="a job id")]
-MAX_WATCHERS = 200
 _ERRORS = {
-    400: "the body is not JSON (bad_json)",
+    400: "the body is not JSON, not UTF-8, nested deeper than 100 levels, or has an "
+    "integer of over 4300 digits (bad_json)",
     401: "no or unknown token (unauthorized)",
     403: "a read token where a write token is needed, or a non-loopback client "
     "without a tokens file (forbidden)",
     404: "no such job (job_not_found)",
-    409: "the job is in the wrong state, e.g. unfinished (job_state)",
-    413: "the body is larger than the limit (body_too_large)",
+    409: "the job is in the wrong state, e.g. unfinished, or readable (job_state)",
+    413: "the body is larger than the limit (payload_too_large)",
+    415: "the body is not sent as JSON (unsupported_media_type)",
     422: "a field is invalid; the message names it (invalid_request, invalid_priority, "
     "op_not_found, invalid_dependency)",
-    503: "try again later (queue_full, queue_drained, store_error)",
+    503: "try again later (queue_full, queue_drained, store_error, shutting_down, too_many_waits)",
 }
 
 
@@ -66,54 +80,8 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 GUARDED = (401, 403, 503)
 """Every endpoint behind a token may answer these; 503 when the store fails."""
-BODY = (400, 413, 422)
-JOB = (404, 422)
-
-
-class BodyLimit:
-    """Refuse request bodies over ``limit`` bytes with 413, declared or streamed."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(send)
-                return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(send)
-
-    async def _refuse(self, send: Send) -> None:
-        response = errors.error_response(
-            413, "body_too_large", f"the request body is larger than {self.limit} bytes"
-        )
-        await response({"type": "http"}, _no_receive, send)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _no_receive() -> Message:
-    return {"type": "http.disconnect"}
+BODY = (400, 413, 415, 422)
+JOB_ERRORS = (404, 422)
 
 
 def create_app(
@@ -121,11 +89,14 @@ def create_app(
     *,
     tokens: auth.TokenStore | None = None,
     max_body_bytes: int = 1_048_576,
+    max_waits: int = DEFAULT_LIMIT,
     fast_paths: bool = True,
 ) -> FastAPI:
     """The API for ``queue``; with ``tokens`` every endpoint but /healthz needs a token.
 
-    ``fast_paths=False`` leaves every request to FastAPI (tests compare the two).
+    ``app.state.long_polls`` holds the open waits and ``app.state.change_feed`` the
+    dashboard's: the daemon closes both when it stops. ``fast_paths=False`` leaves
+    every request to FastAPI (tests compare the two).
     """
     offload = Offload()
 
@@ -138,11 +109,15 @@ def create_app(
         title="jobplane",
         version=__version__,
         description="A persistent job queue with priorities and locks.",
+        openapi_url=None,  # served below, behind the read role
+        docs_url=None,
+        redoc_url=None,
         lifespan=lifespan,
     )
     errors.install(app)
-    metrics = Metrics(queue)
-    watchers = anyio.CapacityLimiter(MAX_WATCHERS)
+    long_polls = LongPolls(queue, max_waits)
+    app.state.long_polls = long_polls
+    metrics = Metrics(queue, open_waits=lambda: long_polls.open)
 
     async def reader(request: Request) -> None:  # cheap: no thread hop
         client = request.client.host if request.client else None
@@ -158,6 +133,19 @@ def create_app(
     @app.get("/healthz", response_model=models.Health)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    # The document names the registered ops, as /v1/ops does: it needs the read role.
+    @app.get("/openapi.json", dependencies=read, include_in_schema=False)
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", dependencies=read, include_in_schema=False)
+    def swagger_page() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="jobplane API")
+
+    @app.get("/redoc", dependencies=read, include_in_schema=False)
+    def redoc_page() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title="jobplane API")
 
     @app.get(
         "/metrics",
@@ -196,90 +184,117 @@ def create_app(
     )
     def list_jobs(
         status: Annotated[StatusList | None, Query(description="comma-separated statuses")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
-        archived: Annotated[bool | None, Query()] = False,
+        limit: Annotated[int, Digits, Query(ge=1, le=1000)] = 100,
+        after: Annotated[int | None, Digits, Query(ge=0, le=MAX_ID)] = None,
+        archived: Annotated[bool | None, TrueFalse, Query()] = False,
+        order: Annotated[Order, Query(description="asc: oldest first; desc: newest")] = "asc",
+        before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="ids below")] = None,
+        priority: Annotated[PriorityFilter | None, Query()] = None,
+        op: Annotated[str | None, Query(min_length=1, max_length=MAX_OP_SEARCH)] = None,
     ) -> dict[str, Any]:
         statuses = [s.strip(" ") for s in status.split(",") if s.strip(" ")] if status else None
-        jobs = queue.list(status=statuses, limit=limit, after=after or None, archived=archived)
+        jobs = queue.list(
+            status=statuses,
+            limit=limit,
+            after=after or None,
+            archived=archived,
+            before=before,
+            newest_first=order == "desc",
+            priority=priority_range(priority),
+            op=op,
+        )
         return {
             "jobs": [summary_json(job) for job in jobs],
             "next": jobs[-1].id if len(jobs) == limit else None,
         }
 
     @app.get(
-        "/v1/jobs/{job_id}",
+        JOB,
         response_model=models.JobInfo,
         dependencies=read,
-        responses=_errors(*GUARDED, *JOB),
+        responses=_errors(*GUARDED, *JOB_ERRORS),
     )
     def get_job(job_id: JobId) -> dict[str, Any]:
         return job_json(queue.get(job_id))
 
     @app.get(
-        "/v1/jobs/{job_id}/wait",
+        f"{JOB}/wait",
         response_model=models.WaitAnswer,
         response_model_exclude_unset=True,
         dependencies=read,
-        responses=_errors(*GUARDED, *JOB),
+        responses=_errors(*GUARDED, *JOB_ERRORS),
     )
     async def wait(
+        request: Request,
         job_id: JobId,
-        since_serial: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+        since_serial: Annotated[int, Digits, Query(ge=0, le=MAX_ID)] = 0,
         timeout: Annotated[float, Query(ge=0, le=3600)] = 10.0,
         status: Annotated[OpStatus | None, Query(description="the status the caller knows")] = None,
     ) -> dict[str, Any]:
-        def block() -> Any:
-            return queue.wait_for_change(
-                job_id, since_serial, min(timeout, MAX_WAIT), since_status=status
-            )
-
-        change = await anyio.to_thread.run_sync(block, limiter=watchers)
-        if change is None:
-            return {"changed": False}
-        return {
-            "changed": True,
-            "job": job_json(change.job),
-            "log": [log_json(e) for e in change.log],
-        }
+        watch = queue.watch(job_id, since_serial, since_status=status)
+        outcome = await long_polls.wait(
+            watch, min(timeout, MAX_WAIT), lambda: _disconnected(request.receive)
+        )
+        return _wait_json(outcome)
 
     @app.post(
-        "/v1/jobs/{job_id}/cancel",
+        f"{JOB}/cancel",
         response_model=models.Outcome,
         dependencies=write,
-        responses=_errors(*GUARDED, *JOB),
+        responses=_errors(*GUARDED, *JOB_ERRORS),
     )
     def cancel(job_id: JobId) -> dict[str, Any]:
         ok, message = queue.cancel(job_id)
         return {"ok": ok, "message": message}
 
     @app.put(
-        "/v1/jobs/{job_id}/priority",
+        f"{JOB}/priority",
         response_model=models.Outcome,
         dependencies=write,
-        responses=_errors(*GUARDED, *JOB, *BODY),
+        responses=_errors(*GUARDED, *JOB_ERRORS, *BODY),
     )
     def change_priority(job_id: JobId, body: PriorityBody) -> dict[str, Any]:
         ok, message = queue.change_priority(job_id, body.priority)
         return {"ok": ok, "message": message}
 
     @app.get(
-        "/v1/jobs/{job_id}/explain",
+        f"{JOB}/explain",
         response_model=models.Explanation,
         dependencies=read,
-        responses=_errors(*GUARDED, *JOB),
+        responses=_errors(*GUARDED, *JOB_ERRORS),
     )
     def explain(job_id: JobId) -> dict[str, Any]:
         return queue.explain(job_id).to_dict()
 
     @app.post(
-        "/v1/jobs/{job_id}/archive",
+        f"{JOB}/archive",
         response_model=models.ArchiveDone,
         dependencies=write,
-        responses=_errors(*GUARDED, *JOB, 409),
+        responses=_errors(*GUARDED, *JOB_ERRORS, 409),
     )
     def archive(job_id: JobId) -> dict[str, bool]:
         queue.archive(job_id)
+        return {"ok": True}
+
+    @app.get(
+        "/v1/quarantine",
+        response_model=models.QuarantineList,
+        dependencies=read,
+        responses=_errors(*GUARDED, 422),
+    )
+    def quarantine(
+        scan: Annotated[bool, Query(description="read every record first, to find all")] = False,
+    ) -> dict[str, Any]:
+        return {"jobs": [quarantined_json(found) for found in queue.quarantined(scan=scan)]}
+
+    @app.delete(
+        "/v1/quarantine/{job_id}",
+        response_model=models.ArchiveDone,
+        dependencies=write,
+        responses=_errors(*GUARDED, *JOB_ERRORS, 409),
+    )
+    def remove_quarantined(job_id: JobId) -> dict[str, bool]:
+        queue.remove_quarantined(job_id)
         return {"ok": True}
 
     @app.post(
@@ -297,7 +312,7 @@ def create_app(
         dependencies=read,
         responses=_errors(*GUARDED, 422),
     )
-    def locks(all: bool = False) -> list[dict[str, Any]]:
+    def locks(all: Annotated[bool, TrueFalse, Query()] = False) -> list[dict[str, Any]]:
         return [
             {
                 "level": info.level,
@@ -348,6 +363,7 @@ def create_app(
             "drained": state.drained,
             "version": state.version,
             "oldest_queued_age": queue.oldest_queued_age(),
+            "open_waits": long_polls.open,
         }
 
     @app.put(
@@ -360,14 +376,41 @@ def create_app(
         queue.set_drained(body.drained)
         return {"drained": body.drained}
 
-    app.add_middleware(BodyLimit, limit=max_body_bytes)
-    if fast_paths:  # outermost of ours: ahead of BodyLimit, which it defers to
-        app.add_middleware(
-            FastPaths, queue=queue, tokens=tokens, offload=offload, limit=max_body_bytes
+    feed = app.state.change_feed = dashboard_api.ChangeFeed()
+    app.include_router(
+        dashboard_api.router(
+            queue, tokens=tokens, read=read, responses=_errors(*GUARDED, 422), feed=feed
         )
+    )
+    dashboard.mount(app)
+    if fast_paths:  # inside BodyCheck and HeadAsGet: it sees only bodies they let through
+        app.add_middleware(FastPaths, queue=queue, tokens=tokens, offload=offload)
+    app.add_middleware(BodyCheck, limit=max_body_bytes)
+    app.add_middleware(HeadAsGet)
     op_names = [op.name for op in queue.registry.ops()]
     app.openapi = _naming_ops(app, op_names)  # type: ignore[method-assign]
     return app
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the client has gone away (the request's body is already read)."""
+    try:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+    except Exception:  # a server that cannot say: treat it as gone
+        return
+
+
+def _wait_json(outcome: WaitOutcome) -> dict[str, Any]:
+    answer: dict[str, Any] = {"changed": outcome.change is not None}
+    if outcome.change is not None:
+        answer["job"] = job_json(outcome.change.job)
+        answer["log"] = [log_json(e) for e in outcome.change.log]
+    elif outcome.job is not None:
+        answer["job"] = job_json(outcome.job)
+    if outcome.stopping:
+        answer["stopping"] = True
+    return answer
 
 
 def _naming_ops(app: FastAPI, names: list[str]) -> Callable[[], dict[str, Any]]:

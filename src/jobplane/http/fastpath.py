@@ -2,23 +2,29 @@
 
 ``POST /v1/jobs`` and ``GET /v1/jobs/{id}`` are most of what a busy daemon
 serves. Through FastAPI each costs the event loop about 0.5 ms of CPU before
-the queue is even called (eight middleware layers, routing, dependency
-solving, body and parameter validation, response encoding: see
-docs/benchmarks.md), and the loop, one thread under the GIL, is what limits
-the daemon. This ASGI middleware answers the ordinary case of those two
-requests itself, and hands every other request, and every request it is not
-sure about, to FastAPI untouched (a body it has read is replayed). So:
+the queue is even called (middleware layers, routing, dependency solving,
+body and parameter validation, response encoding: see docs/benchmarks.md),
+and the loop, one thread under the GIL, is what limits the daemon. This ASGI
+middleware answers the ordinary case of those two requests itself, and hands
+every other request, and every request it is not sure about, to FastAPI
+untouched (a body it has read is replayed). So:
 
+* It sits inside ``HeadAsGet`` and ``BodyCheck`` (``middleware.py``): a body
+  over the limit (declared or chunked), one not sent as JSON, not UTF-8,
+  nested too deeply or with an integer of too many digits, is refused there
+  before this class sees it, exactly as for every other endpoint; a HEAD
+  comes here as a GET and the server drops the answer's body.
 * The FastAPI routes remain the definition: same validation (the same pydantic
   models), same answers, and they alone are in the OpenAPI document.
   ``tests/integration/test_http_fastpath.py`` checks that both answer alike.
-* Anything unusual goes to FastAPI, which answers with its precise error:
-  another content type, no ``Content-Length`` or one above the limit, a body
-  that is not JSON or not a valid job, a missing or wrong token, a job id that
-  is not a plain decimal in range, a method such as HEAD.
-* The queue's own refusals (unknown op, bad params, queue full or drained, no
-  such job) are answered here, through the one table of ``errors.py``; the
-  call is not repeated.
+* Anything unusual goes to FastAPI, which answers with its precise error: a
+  content type other than plain ``application/json``, a query string, a body
+  that orjson cannot parse or that is not a valid job (or whose priority
+  ``to_queue`` refuses), a missing or wrong token, a job id that is not a
+  plain decimal in range without leading zeros.
+* The queue's own refusals (unknown op, bad params, bad priority, queue full
+  or drained, shutting down, no such job) are answered here, through the one
+  table of ``errors.py``; the call is not repeated.
 
 The queue call itself runs on ``Offload``'s threads, never on the event loop,
 and a job is committed before its 201 is sent, as through FastAPI.
@@ -56,18 +62,16 @@ class FastPaths:
         queue: JobQueue,
         tokens: auth.TokenStore | None,
         offload: Offload,
-        limit: int,
     ) -> None:
         self.app = app
         self.queue = queue
         self.tokens = tokens
         self.offload = offload
-        self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and not scope.get("query_string"):
             method, path = scope["method"], scope["path"]
-            if method == "POST" and path == _JOBS:
+            if method == "POST" and path == _JOBS and self._json_body(scope):
                 await self._submit(scope, receive, send)
                 return
             if method == "GET" and path.startswith(_ONE_JOB):
@@ -86,9 +90,6 @@ class FastPaths:
         await _answer(send, 200, job_json(job))
 
     async def _submit(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._ordinary_body(scope):
-            await self.app(scope, receive, send)
-            return
         body = await _read_body(receive)
         if body is None:
             return  # the client went away: there is nobody to answer
@@ -103,20 +104,17 @@ class FastPaths:
             return
         await _answer(send, 201, {"id": ids[0]})
 
-    def _ordinary_body(self, scope: Scope) -> bool:
-        """True if the request says its body is JSON, of a length within the limit."""
-        json = length = None
-        for name, value in scope["headers"]:
-            if name == b"content-type" and json is None:
-                json = value.split(b";", 1)[0].strip().lower() == _JSON
-            elif name == b"content-length" and length is None:
-                length = int(value) if value.isdigit() else self.limit + 1
-        return bool(json) and length is not None and length <= self.limit
+    @staticmethod
+    def _json_body(scope: Scope) -> bool:
+        """True if the request says, once, that its body is ``application/json``."""
+        types = [value for name, value in scope["headers"] if name == b"content-type"]
+        return len(types) == 1 and types[0].split(b";", 1)[0].strip().lower() == _JSON
 
     def _allowed(self, scope: Scope, *, write: bool) -> bool:
-        header = next(
-            (v.decode("latin-1") for n, v in scope["headers"] if n == b"authorization"), None
-        )
+        headers = [v for n, v in scope["headers"] if n == b"authorization"]
+        if len(headers) > 1:
+            return False  # FastAPI reads one of them: let it say which
+        header = headers[0].decode("latin-1") if headers else None
         client = scope.get("client")
         try:
             auth.check(self.tokens, header, client[0] if client else None, write=write)
@@ -140,7 +138,7 @@ def _job_spec(body: bytes) -> dict[str, Any] | None:
         return None
     try:
         return JobBody.model_validate(data).to_queue()
-    except pydantic.ValidationError:
+    except (pydantic.ValidationError, jobplane_errors.JobplaneError):
         return None
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -15,8 +15,9 @@ from ..queue import JobQueue
 class _QueueCollector(Collector):
     """Reads the queue's state at scrape time."""
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self, queue: JobQueue, open_waits: Callable[[], int]) -> None:
         self._queue = queue
+        self._open_waits = open_waits
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         status = self._queue.status()
@@ -39,14 +40,17 @@ class _QueueCollector(Collector):
         yield GaugeMetricFamily(
             "jobplane_drained", "1 while the queue is drained", value=status.drained
         )
+        yield GaugeMetricFamily(
+            "jobplane_open_waits", "Long polls (/wait) open now", value=self._open_waits()
+        )
 
 
 class Metrics:
     """The app's metrics; also the queue observer that feeds the histograms."""
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self, queue: JobQueue, open_waits: Callable[[], int] = lambda: 0) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_QueueCollector(queue))
+        self.registry.register(_QueueCollector(queue, open_waits))
         self._durations = Histogram(
             "jobplane_op_duration_seconds",
             "How long ops ran",

@@ -1,13 +1,16 @@
-"""Request bodies (pydantic) and the JSON shapes of jobs."""
+"""Request bodies (pydantic), path and query values, and the JSON shapes of jobs."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
+from fastapi import Path
+from starlette.convertors import Convertor, register_url_convertor
 
 from .. import priorities
 from ..jobs import MAX_ID, Job, LogEntry, OpStatus, json_error
+from ..stores import Unreadable
 
 Priority = Annotated[
     int | str,
@@ -22,6 +25,56 @@ Priority = Annotated[
     ),
 ]
 """Checked by ``priorities.parse`` (422 invalid_priority), so only documented here."""
+
+
+def _digits(value: object) -> object:
+    """A number in a path or a query: digits only ("1.0", "+1", " 1" and "1e0" are refused)."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()):
+            raise ValueError("must be an integer written in digits, e.g. 42")
+        if len(value) > 20:
+            raise ValueError(f"must be at most {MAX_ID}")
+        return int(value)
+    return value
+
+
+def _true_false(value: object) -> object:
+    """A boolean in a query: true or false, nothing else."""
+    if isinstance(value, str):
+        if value not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return value == "true"
+    return value
+
+
+Digits = pydantic.BeforeValidator(_digits)
+TrueFalse = pydantic.BeforeValidator(_true_false)
+JobId = Annotated[int, Digits, Path(ge=1, le=MAX_ID, description="a job id")]
+
+_LITERALS = ("batch",)
+"""Paths /v1/jobs/NAME of their own: list each here, or GET /v1/jobs/NAME is job NAME."""
+
+
+class _JobIdConvertor(Convertor[str]):
+    """A path segment that is not a literal sibling path: /v1/jobs/batch is not job "batch".
+
+    So ``GET /v1/jobs/batch`` finds only ``POST /v1/jobs/batch`` and answers 405,
+    while "1.0" still reaches the route and gets 422 from ``_digits``.
+    """
+
+    regex = f"(?!(?:{'|'.join(_LITERALS)})$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("job_id", _JobIdConvertor())
+JOB = "/v1/jobs/{job_id:job_id}"
+"""The path of a job: routes under it use ``f"{JOB}/..."`` and a ``job_id: JobId`` parameter."""
+
 
 _STATUSES = [status.value for status in OpStatus]
 
@@ -43,6 +96,33 @@ StatusList = Annotated[
     ),
 ]
 """Comma-separated statuses; spaces around them and empty items are allowed."""
+
+
+Order = Literal["asc", "desc"]
+"""The order of ``GET /v1/jobs``: by ascending id (oldest first) or descending."""
+
+_PRIORITY_NUMBER = r"-?\d{1,2}"
+_PRIORITY_ONE = rf"(?:{_PRIORITY_NUMBER}|{'|'.join(priorities.NAMES)})"
+PriorityFilter = Annotated[
+    str,
+    pydantic.Field(
+        pattern=rf"^{_PRIORITY_ONE}(?:\.\.{_PRIORITY_ONE})?$",
+        description="one priority (-20..19 or a name) or an inclusive range FROM..TO, "
+        "e.g. -20..-1; a job's priority is that of its unfinished ops (normal once finished)",
+    ),
+]
+
+
+def priority_range(text: str | None) -> tuple[int, int] | None:
+    """``"-5"`` -> ``(-5, -5)``, ``"-20..-1"`` -> ``(-20, -1)``, ``"high"`` -> ``(-10, -10)``.
+
+    A query string is text: each end is a name or an integer written in digits
+    (``priorities.parse_text``); the queue checks the range.
+    """
+    if text is None:
+        return None
+    lowest, _, highest = text.partition("..")
+    return priorities.parse_text(lowest), priorities.parse_text(highest or lowest)
 
 
 class _Body(pydantic.BaseModel):
@@ -75,7 +155,11 @@ class DependencySpec(_Body):
     job: int = pydantic.Field(
         ge=-MAX_ID, le=MAX_ID, description="a job id; negative ids name earlier jobs of a batch"
     )
-    statuses: list[str] = pydantic.Field(default_factory=lambda: ["success"])
+    statuses: list[str] = pydantic.Field(
+        default_factory=lambda: ["success"],
+        description="the final statuses of that job that let this one go on; [] accepts any "
+        "final status, canceled included",
+    )
 
 
 class JobSpec(_Body):
@@ -164,7 +248,21 @@ def summary_json(job: Job) -> dict[str, Any]:
         "priority": job.priority,
         "ops": len(job.ops),
         "op_names": [op.op for op in job.ops],
+        "op_priorities": [op.priority for op in job.ops],
+        "escalations": sum(op.escalations for op in job.ops),
+        "started_at": job.started_at,
         "received_at": job.received_at,
         "ended_at": job.ended_at,
         "archived": job.archived,
+    }
+
+
+def quarantined_json(found: Unreadable) -> dict[str, Any]:
+    """A record that cannot be read: what is wrong with it, never its text."""
+    return {
+        "id": found.job_id,
+        "archived": found.archived,
+        "received_at": found.received_at,
+        "reason": found.reason,
+        "size": found.size,
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..errors import ValidationError
 from .base import Durability, Store
+from .records import UNREADABLE, Unreadable
 
 DEFAULT_URL = "sqlite:///./jobplane.db"
 
@@ -32,4 +33,4 @@ def open_store(url: str = DEFAULT_URL, *, durability: Durability = "normal") -> 
     raise ValidationError(f"unknown store scheme {scheme!r} in {url!r}: use sqlite:///path")
 
 
-__all__ = ["DEFAULT_URL", "Durability", "Store", "open_store"]
+__all__ = ["DEFAULT_URL", "UNREADABLE", "Durability", "Store", "Unreadable", "open_store"]

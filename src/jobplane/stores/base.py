@@ -32,6 +32,15 @@ against every store:
    transaction. A store shared by several daemons also calls them for
    changes other daemons made, as soon as it learns of them.
 6. **Errors.** Driver errors never escape: they become ``StoreError``.
+7. **Unreadable records.** A record the store cannot read (not JSON, or not
+   a job document: see :mod:`jobplane.stores.records`) is never an error for
+   its readers: every read returns it as a *quarantined* job, finished in
+   ``error`` with the message ``"stored record unreadable"``, and logs it
+   once per process. ``unfinished()`` leaves it out, so it never runs again.
+   Once read, it also counts, filters and archives as ``error``.
+   ``quarantined()`` lists such records, and ``remove_unreadable`` deletes
+   one (and nothing else). A ``save`` of a copy read before the damage
+   writes a whole new record, which is readable again.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from ..jobs import Job, LogEntry, OpStatus
+from .records import Unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +130,17 @@ class Store(ABC):
     def set_drained(self, drained: bool) -> None:
         """Set or clear the persisted drain flag."""
 
+    @abstractmethod
+    def remove_unreadable(self, job_id: int) -> None:
+        """Delete a record that cannot be read, with its log lines (guarantee 7).
+
+        Its id is never handed out again.
+
+        Raises:
+            JobNotFound: no such job.
+            JobStateError: the record is readable (only unreadable ones are removed).
+        """
+
     # -- reads ------------------------------------------------------------
 
     @abstractmethod
@@ -138,12 +159,33 @@ class Store(ABC):
         archived: bool | None = False,
         after: int | None = None,
         limit: int = 100,
+        before: int | None = None,
+        newest_first: bool = False,
+        priority: tuple[int, int] | None = None,
+        op: str | None = None,
     ) -> list[Job]:
-        """Jobs by ascending id, with id above ``after``; ``archived=None`` means both."""
+        """Jobs by ascending id (descending with ``newest_first``), at most ``limit``.
+
+        Filters, all optional: id above ``after`` and below ``before`` (keyset
+        paging in either direction); ``statuses``; ``archived`` (``None`` means
+        both); ``priority``, an inclusive range ``(lowest number, highest
+        number)`` of the job's priority; ``op``, a text that the name of one of
+        the job's ops contains, ignoring ASCII case and taken literally. A page
+        costs about the same however deep it is (no offset is skipped over).
+        """
 
     @abstractmethod
     def unfinished(self) -> list[Job]:
         """Every job not yet final, by ascending id (recovery reads this on start)."""
+
+    @abstractmethod
+    def quarantined(self, *, scan: bool = False) -> list[Unreadable]:
+        """The records found unreadable so far, by id (guarantee 7).
+
+        A record is found when a read meets it: ``unfinished()`` (so every
+        unfinished job when a daemon starts), a listing, a load. ``scan``
+        reads every record first, archived ones too, to find them all.
+        """
 
     @abstractmethod
     def is_drained(self) -> bool:
