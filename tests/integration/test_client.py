@@ -273,6 +273,15 @@ async def test_async_client_has_the_same_methods_and_answers(tmp_path: Path) -> 
             assert (job.id, job.status) == (slow, "queued")
             assert [j.id for j in await c.list(status="queued")] == [slow, *ids]
             assert (await c.list_page(limit=1)).next == slow
+            assert [j.id for j in await c.list(newest_first=True)] == [*ids[::-1], slow]
+            assert [j.id for j in await c.list(newest_first=True, before=ids[1])] == [ids[0], slow]
+            assert (await c.list_page(newest_first=True, limit=1)).next == ids[1]
+            assert [j.id for j in await c.list(priority="low")] == [slow]
+            assert [j.id for j in await c.list(priority=("high", "normal"))] == ids
+            assert [j.id for j in await c.list(priority=(-20, 0), op="NOOP")] == ids
+            assert await c.quarantined(scan=True) == []
+            with pytest.raises(JobStateError):
+                await c.remove_quarantined(slow)
             assert (await c.explain(slow)).reasons
             assert (await c.change_priority(slow, "high"))[0] is True
             with pytest.raises(WaitTimeout):
