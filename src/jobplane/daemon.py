@@ -159,6 +159,16 @@ def setup_logging(fmt: str) -> None:
     root.setLevel(logging.INFO)
 
 
+def import_from_current_directory() -> None:
+    """Let ``--ops`` name a module in the current directory, as uvicorn and celery do.
+
+    (The ``jobplane`` command's own directory, not the current one, heads ``sys.path``.)
+    """
+    here = os.getcwd()
+    if not any(os.path.abspath(entry or ".") == here for entry in sys.path):
+        sys.path.insert(0, here)
+
+
 def serve(settings: Settings) -> None:
     """Run the daemon until SIGTERM or SIGINT (see ``http/server.py`` for how it stops).
 
@@ -174,6 +184,7 @@ def serve(settings: Settings) -> None:
     check_bind(settings.host, tokens)
     registry = Registry()
     if settings.ops:
+        import_from_current_directory()
         registry.load_module(settings.ops)
     _check_database_folder(settings.db)
     _allow_open_files(settings.max_connections + 256)
