@@ -327,11 +327,31 @@ def test_change_priority_of_lock_waiter_reorders_grants(
     second = q.submit([mark("second", exclusive=["node:n1"])])
     wait_status(q, second, "waiting")
     assert q.change_priority(second, "high")[0]
-    wait_status(q, second, "waiting")
+    # The change takes the job out of the lock queue and back into the pool; its
+    # status stays "waiting" throughout, so wait until it is queued in the lock again.
+    wait_lock_waiters(q, "node:n1", [second, first])
     recorder.gate("hold").set()
     for job_id in (holder, first, second):
         wait_final(q, job_id)
     assert recorder.order == ["second", "first"]
+
+
+def wait_lock_waiters(q: Any, lock: str, owners: list[int]) -> None:
+    """Poll (with a timeout) until the lock's waiters are ``owners``, in grant order."""
+    level, _, name = lock.partition(":")
+    deadline = time.monotonic() + TIMEOUT
+    pause = threading.Event()
+    while True:
+        waiters = [
+            owner
+            for info in q.lock_info()
+            if info.level == level and info.name == name
+            for _, _, owner in info.pending
+        ]
+        if waiters == owners:
+            return
+        assert time.monotonic() < deadline, f"{lock} waiters stayed {waiters}, wanted {owners}"
+        pause.wait(0.005)  # lock grants send no notification: look again shortly
 
 
 def test_explain_names_the_lock_holder(make_queue: Any, recorder: Recorder) -> None:
