@@ -6,7 +6,6 @@ environment (``JOBPLANE_<NAME>``), a TOML file (``--config``), defaults.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
@@ -17,10 +16,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from pythonjsonlogger.json import JsonFormatter
+
 from . import __version__
 from .errors import ValidationError
 from .operations import Registry
 from .stores import DEFAULT_URL
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,30 +136,35 @@ def _port(value: object) -> int:
     return number
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if hasattr(record, "job_id"):
-            entry["job_id"] = record.job_id
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
 def setup_logging(fmt: str) -> None:
+    """Log to stderr: ``text`` lines, or ``json``, one object a line.
+
+    A JSON line has ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``,
+    any ``extra`` fields given (``job_id``) and ``exception`` (the traceback).
+    """
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(
+            JsonFormatter(
+                "{levelname}{name}{message}",
+                style="{",
+                rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"},
+                timestamp="time",
+            )
+        )
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+
+
+def _say(settings: Settings, line: str) -> None:
+    """Tell the operator: a plain line, or a log record with JSON logs (every line parses)."""
+    if settings.log_format == "json":
+        logger.info(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def serve(settings: Settings) -> None:
@@ -210,9 +218,9 @@ def serve(settings: Settings) -> None:
                 signal.signal(signum, lambda number, frame: None)
             server.run(sockets=[sock])
         finally:
-            logging.getLogger(__name__).info("stopping: running ops finish first")
+            logger.info("stopping: running ops finish first")
             queue.close()
-            print("jobplane stopped", file=sys.stderr, flush=True)
+            _say(settings, "jobplane stopped")
     finally:
         sock.close()
 
@@ -222,11 +230,10 @@ def _announce(settings: Settings, port: int, with_tokens: bool) -> None:
         "tokens required" if with_tokens else "no tokens file: only loopback clients are accepted"
     )
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(
+    _say(
+        settings,
         f"jobplane {__version__} listening on http://{host}:{port} "
         f"(db {settings.db}, {settings.workers} workers); {auth}",
-        file=sys.stderr,
-        flush=True,
     )
 
 
@@ -249,7 +256,7 @@ def _allow_open_files(needed: int) -> None:
     if target > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     if target < needed:
-        logging.getLogger(__name__).warning(
+        logger.warning(
             "the open-file limit (%d) is below --max-connections + 256 (%d): "
             "connections beyond it are refused by the system",
             target,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -393,3 +396,45 @@ def test_a_signal_answers_the_dashboards_open_change_polls_at_once(tmp_path: Pat
     finally:
         _stop(proc, reader)
     assert took < 3, f"the change poll was answered {took:.1f} s after the signal"
+
+
+# Issue 12: JSON logs -----------------------------------------------------------------------
+
+ISO_8601 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def test_json_logs_are_one_object_a_line_with_iso_8601_times_job_ids_and_tracebacks(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    proc, lines, reader = start(tmp_path / "d.db", port, "--log-format", "json")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=30) as api:
+            params = {"duration": 0, "message": "hello from the op", "fail": True}
+            body = {"ops": [{"op": "test.delay", "params": params}]}
+            job_id = api.post("/v1/jobs", json=body).json()["id"]
+            status = "queued"
+            while status not in ("success", "error", "canceled"):
+                answer = api.get(f"/v1/jobs/{job_id}/wait", params={"status": status}).json()
+                status = answer["job"]["status"]
+            assert status == "error"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        _stop(proc, reader)
+    entries = []
+    for line in lines:
+        entry = json.loads(line)  # every line, the start and stop lines too
+        assert isinstance(entry, dict), line
+        assert ISO_8601.fullmatch(entry["time"]), entry
+        assert datetime.fromisoformat(entry["time"]).tzinfo is not None, entry
+        assert {"level", "logger", "message"} <= set(entry), entry
+        entries.append(entry)
+    messages = [entry["message"] for entry in entries]
+    assert any("listening on" in m for m in messages), messages
+    assert any("jobplane stopped" in m for m in messages), messages
+    logged = [e for e in entries if "hello from the op" in e["message"]]
+    assert logged and logged[0]["job_id"] == job_id, entries
+    failed = [e for e in entries if "exception" in e]
+    assert failed and "RuntimeError: test.delay was asked to fail" in failed[0]["exception"]
