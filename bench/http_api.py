@@ -221,8 +221,8 @@ def wait_all_final(client: Client, last_id: int) -> float:
     last to finish: wait for it without polling, then poll for stragglers.
     """
     deadline = time.monotonic() + FINISH_TIMEOUT
-    client.wait_final(last_id, timeout=FINISH_TIMEOUT)
-    while client.list(status=UNFINISHED, limit=1)["jobs"]:
+    client.wait(last_id, timeout=FINISH_TIMEOUT)
+    while client.list(status=UNFINISHED, limit=1):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the jobs were not final within {FINISH_TIMEOUT} s")
         time.sleep(POLL_INTERVAL)
@@ -234,7 +234,7 @@ def hold_workers(client: Client, workers: int) -> list[int]:
     hold = [{"op": "test.delay", "params": {"duration": HOLD_SECONDS}}]
     ids = [client.submit(hold, priority="high") for _ in range(workers)]
     deadline = time.monotonic() + START_TIMEOUT
-    while client.status()["jobs_by_status"].get("running", 0) < workers:
+    while client.status().jobs_by_status.get("running", 0) < workers:
         if time.monotonic() > deadline:
             raise RuntimeError("the holding jobs did not all start")
         time.sleep(POLL_INTERVAL)

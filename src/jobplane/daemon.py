@@ -208,6 +208,16 @@ def setup_logging(fmt: str) -> None:
     root.setLevel(logging.INFO)
 
 
+def import_from_current_directory() -> None:
+    """Let ``--ops`` name a module in the current directory, as uvicorn and celery do.
+
+    (The ``jobplane`` command's own directory, not the current one, heads ``sys.path``.)
+    """
+    here = os.getcwd()
+    if not any(os.path.abspath(entry or ".") == here for entry in sys.path):
+        sys.path.insert(0, here)
+
+
 def _say(settings: Settings, line: str) -> None:
     """Tell the operator: a plain line, or a log record with JSON logs (every line parses)."""
     if settings.log_format == "json":
@@ -231,6 +241,7 @@ def serve(settings: Settings) -> None:
     check_bind(settings.host, tokens)
     registry = Registry()
     if settings.ops:
+        import_from_current_directory()
         registry.load_module(settings.ops)
     _check_database_folder(settings.db)
     _allow_open_files(settings.max_connections + 256)

@@ -112,7 +112,7 @@ def daemon(workdir: Path, console: Console) -> Iterator[tuple[str, int]]:
 
 def _wait_healthy(url: str, child: subprocess.Popen[bytes], log_path: Path) -> None:
     deadline = time.monotonic() + 30
-    with Client(url, timeout=2) as client:
+    with Client(url, timeout=2, retries=0) as client:
         while True:
             if child.poll() is not None:
                 tail = log_path.read_text(errors="replace")[-2000:]
@@ -234,13 +234,14 @@ def run(console: Console, url: str) -> dict[int, str]:
                     console.print("[bold red]submitted[/] 2 urgent (high) jobs behind the backlog")
                     urgent_sent = True
                 summaries = _all_jobs(client)
-                view.update(summaries, client.locks())
+                locks = [lock.model_dump(mode="json") for lock in client.lock_info(busy_only=True)]
+                view.update(summaries, locks)
                 unfinished = [j["id"] for j in summaries if j["status"] not in FINAL]
                 if urgent_sent and not unfinished:
                     break
                 # Block until an unfinished job changes, at most a tenth of a second.
                 if unfinished:
-                    client.wait(unfinished[0], timeout=0.1)
+                    client.wait_for_change(unfinished[0], timeout=0.1)
     return labels
 
 
@@ -248,11 +249,11 @@ def _all_jobs(client: Client) -> list[dict[str, Any]]:
     jobs: list[dict[str, Any]] = []
     after = None
     while True:
-        page = client.list(limit=1000, after=after)
-        jobs.extend(page["jobs"])
-        if page["next"] is None:
+        page = client.list_page(limit=1000, after=after)
+        jobs.extend(job.model_dump(mode="json") for job in page.jobs)
+        if page.next is None:
             return jobs
-        after = page["next"]
+        after = page.next
 
 
 # -- the summary -------------------------------------------------------------------------------
@@ -316,7 +317,7 @@ def main() -> None:
                 console.print(f"[bold]dashboard[/]: open {url}/ in a browser to watch\n")
             labels = run(console, url)
             with Client(url) as client:
-                jobs = [client.get(job_id) for job_id in sorted(labels)]
+                jobs = [client.get(job_id).model_dump(mode="json") for job_id in sorted(labels)]
             summary(console, jobs, labels)
             if interactive:
                 keep_serving(console, url)

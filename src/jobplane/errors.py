@@ -14,6 +14,7 @@
     ├── TooManyWaits             the daemon holds as many open waits as it may
     ├── ListenError              the daemon cannot listen on its address (e.g. in use)
     ├── JobStateError            the job is in a state that does not allow this
+    ├── WaitTimeout              a wait ended before the job did (also a TimeoutError)
     ├── NoSuchTask               no queued worker-pool task has this id
     ├── LockError                misuse of a lock (re-entry, level order, deleted lock)
     ├── StoreError               the store failed (driver errors are translated to this)
@@ -110,6 +111,12 @@ class JobStateError(JobplaneError):
     """The job is not in a state that allows this."""
 
     code = "job_state"
+
+
+class WaitTimeout(JobplaneError, TimeoutError):
+    """The job did not finish within the time given."""
+
+    code = "wait_timeout"
 
 
 class NoSuchTask(JobplaneError):

@@ -28,12 +28,16 @@ level): shared, or exclusive for an op registered with
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import json
+import os
+import sys
 import threading
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Literal
 
 import orjson
@@ -343,10 +347,7 @@ class Registry:
         The module either defines ``register(registry)``, which is called, or
         a module-level ``registry`` (a Registry) whose ops are copied in.
         """
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ValidationError(f"cannot import ops module {module_name!r}: {exc}") from None
+        module = _import_ops_module(module_name)
         register = getattr(module, "register", None)
         other = getattr(module, "registry", None)
         if callable(register):
@@ -360,6 +361,40 @@ class Registry:
                 f"ops module {module_name!r} defines neither register(registry) nor a "
                 "module-level 'registry'"
             )
+
+
+def _import_ops_module(name: str) -> ModuleType:
+    """Import ``name``; a ValidationError that says where it looked, or what failed inside."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+            path = name.replace(".", "/")
+            raise ValidationError(
+                f"cannot import ops module {name!r}: no {path}.py or package {path} in "
+                f"{_search_path()}"
+            ) from None
+        problem: Exception = exc
+    except Exception as exc:  # a SyntaxError, or anything the module raised while importing
+        problem = exc
+    try:
+        spec = importlib.util.find_spec(name)
+    except Exception:  # a parent package that fails to import, say
+        spec = None
+    where = f" ({spec.origin})" if spec is not None and spec.origin else ""
+    raise ValidationError(
+        f"cannot import ops module {name!r}{where}: {str(problem) or type(problem).__name__}"
+    ) from None
+
+
+def _search_path() -> str:
+    """Where Python looks for modules, the current directory named as such."""
+    here = os.getcwd()
+    places = []
+    for entry in sys.path:
+        folder = os.path.abspath(entry or ".")
+        places.append(f"{folder} (the current directory)" if folder == here else folder)
+    return ", ".join(dict.fromkeys(places))
 
 
 def _names(value: object, opdef: OpDef, level: str) -> tuple[str, ...]:

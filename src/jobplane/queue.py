@@ -33,6 +33,7 @@ from .errors import (
     ShuttingDown,
     StoreError,
     ValidationError,
+    WaitTimeout,
 )
 from .jobs import (
     CANCELED_BY_REQUEST,
@@ -453,7 +454,7 @@ class JobQueue:
                     self._watchers.pop(watch.job_id, None)
 
     def wait(self, job_id: int, timeout: float | None = None) -> Job:
-        """Block until the job is final and return it; JobStateError on timeout."""
+        """Block until the job is final and return it; WaitTimeout after ``timeout`` seconds."""
         deadline = None if timeout is None else time.monotonic() + timeout
         serial = 0
         while True:
@@ -464,9 +465,7 @@ class JobQueue:
                 serial = job.log[-1].serial
             remaining = MAX_WAIT if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
-                raise JobStateError(
-                    f"job {job_id} did not finish within {timeout} s ({job.status})"
-                )
+                raise WaitTimeout(f"job {job_id} did not finish within {timeout} s ({job.status})")
             self.wait_for_change(job_id, serial, min(remaining, MAX_WAIT), since_status=job.status)
 
     def _on_change(self, job_id: int) -> None:

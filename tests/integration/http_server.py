@@ -29,6 +29,7 @@ def running_daemon(
     *,
     tokens: TokenStore | None = None,
     registry: Registry | None = None,
+    fast_paths: bool = True,
     **queue_options: Any,
 ) -> Iterator[tuple[str, JobQueue]]:
     queue_options.setdefault("workers", 2)
@@ -36,7 +37,10 @@ def running_daemon(
     queue = JobQueue.open(f"sqlite:///{tmp_path / 'daemon.db'}", registry=registry, **queue_options)
     port = free_port()
     config = uvicorn.Config(
-        create_app(queue, tokens=tokens), host="127.0.0.1", port=port, log_level="warning"
+        create_app(queue, tokens=tokens, fast_paths=fast_paths),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -264,7 +264,7 @@ def wait_all_final(url: str) -> None:
     deadline = time.monotonic() + FINAL_TIMEOUT
     with Client(url, timeout=15.0) as client:
         while True:  # polling with a timeout: waiting on another process
-            left = client.list(status=UNFINISHED, limit=20)["jobs"]
+            left = [job.model_dump(mode="json") for job in client.list(status=UNFINISHED, limit=20)]
             if not left:
                 return
             assert time.monotonic() < deadline, (
@@ -279,10 +279,10 @@ def all_jobs(url: str) -> dict[int, dict[str, Any]]:
     with Client(url, timeout=15.0) as client:
         after = None
         while True:
-            page = client.list(limit=1000, after=after, archived=None)
-            for summary in page["jobs"]:
-                jobs[summary["id"]] = client.get(summary["id"])
-            after = page["next"]
+            page = client.list_page(limit=1000, after=after, archived=None)
+            for summary in page.jobs:
+                jobs[summary.id] = client.get(summary.id).model_dump(mode="json")
+            after = page.next
             if after is None:
                 return jobs
 

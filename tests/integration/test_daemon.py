@@ -67,11 +67,11 @@ def test_sigterm_lets_the_running_op_finish_and_loses_nothing(tmp_path: Path) ->
         with Client(f"http://127.0.0.1:{port}") as c:
             running = c.submit([{"op": "test.delay", "params": {"duration": 1.0}}])
             queued = [c.submit([{"op": "test.noop"}], priority="low") for _ in range(3)]
-            job = c.get(running)
-            while job["status"] != "running":
-                change = c.wait(running, 0, 10, status=job["status"])
+            seen = c.get(running)
+            while seen.status != "running":
+                change = c.wait_for_change(running, 0, 10, since_status=seen.status)
                 assert change is not None, "the job never started"
-                job = change["job"]
+                seen = change.job
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
@@ -153,7 +153,7 @@ def test_second_daemon_on_the_same_file_under_another_name_is_refused(
         assert line.startswith("jobplane: ") and f"in use by process {first.pid}" in line
         with Client(f"http://127.0.0.1:{port}") as c:  # the first daemon carries on
             job_id = c.submit([{"op": "test.noop"}])
-            assert c.wait_final(job_id, timeout=30)["status"] == "success"
+            assert c.wait(job_id, timeout=30).status == "success"
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(30)
@@ -312,11 +312,11 @@ def test_a_signal_starts_nothing_more_and_answers_open_waits_at_once(
         with Client(url) as c:
             running = c.submit([{"op": "test.delay", "params": {"duration": 3.0}}])
             queued = [c.submit([{"op": "test.noop"}]) for _ in range(20)]
-            job = c.get(running)
-            while job["status"] != "running":
-                change = c.wait(running, 0, 10, status=job["status"])
+            seen = c.get(running)
+            while seen.status != "running":
+                change = c.wait_for_change(running, 0, 10, since_status=seen.status)
                 assert change is not None, "the job never started"
-                job = change["job"]
+                seen = change.job
         answers, answered, submitted, waited = asyncio.run(
             _waits_then_signal(url, proc, signum, [running, *queued[:9]])
         )

@@ -67,9 +67,9 @@ def test_list_newest_first_pages_with_before(daemon: tuple[httpx.Client, JobQueu
     assert last == {"jobs": [last["jobs"][0]], "next": None}
     assert ids(api.get("/v1/jobs", params={"limit": 2})) == made[:2]  # asc stays the default
     with Client(str(api.base_url)) as client:
-        page = client.list(newest_first=True, before=made[3], limit=2, op="rec.", priority="0")
-        assert [job["id"] for job in page["jobs"]] == [made[2], made[1]]
-        assert page["next"] == made[1]
+        page = client.list_page(newest_first=True, before=made[3], limit=2, op="rec.", priority="0")
+        assert [job.id for job in page.jobs] == [made[2], made[1]]
+        assert page.next == made[1]
 
 
 def test_list_filters_by_priority_and_op_name(daemon: tuple[httpx.Client, JobQueue]) -> None:

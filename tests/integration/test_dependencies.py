@@ -16,6 +16,7 @@ from typing import Any
 
 from jobplane.client import Client
 from jobplane.jobs import OpStatus
+from jobplane.models import JobInfo
 
 from .conftest import Recorder, mark, wait_final
 from .http_server import running_daemon
@@ -48,9 +49,9 @@ def test_an_empty_status_list_through_http_and_the_cli(tmp_path: Path) -> None:
         first = c.submit([{"op": "test.noop"}])
         assert c.cancel(first)[0]
         cleanup = c.submit([{"op": "test.noop"}], depends=[{"job": first, "statuses": []}])
-        assert c.get(cleanup)["depends"] == [{"job": first, "statuses": []}]
+        assert _depends(c.get(cleanup)) == [{"job": first, "statuses": []}]
         default = c.submit([{"op": "test.noop"}], depends=[{"job": first}])
-        assert c.get(default)["depends"] == [{"job": first, "statuses": ["success"]}]
+        assert _depends(c.get(default)) == [{"job": first, "statuses": ["success"]}]
         env = {**os.environ, "JOBPLANE_URL": url, "COLUMNS": "200"}
         env.pop("JOBPLANE_TOKEN", None)
 
@@ -62,7 +63,7 @@ def test_an_empty_status_list_through_http_and_the_cli(tmp_path: Path) -> None:
         submitted = cli("submit", "test.noop", "--depends", f"{first}:any")
         assert submitted.returncode == 0, submitted.stderr
         by_cli = int(submitted.stdout.split("submitted job ")[1].split()[0])
-        assert c.get(by_cli)["depends"] == [{"job": first, "statuses": []}]
+        assert _depends(c.get(by_cli)) == [{"job": first, "statuses": []}]
         shown = cli("info", str(by_cli))
         assert f"depends on job {first} (any final status)" in shown.stdout
         assert json.loads(cli("info", str(by_cli), "--json").stdout)["depends"][0] == {
@@ -74,5 +75,9 @@ def test_an_empty_status_list_through_http_and_the_cli(tmp_path: Path) -> None:
 
         queue.pool.resume()
         for job_id in (cleanup, by_cli):
-            assert c.wait_final(job_id, timeout=30)["status"] == "success"
-        assert c.wait_final(default, timeout=30)["status"] == "canceled"
+            assert c.wait(job_id, timeout=30).status == "success"
+        assert c.wait(default, timeout=30).status == "canceled"
+
+
+def _depends(job: JobInfo) -> list[dict[str, Any]]:
+    return [dep.model_dump(mode="json") for dep in job.depends]

@@ -95,26 +95,26 @@ def test_a_full_disk_drops_no_job_and_leaves_no_job_running(small_tmpfs: Path) -
             for job_id in accepted:
                 left = deadline - time.monotonic()
                 try:
-                    finals[job_id] = c.wait_final(job_id, timeout=max(left, 0.1))
-                except errors.JobStateError:
+                    finals[job_id] = c.wait(job_id, timeout=max(left, 0.1))
+                except errors.WaitTimeout:
                     job = c.get(job_id)
                     pytest.fail(
-                        f"job {job_id} stayed {job['status']} after the disk grew "
+                        f"job {job_id} stayed {job.status} after the disk grew "
                         f"({len(accepted)} accepted); status: {c.status()}"
                     )
-            wrong = {j: f["status"] for j, f in finals.items() if f["status"] != "success"}
+            wrong = {j: f.status for j, f in finals.items() if f.status != "success"}
             assert wrong == {}, "every accepted job ran once and succeeded"
-            assert c.list(status="running")["jobs"] == []
+            assert c.list(status="running") == []
 
             status = c.status()
-            while status["jobs_by_status"]["running"] != status["running_ops"]:
+            while status.jobs_by_status["running"] != status.running_ops:
                 assert time.monotonic() < deadline, f"running != running_ops: {status}"
                 time.sleep(0.05)  # polling a separate process, with a deadline
                 status = c.status()
-            assert status["jobs_by_status"]["running"] == 0
+            assert status.jobs_by_status["running"] == 0
 
             # the daemon is healthy again: a new job runs
-            assert c.wait_final(c.submit([DELAY]), timeout=30)["status"] == "success"
+            assert c.wait(c.submit([DELAY]), timeout=30).status == "success"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:

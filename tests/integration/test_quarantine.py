@@ -125,14 +125,14 @@ def test_a_daemon_starts_on_unreadable_records_and_answers_every_path(tmp_path: 
             )  # only the healthy job and the dependant may be unfinished
 
         with Client(url) as client:
-            assert client.wait_final(ids["healthy"], timeout=30)["status"] == "success"
-            dependant = client.wait_final(ids["dependant"], timeout=30)  # never waits forever
-            assert dependant["status"] == "error"
+            assert client.wait(ids["healthy"], timeout=30).status == "success"
+            dependant = client.wait(ids["dependant"], timeout=30)  # never waits forever
+            assert dependant.status == "error"
             assert (
                 f"dependency job {ids['queued_bad']} ended with status error"
-                in (dependant["ops"][0]["result"]["message"])
+                in (dependant.ops[0].result["message"])
             )
-            assert client.get(ids["healthy"])["status"] == "success"
+            assert client.get(ids["healthy"]).status == "success"
 
         shown = _cli(url, "quarantine", "list")
         assert shown.returncode == 0, shown.stderr
@@ -153,9 +153,9 @@ def test_a_daemon_starts_on_unreadable_records_and_answers_every_path(tmp_path: 
         again = _cli(url, "quarantine", "remove", str(ids["queued_bad"]))
         assert again.returncode == 5 and "does not exist" in again.stderr
         with Client(url) as client:
-            assert client.get(ids["healthy"])["status"] == "success"
-            assert [job["id"] for job in client.quarantined()] == [*bad[1:], ids["archived_bad"]]
-            assert client.list(status="error")["jobs"][0]["id"] != ids["queued_bad"]
+            assert client.get(ids["healthy"]).status == "success"
+            assert [job.id for job in client.quarantined()] == [*bad[1:], ids["archived_bad"]]
+            assert client.list(status="error")[0].id != ids["queued_bad"]
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
@@ -184,7 +184,7 @@ def test_removing_a_quarantined_job_needs_the_write_role(tmp_path: Path) -> None
         conn.close()
         with Client(url, token="reader-token-0123456789") as reader:
             [found] = reader.quarantined(scan=True)
-            assert (found["id"], found["reason"], found["size"]) == (job_id, "not JSON", 1)
+            assert (found.id, found.reason, found.size) == (job_id, "not JSON", 1)
             with pytest.raises(Exception, match="needs a write token"):
                 reader.remove_quarantined(job_id)
         with Client(url, token="writer-token-0123456789") as writer:

@@ -11,14 +11,21 @@ import jobplane
 
 
 def test_top_level_names_are_the_documented_classes() -> None:
-    from jobplane.client import Client
+    from jobplane.client import AsyncClient, Client
     from jobplane.errors import JobplaneError
     from jobplane.queue import JobQueue
 
     assert jobplane.Client is Client
+    assert jobplane.AsyncClient is AsyncClient
     assert jobplane.JobQueue is JobQueue
     assert jobplane.JobplaneError is JobplaneError
-    assert sorted(jobplane.__all__) == ["Client", "JobQueue", "JobplaneError", "__version__"]
+    assert sorted(jobplane.__all__) == [
+        "AsyncClient",
+        "Client",
+        "JobQueue",
+        "JobplaneError",
+        "__version__",
+    ]
 
 
 def test_unknown_attribute_is_an_attribute_error() -> None:

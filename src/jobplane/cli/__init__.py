@@ -14,7 +14,7 @@ import sys
 import typer
 
 from .. import errors
-from . import jobs, quarantine, serve, system
+from . import backup, jobs, quarantine, serve, system
 from .common import EPILOG
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app = typer.Typer(
 serve.register(app)
 jobs.register(app)
 system.register(app)
+backup.register(app)
 quarantine.register(app)
 
 EXIT_CODES: list[tuple[type[errors.JobplaneError], int]] = [

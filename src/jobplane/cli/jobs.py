@@ -60,7 +60,7 @@ def _depends(specs: list[str]) -> list[dict[str, Any]]:
 
 
 def _watch(c: Client, job_id: int, *, show_log: bool) -> int:
-    job = c.get(job_id)
+    job = c.get(job_id).model_dump(mode="json")
     serial = 0
     status = None
     with console.status(f"job {job_id}: {job['status']}") as spinner:
@@ -77,9 +77,9 @@ def _watch(c: Client, job_id: int, *, show_log: bool) -> int:
                     console.print(f"job {job_id} is {status}")
             if status in FINAL:
                 break
-            change = c.wait(job_id, serial, 30, status=status)
+            change = c.wait_for_change(job_id, serial, 30, since_status=status)
             if change is not None:
-                job = change["job"]
+                job = change.job.model_dump(mode="json")
     if status != "success":
         for index, op in enumerate(job["ops"]):
             if op["status"] in ("error", "canceled") and op["result"] is not None:
@@ -166,7 +166,8 @@ def register(app: typer.Typer) -> None:
                 f"unknown column(s) {', '.join(bad)}; columns: {', '.join(COLUMNS)}"
             )
         with client(url, token) as c:
-            jobs = c.list(status=statuses, limit=limit, archived=archived)["jobs"]
+            found = c.list(status=statuses, limit=limit, archived=archived)
+        jobs = [job.model_dump(mode="json") for job in found]
         if as_json:
             print_json(jobs)
             return
@@ -190,7 +191,7 @@ def register(app: typer.Typer) -> None:
     def info(job_id: JobId, as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
         """Show one job: its ops, results and log."""
         with client(url, token) as c:
-            job = c.get(job_id)
+            job = c.get(job_id).model_dump(mode="json")
         if as_json:
             print_json(job)
             return
@@ -230,9 +231,9 @@ def register(app: typer.Typer) -> None:
         found: list[int] = []
         after = None
         while True:
-            page = c.list(status=statuses, limit=1000, after=after)
-            found.extend(job["id"] for job in page["jobs"])
-            after = page["next"]
+            page = c.list_page(status=statuses, limit=1000, after=after)
+            found.extend(job.id for job in page.jobs)
+            after = page.next
             if after is None:
                 return found
 
@@ -279,7 +280,7 @@ def register(app: typer.Typer) -> None:
     def explain(job_id: JobId, as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
         """Say why a job is not running."""
         with client(url, token) as c:
-            answer = c.explain(job_id)
+            answer = c.explain(job_id).model_dump(mode="json")
         if as_json:
             print_json(answer)
             return

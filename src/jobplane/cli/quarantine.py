@@ -35,7 +35,7 @@ def list_quarantined(
     with client(url, token) as c:
         found = c.quarantined(scan=scan)
     if as_json:
-        print_json(found)
+        print_json([job.model_dump(mode="json") for job in found])
         return
     if not found:
         console.print("no unreadable job records" + ("" if scan else " found yet (try --scan)"))
@@ -45,11 +45,11 @@ def list_quarantined(
         table.add_column(column)
     for job in found:
         table.add_row(
-            str(job["id"]),
-            "yes" if job["archived"] else "",
-            when(job["received_at"]),
-            str(job["size"]),
-            job["reason"],
+            str(job.id),
+            "yes" if job.archived else "",
+            when(job.received_at),
+            str(job.size),
+            job.reason,
         )
     console.print(table)
 

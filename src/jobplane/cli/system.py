@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Show locks with their holders and waiters (in grant order)."""
         with client(url, token) as c:
-            infos = c.locks(all=all_locks)
+            infos = [i.model_dump(mode="json") for i in c.lock_info(busy_only=not all_locks)]
         if as_json:
             print_json(infos)
             return
@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
     def ops(as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
         """List the registered ops and their parameters."""
         with client(url, token) as c:
-            registered = c.ops()
+            registered = [op.model_dump(mode="json") for op in c.ops()]
         if as_json:
             print_json(registered)
             return
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
     def status(as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
         """Show workers, queue depth by status and priority, and the drain flag."""
         with client(url, token) as c:
-            state = c.status()
+            state = c.status().model_dump(mode="json")
         if as_json:
             print_json(state)
             return

@@ -5,11 +5,20 @@ See ``docs/http-api.md`` for every endpoint. Endpoints are plain functions
 coroutine that holds no thread while it waits (``waits.py``). Bodies are
 checked before FastAPI reads them, and HEAD is served wherever GET is
 (``middleware.py``). Numbers in paths and queries are digits, nothing else.
+The ordinary case of the two hottest requests, ``POST /v1/jobs`` and
+``GET /v1/jobs/{id}``, is answered inside those checks but in front of FastAPI
+by ``FastPaths`` (``fastpath.py``); these routes still define them and answer
+the rest.
+
+Every route of the job API declares its answer's model (``jobplane.models``,
+which the clients parse answers with), so the OpenAPI document describes each
+answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -17,12 +26,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive
 
-from .. import __version__, dashboard
+from .. import __version__, dashboard, models
 from ..jobs import MAX_ID, OpStatus
 from ..queue import MAX_OP_SEARCH, MAX_WAIT, JobQueue
 from . import apidocs, auth, dashboard_api, errors
+from .fastpath import FastPaths
 from .metrics import Metrics
 from .middleware import BodyCheck, HeadAsGet
+from .offload import Offload
 from .schemas import (
     JOB,
     ArchiveBody,
@@ -78,12 +89,21 @@ def create_app(
     tokens: auth.TokenStore | None = None,
     max_body_bytes: int = 1_048_576,
     max_waits: int = DEFAULT_LIMIT,
+    fast_paths: bool = True,
 ) -> FastAPI:
     """The API for ``queue``; with ``tokens`` every endpoint but /healthz needs a token.
 
     ``app.state.long_polls`` holds the open waits and ``app.state.change_feed`` the
-    dashboard's: the daemon closes both when it stops.
+    dashboard's: the daemon closes both when it stops. ``fast_paths=False`` leaves
+    every request to FastAPI (tests compare the two).
     """
+    offload = Offload()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        offload.close()
+
     app = FastAPI(
         title="jobplane",
         version=__version__,
@@ -91,6 +111,7 @@ def create_app(
         openapi_url=None,  # served below, behind the read role
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     errors.install(app)
     long_polls = LongPolls(queue, max_waits)
@@ -108,7 +129,7 @@ def create_app(
     read = [Depends(reader)]
     write = [Depends(writer)]
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=models.Health)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
@@ -135,17 +156,32 @@ def create_app(
     def get_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/jobs", status_code=201, dependencies=write, responses=_errors(*GUARDED, *BODY))
+    @app.post(
+        "/v1/jobs",
+        status_code=201,
+        response_model=models.Submitted,
+        dependencies=write,
+        responses=_errors(*GUARDED, *BODY),
+    )
     def submit(body: JobBody) -> dict[str, int]:
         return {"id": queue.submit_many([body.to_queue()])[0]}
 
     @app.post(
-        "/v1/jobs/batch", status_code=201, dependencies=write, responses=_errors(*GUARDED, *BODY)
+        "/v1/jobs/batch",
+        status_code=201,
+        response_model=models.SubmittedBatch,
+        dependencies=write,
+        responses=_errors(*GUARDED, *BODY),
     )
     def submit_batch(body: BatchSpec) -> dict[str, list[int]]:
         return {"ids": queue.submit_many([job.to_queue() for job in body.jobs])}
 
-    @app.get("/v1/jobs", dependencies=read, responses=_errors(*GUARDED, 422))
+    @app.get(
+        "/v1/jobs",
+        response_model=models.JobPage,
+        dependencies=read,
+        responses=_errors(*GUARDED, 422),
+    )
     def list_jobs(
         status: Annotated[StatusList | None, Query(description="comma-separated statuses")] = None,
         limit: Annotated[int, Digits, Query(ge=1, le=1000)] = 100,
@@ -172,11 +208,22 @@ def create_app(
             "next": jobs[-1].id if len(jobs) == limit else None,
         }
 
-    @app.get(JOB, dependencies=read, responses=_errors(*GUARDED, *JOB_ERRORS))
+    @app.get(
+        JOB,
+        response_model=models.JobInfo,
+        dependencies=read,
+        responses=_errors(*GUARDED, *JOB_ERRORS),
+    )
     def get_job(job_id: JobId) -> dict[str, Any]:
         return job_json(queue.get(job_id))
 
-    @app.get(f"{JOB}/wait", dependencies=read, responses=_errors(*GUARDED, *JOB_ERRORS))
+    @app.get(
+        f"{JOB}/wait",
+        response_model=models.WaitAnswer,
+        response_model_exclude_unset=True,
+        dependencies=read,
+        responses=_errors(*GUARDED, *JOB_ERRORS),
+    )
     async def wait(
         request: Request,
         job_id: JobId,
@@ -190,43 +237,81 @@ def create_app(
         )
         return _wait_json(outcome)
 
-    @app.post(f"{JOB}/cancel", dependencies=write, responses=_errors(*GUARDED, *JOB_ERRORS))
+    @app.post(
+        f"{JOB}/cancel",
+        response_model=models.Outcome,
+        dependencies=write,
+        responses=_errors(*GUARDED, *JOB_ERRORS),
+    )
     def cancel(job_id: JobId) -> dict[str, Any]:
         ok, message = queue.cancel(job_id)
         return {"ok": ok, "message": message}
 
-    @app.put(f"{JOB}/priority", dependencies=write, responses=_errors(*GUARDED, *JOB_ERRORS, *BODY))
+    @app.put(
+        f"{JOB}/priority",
+        response_model=models.Outcome,
+        dependencies=write,
+        responses=_errors(*GUARDED, *JOB_ERRORS, *BODY),
+    )
     def change_priority(job_id: JobId, body: PriorityBody) -> dict[str, Any]:
         ok, message = queue.change_priority(job_id, body.priority)
         return {"ok": ok, "message": message}
 
-    @app.get(f"{JOB}/explain", dependencies=read, responses=_errors(*GUARDED, *JOB_ERRORS))
+    @app.get(
+        f"{JOB}/explain",
+        response_model=models.Explanation,
+        dependencies=read,
+        responses=_errors(*GUARDED, *JOB_ERRORS),
+    )
     def explain(job_id: JobId) -> dict[str, Any]:
         return queue.explain(job_id).to_dict()
 
-    @app.post(f"{JOB}/archive", dependencies=write, responses=_errors(*GUARDED, *JOB_ERRORS, 409))
+    @app.post(
+        f"{JOB}/archive",
+        response_model=models.ArchiveDone,
+        dependencies=write,
+        responses=_errors(*GUARDED, *JOB_ERRORS, 409),
+    )
     def archive(job_id: JobId) -> dict[str, bool]:
         queue.archive(job_id)
         return {"ok": True}
 
-    @app.get("/v1/quarantine", dependencies=read, responses=_errors(*GUARDED, 422))
+    @app.get(
+        "/v1/quarantine",
+        response_model=models.QuarantineList,
+        dependencies=read,
+        responses=_errors(*GUARDED, 422),
+    )
     def quarantine(
         scan: Annotated[bool, Query(description="read every record first, to find all")] = False,
     ) -> dict[str, Any]:
         return {"jobs": [quarantined_json(found) for found in queue.quarantined(scan=scan)]}
 
     @app.delete(
-        "/v1/quarantine/{job_id}", dependencies=write, responses=_errors(*GUARDED, *JOB_ERRORS, 409)
+        "/v1/quarantine/{job_id}",
+        response_model=models.ArchiveDone,
+        dependencies=write,
+        responses=_errors(*GUARDED, *JOB_ERRORS, 409),
     )
     def remove_quarantined(job_id: JobId) -> dict[str, bool]:
         queue.remove_quarantined(job_id)
         return {"ok": True}
 
-    @app.post("/v1/archive", dependencies=write, responses=_errors(*GUARDED, *BODY))
+    @app.post(
+        "/v1/archive",
+        response_model=models.Archived,
+        dependencies=write,
+        responses=_errors(*GUARDED, *BODY),
+    )
     def auto_archive(body: ArchiveBody) -> dict[str, list[int]]:
         return {"archived": queue.auto_archive(body.older_than)}
 
-    @app.get("/v1/locks", dependencies=read, responses=_errors(*GUARDED, 422))
+    @app.get(
+        "/v1/locks",
+        response_model=list[models.LockState],
+        dependencies=read,
+        responses=_errors(*GUARDED, 422),
+    )
     def locks(all: Annotated[bool, TrueFalse, Query()] = False) -> list[dict[str, Any]]:
         return [
             {
@@ -244,7 +329,12 @@ def create_app(
             if all or info.owners or info.pending
         ]
 
-    @app.get("/v1/ops", dependencies=read, responses=_errors(*GUARDED))
+    @app.get(
+        "/v1/ops",
+        response_model=list[models.OpDescription],
+        dependencies=read,
+        responses=_errors(*GUARDED),
+    )
     def ops() -> list[dict[str, Any]]:
         return [
             {
@@ -257,7 +347,12 @@ def create_app(
             for op in queue.registry.ops()
         ]
 
-    @app.get("/v1/status", dependencies=read, responses=_errors(*GUARDED))
+    @app.get(
+        "/v1/status",
+        response_model=models.DaemonStatus,
+        dependencies=read,
+        responses=_errors(*GUARDED),
+    )
     def status() -> dict[str, Any]:
         state = queue.status()
         return {
@@ -271,7 +366,12 @@ def create_app(
             "open_waits": long_polls.open,
         }
 
-    @app.put("/v1/drain", dependencies=write, responses=_errors(*GUARDED, *BODY))
+    @app.put(
+        "/v1/drain",
+        response_model=models.DrainState,
+        dependencies=write,
+        responses=_errors(*GUARDED, *BODY),
+    )
     def drain(body: DrainBody) -> dict[str, bool]:
         queue.set_drained(body.drained)
         return {"drained": body.drained}
@@ -283,6 +383,8 @@ def create_app(
         )
     )
     dashboard.mount(app)
+    if fast_paths:  # inside BodyCheck and HeadAsGet: it sees only bodies they let through
+        app.add_middleware(FastPaths, queue=queue, tokens=tokens, offload=offload)
     app.add_middleware(BodyCheck, limit=max_body_bytes)
     app.add_middleware(HeadAsGet)
     op_names = [op.name for op in queue.registry.ops()]

@@ -8,6 +8,7 @@ Without a tokens file the daemon serves loopback clients only.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -77,6 +78,7 @@ def check(
         raise Forbidden("this token may only read; changing state needs a write token")
 
 
+@functools.lru_cache(maxsize=1024)  # asked per request; parsing the address is not free
 def is_loopback(host: str | None) -> bool:
     if host is None:
         return False

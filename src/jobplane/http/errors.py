@@ -57,6 +57,15 @@ def error_response(status: int, code: str, message: str, **headers: str) -> JSON
     )
 
 
+def answer_for(exc: errors.JobplaneError) -> JSONResponse:
+    """The answer to a request that failed with ``exc``."""
+    status = status_of(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if status >= 500 and status != 503:
+        logger.error("request failed: %s", exc)
+    return error_response(status, exc.code, exc.message, **headers)
+
+
 def cut(text: str) -> str:
     """``text`` (a user's input), cut to ``SHOWN`` characters."""
     return text if len(text) <= SHOWN else f"{text[:SHOWN]}... ({len(text)} characters)"
@@ -138,11 +147,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.JobplaneError)
     async def jobplane_error(request: Request, exc: errors.JobplaneError) -> JSONResponse:
-        status = status_of(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-        if status >= 500 and status != 503:
-            logger.error("request failed: %s", exc)
-        return error_response(status, exc.code, exc.message, **headers)
+        return answer_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
