@@ -1,4 +1,7 @@
-"""Vendor the dashboard's third-party files from npm and write their manifest.
+"""Vendor the third-party browser files from npm and write their manifest.
+
+The dashboard's code, and Swagger UI and ReDoc for the API pages ``/docs`` and
+``/redoc`` (``http/apidocs.py``), so that neither needs a CDN.
 
     python tools/vendor_dashboard.py
 
@@ -7,7 +10,7 @@ tarball against the registry's integrity hash), copies the listed files and
 the package's license into ``src/jobplane/dashboard/static/vendor/NAME/``,
 and writes ``vendor/manifest.json``: for every file its package, version,
 path inside the tarball, the tarball's integrity and the file's SHA-256.
-``tests/unit/test_dashboard_vendor.py`` checks the files against it. To
+``tests/unit/test_dashboard_files.py`` checks the files against it. To
 upgrade a package, change its version here and run this again.
 """
 
@@ -45,6 +48,26 @@ PACKAGES = {
         {
             "package/dist/uPlot.esm.js": "uPlot.esm.js",
             "package/dist/uPlot.min.css": "uPlot.min.css",
+            "package/LICENSE": "LICENSE",
+        },
+    ),
+    "swagger-ui-dist": (
+        "5.35.0",
+        "Apache-2.0",
+        {
+            "package/swagger-ui-bundle.js": "swagger-ui-bundle.js",
+            "package/swagger-ui-bundle.js.LICENSE.txt": "swagger-ui-bundle.js.LICENSE.txt",
+            "package/swagger-ui.css": "swagger-ui.css",
+            "package/LICENSE": "LICENSE",
+            "package/NOTICE": "NOTICE",
+        },
+    ),
+    "redoc": (
+        "2.5.4",
+        "MIT",
+        {
+            "package/bundles/redoc.standalone.js": "redoc.standalone.js",
+            "package/bundles/redoc.standalone.js.LICENSE.txt": "redoc.standalone.js.LICENSE.txt",
             "package/LICENSE": "LICENSE",
         },
     ),

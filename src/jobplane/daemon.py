@@ -1,157 +1,206 @@
 """The daemon behind ``jobplane serve``: settings, logging, queue, HTTP server.
 
-Settings come from, in order of precedence: command-line options, the
-environment (``JOBPLANE_<NAME>``), a TOML file (``--config``), defaults.
+Settings (``Settings``, typed with pydantic-settings) come from, in order of
+precedence: command-line options, the environment (``JOBPLANE_<NAME>``), a TOML
+file (``--config`` or ``JOBPLANE_CONFIG``), defaults.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import resource
 import signal
 import sys
 import tomllib
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import ValidationError as PydanticValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pythonjsonlogger.json import JsonFormatter
 
 from . import __version__
 from .errors import ValidationError
 from .operations import Registry
 from .stores import DEFAULT_URL
 
+logger = logging.getLogger(__name__)
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+
+def _no_bool(value: object) -> object:
+    """TOML's ``true`` is not a number (pydantic would read it as 1)."""
+    if isinstance(value, bool):
+        raise ValueError("a boolean")
+    return value
+
+
+def _split(value: object) -> object:
+    """``"1,5,30"`` (an option or a variable) or a TOML array: three items."""
+    return tuple(part.strip() for part in value.split(",")) if isinstance(value, str) else value
+
+
+def _ordered(value: tuple[float, float, float]) -> tuple[float, float, float]:
+    if not 0 < value[0] <= value[1] <= value[2]:
+        raise ValueError("out of order")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_no_bool), Field(gt=0)]
+Seconds = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
+Port = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=65535)]
+LockTimeouts = Annotated[
+    tuple[Seconds, Seconds, Seconds], NoDecode, BeforeValidator(_split), AfterValidator(_ordered)
+]
+
+
+class Settings(BaseSettings):
+    """The daemon's settings, typed: each comes from, first found, its option
+    (``resolve``'s ``given``), ``JOBPLANE_<NAME>``, the TOML file that ``config``
+    names (its ``[serve]`` table, or its top level), or the default here."""
+
+    model_config = SettingsConfigDict(env_prefix="JOBPLANE_", extra="forbid", frozen=True)
+
     db: str = DEFAULT_URL
-    workers: int = 8
+    workers: Count = 8
     ops: str | None = None
     host: str = "127.0.0.1"
-    port: int = 8470
+    port: Port = 8470
     tokens: str | None = None
-    lock_timeouts: tuple[float, float, float] = (1.0, 5.0, 30.0)
-    aging_interval: float = 60.0
-    log_format: str = "text"
-    durability: str = "normal"
-    max_waits: int = 2000
-    max_connections: int = 4000
-    read_timeout: float = 10.0
+    lock_timeouts: LockTimeouts = (1.0, 5.0, 30.0)
+    aging_interval: Annotated[Seconds, Field(ge=0)] = 60.0
+    log_format: Literal["text", "json"] = "text"
+    durability: Literal["normal", "full"] = "normal"
+    max_waits: Count = 2000
+    max_connections: Count = 4000
+    read_timeout: Annotated[Seconds, Field(gt=0)] = 10.0
+    config: str | None = None
+    """The TOML file the settings below the environment came from, if any."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _ConfigFile(settings_cls)
 
 
-NAMES = tuple(f.name for f in fields(Settings))
+class _ConfigFile(PydanticBaseSettingsSource):
+    """The TOML file named by the sources above it (``--config`` or ``JOBPLANE_CONFIG``)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        raise NotImplementedError  # the whole table is read at once, in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        config = self.current_state.get("config")
+        if not config:
+            return {}
+        table = _read_toml(str(config))
+        if "config" in table:  # the file cannot name another file
+            raise ValidationError(f"{config}: unknown setting(s) config")
+        return table
 
 
-def parse_timeouts(value: object) -> tuple[float, float, float]:
-    if isinstance(value, str):
-        text = value
-    elif isinstance(value, (list, tuple)):
-        text = ",".join(str(v) for v in value)
-    else:
-        text = str(value)
+def _read_toml(config: str) -> dict[str, Any]:
     try:
-        parts = tuple(float(p) for p in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3 or not 0 < parts[0] <= parts[1] <= parts[2]:
-        raise ValidationError(
-            f"--lock-timeouts must be MIN,MAX,STEP_TOTAL seconds with 0 < MIN <= MAX <= "
-            f"STEP_TOTAL, got {text!r}"
-        )
-    return parts[0], parts[1], parts[2]
+        data = tomllib.loads(Path(config).read_text())
+    except OSError as exc:
+        raise ValidationError(f"cannot read the config file {config}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"the config file {config} is not valid TOML: {exc}") from None
+    table = data.get("serve", data)
+    if not isinstance(table, dict):
+        raise ValidationError(f"{config}: [serve] must be a table of settings")
+    return table
 
 
-def resolve(given: dict[str, Any], config: str | None) -> Settings:
-    """Merge options (``given``, None when not set; env already applied) over a TOML file."""
-    values: dict[str, Any] = {}
-    if config:
-        try:
-            data = tomllib.loads(Path(config).read_text())
-        except OSError as exc:
-            raise ValidationError(f"cannot read the config file {config}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValidationError(f"the config file {config} is not valid TOML: {exc}") from None
-        table = data.get("serve", data)
-        unknown = sorted(set(table) - set(NAMES) - {"serve"})
-        if unknown:
-            raise ValidationError(f"{config}: unknown setting(s) {', '.join(unknown)}")
-        values.update({k: v for k, v in table.items() if k in NAMES})
-    values.update({k: v for k, v in given.items() if v is not None})
+EXPECTED = {
+    "db": "a store URL",
+    "workers": "a positive integer",
+    "ops": "a module name",
+    "host": "a host name or address",
+    "port": "a port number from 0 to 65535",
+    "tokens": "a file name",
+    "lock_timeouts": "MIN,MAX,STEP_TOTAL seconds with 0 < MIN <= MAX <= STEP_TOTAL",
+    "aging_interval": "a number of seconds >= 0",
+    "log_format": "text or json",
+    "durability": "normal or full",
+    "max_waits": "a positive integer",
+    "max_connections": "a positive integer",
+    "read_timeout": "a number of seconds > 0",
+    "config": "a file name",
+}
+"""What each setting must be, for the one-line error when it is not."""
+
+
+def resolve(given: dict[str, Any], config: str | None = None) -> Settings:
+    """The settings from options (``given``, None when not set) over the environment,
+    over the TOML file (``config``, else ``JOBPLANE_CONFIG``), over the defaults.
+
+    Raises:
+        ValidationError: a value is not valid, in one line naming the option,
+            variable or file it came from; or the file is unreadable, not TOML,
+            or names a setting that does not exist.
+    """
+    options = {name: value for name, value in given.items() if value is not None}
+    if config is not None:
+        options["config"] = config
     try:
-        for name in ("workers", "max_waits", "max_connections"):
-            if name in values:
-                values[name] = _positive_int(values[name], name.replace("_", "-"))
-        if "read_timeout" in values:
-            values["read_timeout"] = _positive_seconds(values["read_timeout"], "read-timeout")
-        if "port" in values:
-            values["port"] = _port(values["port"])
-        if "lock_timeouts" in values:
-            values["lock_timeouts"] = parse_timeouts(values["lock_timeouts"])
-        if "aging_interval" in values:
-            values["aging_interval"] = float(values["aging_interval"])
-            if values["aging_interval"] < 0:
-                raise ValueError
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"--aging-interval must be a number of seconds >= 0, got {values['aging_interval']!r}"
-        ) from None
-    if values.get("log_format", "text") not in ("text", "json"):
-        raise ValidationError("--log-format must be text or json")
-    if values.get("durability", "normal") not in ("normal", "full"):
-        raise ValidationError("--durability must be normal or full")
-    return Settings(**values)
+        return Settings(**options)
+    except PydanticValidationError as exc:
+        raise ValidationError(_one_line(exc.errors(), options)) from None
 
 
-def _positive_int(value: object, name: str) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = 0
-    if number < 1:
-        raise ValidationError(f"--{name} must be a positive integer, got {value!r}")
-    return number
+def _one_line(errors: list[ErrorDetails], options: dict[str, Any]) -> str:
+    """The first error, naming the option, variable or file the bad value came from."""
+    config = str(options.get("config") or _environment("config")[1])
+    unknown = sorted(str(e["loc"][0]) for e in errors if e["type"] == "extra_forbidden")
+    if unknown:
+        return f"{config}: unknown setting(s) {', '.join(unknown)}"
+    name = str(errors[0]["loc"][0])
+    where, value = f"--{name.replace('_', '-')}", options.get(name, errors[0]["input"])
+    if name not in options:
+        variable, found = _environment(name)
+        if variable is not None:
+            where, value = variable, found
+        else:  # not the default either: the file
+            where, value = f"{name} in {config}", _read_toml(config).get(name, value)
+    return f"{where} must be {EXPECTED.get(name, 'valid')}, got {value!r}"
 
 
-def _positive_seconds(value: object, name: str) -> float:
-    try:
-        number = float(str(value))
-    except ValueError:
-        number = 0.0
-    if not 0 < number < float("inf"):
-        raise ValidationError(f"--{name} must be a number of seconds > 0, got {value!r}")
-    return number
-
-
-def _port(value: object) -> int:
-    try:
-        number = int(str(value))
-    except ValueError:
-        number = -1
-    if not 0 <= number <= 65535:
-        raise ValidationError(f"--port must be a port number from 0 to 65535, got {value!r}")
-    return number
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if hasattr(record, "job_id"):
-            entry["job_id"] = record.job_id
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
+def _environment(name: str) -> tuple[str | None, str | None]:
+    """The variable that sets ``name`` and its value (read as pydantic-settings does,
+    ignoring case), or (None, None)."""
+    wanted = f"JOBPLANE_{name}".lower()
+    for variable, value in os.environ.items():
+        if variable.lower() == wanted:
+            return variable, value
+    return None, None
 
 
 def setup_logging(fmt: str) -> None:
+    """Log to stderr: ``text`` lines, or ``json``, one object a line.
+
+    A JSON line has ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``message``,
+    any ``extra`` fields given (``job_id``) and ``exception`` (the traceback).
+    """
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
+        handler.setFormatter(
+            JsonFormatter(
+                "{levelname}{name}{message}",
+                style="{",
+                rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"},
+                timestamp="time",
+            )
+        )
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -167,6 +216,14 @@ def import_from_current_directory() -> None:
     here = os.getcwd()
     if not any(os.path.abspath(entry or ".") == here for entry in sys.path):
         sys.path.insert(0, here)
+
+
+def _say(settings: Settings, line: str) -> None:
+    """Tell the operator: a plain line, or a log record with JSON logs (every line parses)."""
+    if settings.log_format == "json":
+        logger.info(line)
+    else:
+        print(line, file=sys.stderr, flush=True)
 
 
 def serve(settings: Settings) -> None:
@@ -196,7 +253,7 @@ def serve(settings: Settings) -> None:
             workers=settings.workers,
             lock_timeouts=settings.lock_timeouts,
             aging_interval=settings.aging_interval,
-            durability=settings.durability,  # type: ignore[arg-type]
+            durability=settings.durability,
         )
         try:
             app = create_app(queue, tokens=tokens, max_waits=settings.max_waits)
@@ -221,9 +278,9 @@ def serve(settings: Settings) -> None:
                 signal.signal(signum, lambda number, frame: None)
             server.run(sockets=[sock])
         finally:
-            logging.getLogger(__name__).info("stopping: running ops finish first")
+            logger.info("stopping: running ops finish first")
             queue.close()
-            print("jobplane stopped", file=sys.stderr, flush=True)
+            _say(settings, "jobplane stopped")
     finally:
         sock.close()
 
@@ -233,11 +290,10 @@ def _announce(settings: Settings, port: int, with_tokens: bool) -> None:
         "tokens required" if with_tokens else "no tokens file: only loopback clients are accepted"
     )
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
-    print(
+    _say(
+        settings,
         f"jobplane {__version__} listening on http://{host}:{port} "
         f"(db {settings.db}, {settings.workers} workers); {auth}",
-        file=sys.stderr,
-        flush=True,
     )
 
 
@@ -260,7 +316,7 @@ def _allow_open_files(needed: int) -> None:
     if target > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     if target < needed:
-        logging.getLogger(__name__).warning(
+        logger.warning(
             "the open-file limit (%d) is below --max-connections + 256 (%d): "
             "connections beyond it are refused by the system",
             target,

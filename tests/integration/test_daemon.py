@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,29 +174,94 @@ def test_non_loopback_bind_without_tokens_is_refused(tmp_path: Path) -> None:
     assert "refusing to listen on 0.0.0.0 without --tokens" in refused.stderr
 
 
-def test_settings_precedence_and_validation(tmp_path: Path) -> None:
-    config = tmp_path / "jobplane.toml"
-    config.write_text('[serve]\nworkers = 3\nport = 9000\nlock_timeouts = "0.5,1,5"\n')
-    settings = resolve({"port": "9100", "workers": None}, str(config))
-    assert (settings.workers, settings.port, settings.lock_timeouts) == (3, 9100, (0.5, 1.0, 5.0))
-    assert resolve({}, None).workers == 8
-    with pytest.raises(ValidationError, match="--workers must be a positive integer"):
-        resolve({"workers": "many"}, None)
-    with pytest.raises(ValidationError, match="--lock-timeouts must be MIN,MAX,STEP_TOTAL"):
-        resolve({"lock_timeouts": "5,1,2"}, None)
-    config.write_text("[serve]\nworkerz = 3\n")
-    with pytest.raises(ValidationError, match="unknown setting"):
-        resolve({}, str(config))
-    env = {**os.environ, "JOBPLANE_WORKERS": "zero"}
+def serve_refused(tmp_path: Path, *args: str, **env: str) -> list[str]:
+    """Run ``jobplane serve`` that must refuse its settings: exit 2, its stderr lines."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("JOBPLANE_")}
     bad = subprocess.run(
-        [JOBPLANE, "serve", "--db", f"sqlite:///{tmp_path / 'e.db'}"],
+        [JOBPLANE, "serve", "--db", f"sqlite:///{tmp_path / 'e.db'}", *args],
         capture_output=True,
         text=True,
         timeout=30,
-        env=env,
+        env={**clean, **env},
         check=False,
     )
-    assert bad.returncode == 2 and "--workers must be a positive integer, got 'zero'" in bad.stderr
+    assert bad.returncode == 2, bad.stderr
+    return bad.stderr.splitlines()
+
+
+def test_settings_precedence_option_then_environment_then_file_then_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [k for k in os.environ if k.startswith("JOBPLANE_")]:
+        monkeypatch.delenv(name)
+    config = tmp_path / "jobplane.toml"
+    config.write_text(
+        '[serve]\nworkers = 3\nport = 9000\nlock_timeouts = "0.5,1,5"\nmax_waits = 7\n'
+    )
+    monkeypatch.setenv("JOBPLANE_PORT", "9050")
+    monkeypatch.setenv("JOBPLANE_MAX_WAITS", "70")
+    monkeypatch.setenv("JOBPLANE_LOCK_TIMEOUTS", "2,3,4")
+    settings = resolve({"port": "9100", "workers": None}, str(config))
+    assert (settings.workers, settings.port, settings.max_waits) == (3, 9100, 70)
+    assert settings.lock_timeouts == (2.0, 3.0, 4.0)
+    assert settings.read_timeout == 10.0  # the default
+    monkeypatch.setenv("JOBPLANE_CONFIG", str(config))  # names the file, as --config does
+    assert resolve({}, None).workers == 3
+    monkeypatch.delenv("JOBPLANE_CONFIG")
+    config.write_text("workers = 5\nlog_format = 'json'\n")  # no [serve] table: the top level
+    settings = resolve({}, str(config))
+    assert (settings.workers, settings.log_format) == (5, "json")
+    assert resolve({}, None).workers == 8
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"workers": "many"}, "--workers must be a positive integer, got 'many'"),
+        ({"workers": "0"}, "--workers must be a positive integer, got '0'"),
+        ({"max_connections": "-1"}, "--max-connections must be a positive integer, got '-1'"),
+        ({"port": "65536"}, "--port must be a port number from 0 to 65535, got '65536'"),
+        (
+            {"lock_timeouts": "5,1,2"},
+            "--lock-timeouts must be MIN,MAX,STEP_TOTAL seconds with "
+            "0 < MIN <= MAX <= STEP_TOTAL, got '5,1,2'",
+        ),
+        ({"aging_interval": "-1"}, "--aging-interval must be a number of seconds >= 0, got '-1'"),
+        ({"read_timeout": "inf"}, "--read-timeout must be a number of seconds > 0, got 'inf'"),
+        ({"log_format": "xml"}, "--log-format must be text or json, got 'xml'"),
+        ({"durability": "eventual"}, "--durability must be normal or full, got 'eventual'"),
+    ],
+)
+def test_a_bad_option_is_one_precise_message(given: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        resolve(given, None)
+    assert str(raised.value) == message
+
+
+def test_a_bad_setting_names_where_it_came_from_and_exits_2(tmp_path: Path) -> None:
+    """The message names the option, the variable or the file that gave the value."""
+    assert serve_refused(tmp_path, JOBPLANE_WORKERS="zero") == [
+        "jobplane: JOBPLANE_WORKERS must be a positive integer, got 'zero'"
+    ]
+    assert serve_refused(tmp_path, "--workers", "0", JOBPLANE_WORKERS="zero") == [
+        "jobplane: --workers must be a positive integer, got '0'"
+    ]
+    config = tmp_path / "jobplane.toml"
+    config.write_text("[serve]\nworkers = true\nport = 8470\n")
+    assert serve_refused(tmp_path, "--config", str(config)) == [
+        f"jobplane: workers in {config} must be a positive integer, got True"
+    ]
+    config.write_text("[serve]\nworkerz = 3\nportt = 1\n")
+    assert serve_refused(tmp_path, JOBPLANE_CONFIG=str(config)) == [
+        f"jobplane: {config}: unknown setting(s) portt, workerz"
+    ]
+    config.write_text("[serve\nworkers = 3\n")
+    [line] = serve_refused(tmp_path, "--config", str(config))
+    assert line.startswith(f"jobplane: the config file {config} is not valid TOML: "), line
+    missing = tmp_path / "missing.toml"
+    assert serve_refused(tmp_path, "--config", str(missing)) == [
+        f"jobplane: cannot read the config file {missing}: No such file or directory"
+    ]
 
 
 # Found when the daemon was probed (issue 9) -------------------------------------------------
@@ -393,3 +461,45 @@ def test_a_signal_answers_the_dashboards_open_change_polls_at_once(tmp_path: Pat
     finally:
         _stop(proc, reader)
     assert took < 3, f"the change poll was answered {took:.1f} s after the signal"
+
+
+# Issue 12: JSON logs -----------------------------------------------------------------------
+
+ISO_8601 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def test_json_logs_are_one_object_a_line_with_iso_8601_times_job_ids_and_tracebacks(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    proc, lines, reader = start(tmp_path / "d.db", port, "--log-format", "json")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=30) as api:
+            params = {"duration": 0, "message": "hello from the op", "fail": True}
+            body = {"ops": [{"op": "test.delay", "params": params}]}
+            job_id = api.post("/v1/jobs", json=body).json()["id"]
+            status = "queued"
+            while status not in ("success", "error", "canceled"):
+                answer = api.get(f"/v1/jobs/{job_id}/wait", params={"status": status}).json()
+                status = answer["job"]["status"]
+            assert status == "error"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        _stop(proc, reader)
+    entries = []
+    for line in lines:
+        entry = json.loads(line)  # every line, the start and stop lines too
+        assert isinstance(entry, dict), line
+        assert ISO_8601.fullmatch(entry["time"]), entry
+        assert datetime.fromisoformat(entry["time"]).tzinfo is not None, entry
+        assert {"level", "logger", "message"} <= set(entry), entry
+        entries.append(entry)
+    messages = [entry["message"] for entry in entries]
+    assert any("listening on" in m for m in messages), messages
+    assert any("jobplane stopped" in m for m in messages), messages
+    logged = [e for e in entries if "hello from the op" in e["message"]]
+    assert logged and logged[0]["job_id"] == job_id, entries
+    failed = [e for e in entries if "exception" in e]
+    assert failed and "RuntimeError: test.delay was asked to fail" in failed[0]["exception"]

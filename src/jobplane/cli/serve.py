@@ -9,82 +9,70 @@ import typer
 from ..daemon import Settings, resolve
 from ..daemon import serve as run_daemon
 
-D = Settings()
+D = Settings.model_construct()  # the defaults, without reading the environment
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def serve(
-        db: Annotated[
-            str | None, typer.Option(envvar="JOBPLANE_DB", help=f"store URL [default: {D.db}]")
-        ] = None,
+        db: Annotated[str | None, typer.Option(help=f"store URL [default: {D.db}]")] = None,
         workers: Annotated[
             str | None,
-            typer.Option(envvar="JOBPLANE_WORKERS", help=f"worker threads [default: {D.workers}]"),
+            typer.Option(help=f"worker threads [default: {D.workers}]"),
         ] = None,
-        ops: Annotated[
-            str | None, typer.Option(envvar="JOBPLANE_OPS", help="Python module with your ops")
-        ] = None,
-        host: Annotated[
-            str | None, typer.Option(envvar="JOBPLANE_HOST", help=f"[default: {D.host}]")
-        ] = None,
-        port: Annotated[
-            str | None, typer.Option(envvar="JOBPLANE_PORT", help=f"[default: {D.port}]")
-        ] = None,
+        ops: Annotated[str | None, typer.Option(help="Python module with your ops")] = None,
+        host: Annotated[str | None, typer.Option(help=f"[default: {D.host}]")] = None,
+        port: Annotated[str | None, typer.Option(help=f"[default: {D.port}]")] = None,
         tokens: Annotated[
             str | None,
-            typer.Option(
-                envvar="JOBPLANE_TOKENS", help="tokens file: one 'TOKEN read|write' a line"
-            ),
+            typer.Option(help="tokens file: one 'TOKEN read|write' a line"),
         ] = None,
         lock_timeouts: Annotated[
             str | None,
             typer.Option(
-                envvar="JOBPLANE_LOCK_TIMEOUTS",
                 help="MIN,MAX,STEP_TOTAL seconds of lock attempts [default: 1,5,30]",
             ),
         ] = None,
         aging_interval: Annotated[
             str | None,
             typer.Option(
-                envvar="JOBPLANE_AGING_INTERVAL",
                 help=f"seconds per aging step, 0 disables [default: {D.aging_interval:g}]",
             ),
         ] = None,
         durability: Annotated[
             str | None,
-            typer.Option(envvar="JOBPLANE_DURABILITY", help="normal or full [default: normal]"),
+            typer.Option(help="normal or full [default: normal]"),
         ] = None,
         log_format: Annotated[
             str | None,
-            typer.Option(envvar="JOBPLANE_LOG_FORMAT", help="text or json [default: text]"),
+            typer.Option(help="text or json [default: text]"),
         ] = None,
         max_waits: Annotated[
             str | None,
             typer.Option(
-                envvar="JOBPLANE_MAX_WAITS",
                 help=f"open long polls at most, 503 beyond [default: {D.max_waits}]",
             ),
         ] = None,
         max_connections: Annotated[
             str | None,
             typer.Option(
-                envvar="JOBPLANE_MAX_CONNECTIONS",
                 help=f"connections served at once, 503 beyond [default: {D.max_connections}]",
             ),
         ] = None,
         read_timeout: Annotated[
             str | None,
             typer.Option(
-                envvar="JOBPLANE_READ_TIMEOUT",
                 help=f"seconds a client has to send a whole request [default: {D.read_timeout:g}]",
             ),
         ] = None,
-        config: Annotated[
-            str | None, typer.Option(envvar="JOBPLANE_CONFIG", help="a TOML settings file")
-        ] = None,
+        config: Annotated[str | None, typer.Option(help="a TOML settings file")] = None,
     ) -> None:
-        """Run the daemon: the job queue and its HTTP API (stops cleanly on SIGTERM/SIGINT)."""
+        """Run the daemon: the job queue and its HTTP API (stops cleanly on SIGTERM/SIGINT).
+
+        Each option can also be set as JOBPLANE_<NAME> (JOBPLANE_WORKERS=4,
+        JOBPLANE_CONFIG=jobplane.toml) or in the --config TOML file (workers = 4);
+        an option wins over the environment, which wins over the file.
+        """
         given = {
             "db": db,
             "workers": workers,
@@ -99,5 +87,6 @@ def register(app: typer.Typer) -> None:
             "max_waits": max_waits,
             "max_connections": max_connections,
             "read_timeout": read_timeout,
+            "config": config,
         }
-        run_daemon(resolve(given, config))
+        run_daemon(resolve(given))

@@ -22,7 +22,6 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive
@@ -30,7 +29,7 @@ from starlette.types import Receive
 from .. import __version__, dashboard, models
 from ..jobs import MAX_ID, OpStatus
 from ..queue import MAX_OP_SEARCH, MAX_WAIT, JobQueue
-from . import auth, dashboard_api, errors
+from . import apidocs, auth, dashboard_api, errors
 from .fastpath import FastPaths
 from .metrics import Metrics
 from .middleware import BodyCheck, HeadAsGet
@@ -139,13 +138,14 @@ def create_app(
     def openapi_document() -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    # Their code comes from the package, not a CDN (apidocs.py): they work offline.
     @app.get("/docs", dependencies=read, include_in_schema=False)
     def swagger_page() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="jobplane API")
+        return apidocs.swagger_page("/openapi.json")
 
     @app.get("/redoc", dependencies=read, include_in_schema=False)
     def redoc_page() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title="jobplane API")
+        return apidocs.redoc_page("/openapi.json")
 
     @app.get(
         "/metrics",
