@@ -2,9 +2,11 @@
 
 Every operation gets a bounded, derandomized budget of generated requests
 (explicit schema examples, boundary and wrong-type cases from the coverage
-phase, then ``MAX_EXAMPLES`` fuzzed ones), sent with a write token so that
-write endpoints run instead of answering 401. Each answer must be no 5xx and
-must match the document: status code, content type, headers and body.
+phase, then ``MAX_EXAMPLES`` fuzzed ones). Schemathesis knows a write token for
+the document's bearer scheme: it sends it, so that write endpoints run instead
+of answering 401, and leaves it out of the cases it makes to see that a request
+without one is refused. Each answer must be no 5xx and must match the document:
+status code, content type, headers and body.
 
 The document is built at import time (schemathesis makes one test per
 operation while collecting); ``test_fuzzed_document_is_the_served_one``
@@ -71,9 +73,14 @@ def _openapi_document() -> dict[str, Any]:
 
 
 CONFIG = schemathesis.Config.from_dict(
-    # Any 4xx is a refusal; the defaults leave out 413, which a batch of over 1000
-    # jobs gets for being over 1 MiB. A 5xx is for not_a_server_error to report.
-    {"checks": {"negative_data_rejection": {"expected-statuses": ["4xx", "5xx"]}}}
+    {
+        # Any 4xx is a refusal; the defaults leave out 413, which a batch of over 1000
+        # jobs gets for being over 1 MiB. A 5xx is for not_a_server_error to report.
+        "checks": {"negative_data_rejection": {"expected-statuses": ["4xx", "5xx"]}},
+        # The document's bearer scheme: schemathesis sends the token, and leaves it
+        # out of the cases it makes to see a request without one refused.
+        "auth": {"openapi": {"bearerToken": {"bearer": WRITE}}},
+    }
 )
 """Explicit, so that no schemathesis.toml found on disk changes the run."""
 
@@ -121,18 +128,18 @@ def _short_wait(case: schemathesis.Case) -> None:
     case.query = query
 
 
+ANSWERS: dict[str, set[int]] = {}
+"""The statuses each operation answered in the run, for the test after it."""
+
+
 @hypothesis.settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None)
 @schema.parametrize()
 def test_api_answers_by_its_document(case: schemathesis.Case, daemon: tuple[str, JobQueue]) -> None:
     url, queue = daemon
     _short_wait(case)
     try:
-        case.call_and_validate(
-            base_url=url,
-            headers={"Authorization": f"Bearer {WRITE}"},
-            checks=CHECKS,
-            timeout=10,
-        )
+        response = case.call_and_validate(base_url=url, checks=CHECKS, timeout=10)
+        ANSWERS.setdefault(f"{case.method} {case.path}", set()).add(response.status_code)
     finally:
         if case.path == "/v1/drain":
             queue.set_drained(False)  # drained, every later submission would answer 503
@@ -143,3 +150,21 @@ def test_fuzzed_document_is_the_served_one(daemon: tuple[str, JobQueue]) -> None
         f"{daemon[0]}/openapi.json", headers={"Authorization": f"Bearer {WRITE}"}, timeout=10
     ).json()
     assert served == schema.raw_schema
+
+
+def test_fuzzed_requests_were_let_in_and_turned_away(daemon: tuple[str, JobQueue]) -> None:
+    """The run sent the token (so every operation got past it at least once) and,
+    where a token is needed, also left it out (and was answered 401)."""
+    if not ANSWERS:
+        pytest.skip("runs after test_api_answers_by_its_document, which did not run")
+    documented = {
+        f"{method.upper()} {path}"
+        for path, item in schema.raw_schema["paths"].items()
+        for method in item
+    }
+    for operation, statuses in ANSWERS.items():
+        if operation not in documented:
+            continue  # a method the path does not have (unsupported_method): 405
+        assert statuses - {401}, operation
+        if operation != "GET /healthz":
+            assert 401 in statuses, operation

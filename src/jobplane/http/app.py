@@ -21,8 +21,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi import Body, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive
 
@@ -35,7 +35,9 @@ from .metrics import Metrics
 from .middleware import BodyCheck, HeadAsGet
 from .offload import Offload
 from .schemas import (
+    BATCH_EXAMPLES,
     JOB,
+    JOB_EXAMPLES,
     ArchiveBody,
     BatchSpec,
     Digits,
@@ -82,6 +84,16 @@ GUARDED = (401, 403, 503)
 BODY = (400, 413, 415, 422)
 JOB_ERRORS = (404, 422)
 
+TAGS = [
+    {"name": "jobs", "description": "Submit jobs, read them, wait for them, change them."},
+    {"name": "quarantine", "description": "Job records the store cannot read."},
+    {"name": "locks", "description": "Who holds which lock and who waits for it."},
+    {"name": "control", "description": "Change how the daemon takes and keeps jobs."},
+    {"name": "system", "description": "Health, status, metrics and the registered ops."},
+    {"name": "dashboard", "description": "What the web dashboard reads beyond the job API."},
+]
+"""The OpenAPI document's tags: each operation has one."""
+
 
 def create_app(
     queue: JobQueue,
@@ -107,7 +119,10 @@ def create_app(
     app = FastAPI(
         title="jobplane",
         version=__version__,
-        description="A persistent job queue with priorities and locks.",
+        description="A persistent job queue with priorities and locks. Every endpoint but "
+        "`/healthz` needs a bearer token when the daemon has a tokens file: a `read` token "
+        "for reads, a `write` token for changes. Errors share one shape, `ErrorBody`.",
+        openapi_tags=TAGS,
         openapi_url=None,  # served below, behind the read role
         docs_url=None,
         redoc_url=None,
@@ -118,19 +133,20 @@ def create_app(
     app.state.long_polls = long_polls
     metrics = Metrics(queue, open_waits=lambda: long_polls.open)
 
-    async def reader(request: Request) -> None:  # cheap: no thread hop
+    async def reader(request: Request, credentials: auth.Credentials) -> None:  # no thread hop
         client = request.client.host if request.client else None
-        auth.check(tokens, request.headers.get("authorization"), client, write=False)
+        auth.check(tokens, credentials, client, write=False)
 
-    async def writer(request: Request) -> None:  # cheap: no thread hop
+    async def writer(request: Request, credentials: auth.Credentials) -> None:  # no thread hop
         client = request.client.host if request.client else None
-        auth.check(tokens, request.headers.get("authorization"), client, write=True)
+        auth.check(tokens, credentials, client, write=True)
 
     read = [Depends(reader)]
     write = [Depends(writer)]
 
-    @app.get("/healthz", response_model=models.Health)
+    @app.get("/healthz", response_model=models.Health, tags=["system"], summary="Liveness")
     def healthz() -> dict[str, str]:
+        """Answers while the daemon serves requests; needs no token."""
         return {"status": "ok"}
 
     # The document names the registered ops, as /v1/ops does: it needs the read role.
@@ -150,10 +166,20 @@ def create_app(
     @app.get(
         "/metrics",
         dependencies=read,
-        response_class=PlainTextResponse,
-        responses=_errors(*GUARDED),
+        # Not PlainTextResponse: FastAPI would document the errors as text too.
+        response_class=Response,
+        responses={
+            200: {
+                "description": "the metrics",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            **_errors(*GUARDED),
+        },
+        tags=["system"],
+        summary="Prometheus metrics",
     )
     def get_metrics() -> Response:
+        """Job counts, queue depth, op runs and open waits, in Prometheus' text format."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post(
@@ -162,8 +188,16 @@ def create_app(
         response_model=models.Submitted,
         dependencies=write,
         responses=_errors(*GUARDED, *BODY),
+        tags=["jobs"],
+        summary="Submit a job",
     )
-    def submit(body: JobBody) -> dict[str, int]:
+    def submit(body: Annotated[JobBody, Body(openapi_examples=JOB_EXAMPLES)]) -> dict[str, int]:
+        """Queue one job of one or more ops, run in order; answers once it is committed.
+
+        Ops wait for the jobs in ``depends`` to end in one of the given statuses and
+        for the locks they need; ``priority`` (of the job, or of one op) says who goes
+        first: -20 (first) to 19, or ``high`` (-10), ``normal`` (0), ``low`` (10).
+        """
         return {"id": queue.submit_many([body.to_queue()])[0]}
 
     @app.post(
@@ -172,8 +206,17 @@ def create_app(
         response_model=models.SubmittedBatch,
         dependencies=write,
         responses=_errors(*GUARDED, *BODY),
+        tags=["jobs"],
+        summary="Submit several jobs at once",
     )
-    def submit_batch(body: BatchSpec) -> dict[str, list[int]]:
+    def submit_batch(
+        body: Annotated[BatchSpec, Body(openapi_examples=BATCH_EXAMPLES)],
+    ) -> dict[str, list[int]]:
+        """Queue several jobs in one commit: all of them or, on any error, none.
+
+        A negative ``depends`` id names an earlier job of the same batch (-1: the one
+        just before). The ids come back in the order of ``jobs``.
+        """
         return {"ids": queue.submit_many([job.to_queue() for job in body.jobs])}
 
     @app.get(
@@ -181,6 +224,8 @@ def create_app(
         response_model=models.JobPage,
         dependencies=read,
         responses=_errors(*GUARDED, 422),
+        tags=["jobs"],
+        summary="List jobs",
     )
     def list_jobs(
         status: Annotated[StatusList | None, Query(description="comma-separated statuses")] = None,
@@ -192,6 +237,11 @@ def create_app(
         priority: Annotated[PriorityFilter | None, Query()] = None,
         op: Annotated[str | None, Query(min_length=1, max_length=MAX_OP_SEARCH)] = None,
     ) -> dict[str, Any]:
+        """A page of job summaries, filtered by status, priority, op name or archive.
+
+        ``next`` is the id to pass as ``after`` (``order=asc``) or ``before``
+        (``order=desc``) for the following page; null on the last page.
+        """
         statuses = [s.strip(" ") for s in status.split(",") if s.strip(" ")] if status else None
         jobs = queue.list(
             status=statuses,
@@ -213,8 +263,11 @@ def create_app(
         response_model=models.JobInfo,
         dependencies=read,
         responses=_errors(*GUARDED, *JOB_ERRORS),
+        tags=["jobs"],
+        summary="Read a job",
     )
     def get_job(job_id: JobId) -> dict[str, Any]:
+        """A job with its ops: status, priority, params, results, errors and times."""
         return job_json(queue.get(job_id))
 
     @app.get(
@@ -223,6 +276,8 @@ def create_app(
         response_model_exclude_unset=True,
         dependencies=read,
         responses=_errors(*GUARDED, *JOB_ERRORS),
+        tags=["jobs"],
+        summary="Wait for a job to change",
     )
     async def wait(
         request: Request,
@@ -231,6 +286,11 @@ def create_app(
         timeout: Annotated[float, Query(ge=0, le=3600)] = 10.0,
         status: Annotated[OpStatus | None, Query(description="the status the caller knows")] = None,
     ) -> dict[str, Any]:
+        """Long poll: answers when the job changes after ``since_serial`` or ``status``.
+
+        Or after ``timeout`` seconds (``changed`` false), or at once if the daemon is
+        stopping (``stopping`` true). ``log`` holds the job's log entries since then.
+        """
         watch = queue.watch(job_id, since_serial, since_status=status)
         outcome = await long_polls.wait(
             watch, min(timeout, MAX_WAIT), lambda: _disconnected(request.receive)
@@ -242,8 +302,15 @@ def create_app(
         response_model=models.Outcome,
         dependencies=write,
         responses=_errors(*GUARDED, *JOB_ERRORS),
+        tags=["jobs"],
+        summary="Cancel a job",
     )
     def cancel(job_id: JobId) -> dict[str, Any]:
+        """Cancel a job: a queued one at once, a waiting one at its next turn.
+
+        A running one stops if its op cooperates. ``ok`` false, with the reason
+        in ``message``, if the job cannot be canceled.
+        """
         ok, message = queue.cancel(job_id)
         return {"ok": ok, "message": message}
 
@@ -252,8 +319,14 @@ def create_app(
         response_model=models.Outcome,
         dependencies=write,
         responses=_errors(*GUARDED, *JOB_ERRORS, *BODY),
+        tags=["jobs"],
+        summary="Change a job's priority",
     )
     def change_priority(job_id: JobId, body: PriorityBody) -> dict[str, Any]:
+        """Give the job's pending ops a new priority (it overrides escalation and aging).
+
+        ``ok`` false, with the reason in ``message``, if the job has none left.
+        """
         ok, message = queue.change_priority(job_id, body.priority)
         return {"ok": ok, "message": message}
 
@@ -262,8 +335,15 @@ def create_app(
         response_model=models.Explanation,
         dependencies=read,
         responses=_errors(*GUARDED, *JOB_ERRORS),
+        tags=["jobs"],
+        summary="Explain why a job waits",
     )
     def explain(job_id: JobId) -> dict[str, Any]:
+        """Why the job is not running, or what it is doing, in plain words.
+
+        The locks it waits for and who holds them, the job it depends on, the
+        jobs ahead of it, and the escalations of its priority so far.
+        """
         return queue.explain(job_id).to_dict()
 
     @app.post(
@@ -271,8 +351,14 @@ def create_app(
         response_model=models.ArchiveDone,
         dependencies=write,
         responses=_errors(*GUARDED, *JOB_ERRORS, 409),
+        tags=["jobs"],
+        summary="Archive a finished job",
     )
     def archive(job_id: JobId) -> dict[str, bool]:
+        """Move a finished job out of the default listing; it stays readable.
+
+        409 ``job_state`` if the job has not ended.
+        """
         queue.archive(job_id)
         return {"ok": True}
 
@@ -281,10 +367,16 @@ def create_app(
         response_model=models.QuarantineList,
         dependencies=read,
         responses=_errors(*GUARDED, 422),
+        tags=["quarantine"],
+        summary="List unreadable job records",
     )
     def quarantine(
         scan: Annotated[bool, Query(description="read every record first, to find all")] = False,
     ) -> dict[str, Any]:
+        """Jobs whose stored record cannot be read, found so far.
+
+        ``scan`` reads every record first (archived ones too), to find them all.
+        """
         return {"jobs": [quarantined_json(found) for found in queue.quarantined(scan=scan)]}
 
     @app.delete(
@@ -292,8 +384,11 @@ def create_app(
         response_model=models.ArchiveDone,
         dependencies=write,
         responses=_errors(*GUARDED, *JOB_ERRORS, 409),
+        tags=["quarantine"],
+        summary="Remove an unreadable job record",
     )
     def remove_quarantined(job_id: JobId) -> dict[str, bool]:
+        """Delete a quarantined record (409 ``job_state`` if the record is readable after all)."""
         queue.remove_quarantined(job_id)
         return {"ok": True}
 
@@ -302,8 +397,11 @@ def create_app(
         response_model=models.Archived,
         dependencies=write,
         responses=_errors(*GUARDED, *BODY),
+        tags=["control"],
+        summary="Archive old finished jobs",
     )
     def auto_archive(body: ArchiveBody) -> dict[str, list[int]]:
+        """Archive every job that ended more than ``older_than`` seconds ago; answers their ids."""
         return {"archived": queue.auto_archive(body.older_than)}
 
     @app.get(
@@ -311,8 +409,14 @@ def create_app(
         response_model=list[models.LockState],
         dependencies=read,
         responses=_errors(*GUARDED, 422),
+        tags=["locks"],
+        summary="List locks",
     )
     def locks(all: Annotated[bool, TrueFalse, Query()] = False) -> list[dict[str, Any]]:
+        """Locks held or waited for (every known lock with ``all``).
+
+        Each with its mode, owners, since when, and its waiters by priority.
+        """
         return [
             {
                 "level": info.level,
@@ -334,8 +438,11 @@ def create_app(
         response_model=list[models.OpDescription],
         dependencies=read,
         responses=_errors(*GUARDED),
+        tags=["system"],
+        summary="List the registered ops",
     )
     def ops() -> list[dict[str, Any]]:
+        """Every op a job may name, with its description and the JSON Schema of its params."""
         return [
             {
                 "name": op.name,
@@ -352,8 +459,11 @@ def create_app(
         response_model=models.DaemonStatus,
         dependencies=read,
         responses=_errors(*GUARDED),
+        tags=["system"],
+        summary="Daemon status",
     )
     def status() -> dict[str, Any]:
+        """Workers, running ops, jobs by status and by priority, drained or not, version."""
         state = queue.status()
         return {
             "workers": state.workers,
@@ -371,8 +481,11 @@ def create_app(
         response_model=models.DrainState,
         dependencies=write,
         responses=_errors(*GUARDED, *BODY),
+        tags=["control"],
+        summary="Drain or undrain the queue",
     )
     def drain(body: DrainBody) -> dict[str, bool]:
+        """A drained queue refuses new jobs (503 ``queue_drained``) and finishes those it has."""
         queue.set_drained(body.drained)
         return {"drained": body.drained}
 

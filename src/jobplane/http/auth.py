@@ -4,6 +4,10 @@ A tokens file has one ``token role`` per line (roles ``read`` and ``write``;
 blank lines and ``#`` comments are ignored). Only SHA-256 hashes of the
 tokens are kept in memory, and they are compared in constant time.
 Without a tokens file the daemon serves loopback clients only.
+
+A request's token is read by FastAPI's ``HTTPBearer`` (``bearer``), which also
+declares the scheme in the OpenAPI document; ``check`` then decides. The fast
+paths (``fastpath.py``) read it through the same ``bearer``.
 """
 
 from __future__ import annotations
@@ -13,10 +17,25 @@ import hashlib
 import hmac
 import ipaddress
 from pathlib import Path
+from typing import Annotated
+
+from fastapi import Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..errors import AuthError, Forbidden, ValidationError
 
 ROLES = ("read", "write")
+
+bearer = HTTPBearer(
+    scheme_name="bearerToken",
+    description="A token from the daemon's tokens file (`jobplane serve --tokens FILE`), "
+    "sent as `Authorization: Bearer <token>`. A `read` token may call every read endpoint, "
+    "a `write` token every endpoint. Without a tokens file the daemon needs no token and "
+    "serves loopback clients only.",
+    auto_error=False,  # check() says what is wrong, in the API's error shape
+)
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+"""A route parameter: the request's bearer token, None when it sends none."""
 
 
 def _digest(token: str) -> bytes:
@@ -62,16 +81,24 @@ class TokenStore:
 
 
 def check(
-    tokens: TokenStore | None, header: str | None, client: str | None, *, write: bool
+    tokens: TokenStore | None,
+    credentials: HTTPAuthorizationCredentials | None,
+    client: str | None,
+    *,
+    write: bool,
 ) -> None:
-    """Allow the request or raise AuthError / Forbidden."""
+    """Allow the request or raise AuthError / Forbidden.
+
+    ``credentials`` are what ``bearer`` read from the request: None when it
+    sent no ``Authorization: Bearer <token>`` header.
+    """
     if tokens is None:
         if not is_loopback(client):
             raise Forbidden("this daemon has no tokens file and serves loopback clients only")
         return
-    if not header or not header.lower().startswith("bearer "):
+    if credentials is None:
         raise AuthError("a token is required: send 'Authorization: Bearer <token>'")
-    role = tokens.role_of(header[7:].strip())
+    role = tokens.role_of(credentials.credentials)
     if role is None:
         raise AuthError("unknown token")
     if write and role != "write":

@@ -127,17 +127,19 @@ def router(
             with suppress(asyncio.CancelledError):
                 await task
 
-    api = APIRouter(dependencies=list(read), responses=responses, lifespan=sampling)
+    api = APIRouter(
+        dependencies=list(read), responses=responses, lifespan=sampling, tags=["dashboard"]
+    )
 
-    @api.get("/v1/whoami")
-    def whoami(request: Request) -> dict[str, Any]:
+    @api.get("/v1/whoami", summary="The caller's role")
+    def whoami(credentials: auth.Credentials) -> dict[str, Any]:
         """The caller's role: ``write`` may change state, ``read`` may only look."""
         if tokens is None:
             return {"role": "write", "auth": "loopback"}
-        header = request.headers.get("authorization") or ""
-        return {"role": tokens.role_of(header[7:].strip()), "auth": "token"}
+        token = credentials.credentials if credentials is not None else ""
+        return {"role": tokens.role_of(token), "auth": "token"}
 
-    @api.get("/v1/changes")
+    @api.get("/v1/changes", summary="Wait for any job to change")
     async def changes(
         request: Request,
         since: Annotated[
@@ -162,7 +164,7 @@ def router(
         serial = feed.serial
         return {"serial": serial, "changed": serial != since}
 
-    @api.get("/v1/workers")
+    @api.get("/v1/workers", summary="List the workers")
     def workers() -> dict[str, Any]:
         """The pool's workers and the job and op each one runs."""
         return {
@@ -170,7 +172,7 @@ def router(
             "workers": [_worker_json(queue, s) for s in queue.pool.worker_states()],
         }
 
-    @api.get("/v1/runs")
+    @api.get("/v1/runs", summary="Recent op runs")
     def recent_runs(
         since: Annotated[
             float | None,
@@ -182,7 +184,7 @@ def router(
         start = now - 600 if since is None else since
         return {"now": now, "runs": [run.to_dict() for run in runs.ended_since(start)]}
 
-    @api.get("/v1/status/history")
+    @api.get("/v1/status/history", summary="Queue depth history")
     def status_history() -> dict[str, Any]:
         """Jobs waiting to run by priority (and jobs running), sampled over the last minutes."""
         current = depth_sample(wall(), queue.store.counts())

@@ -20,7 +20,8 @@ untouched (a body it has read is replayed). So:
 * Anything unusual goes to FastAPI, which answers with its precise error: a
   content type other than plain ``application/json``, a query string, a body
   that orjson cannot parse or that is not a valid job (or whose priority
-  ``to_queue`` refuses), a missing or wrong token, a job id that is not a
+  ``to_queue`` refuses), a missing or wrong token (read by the routes'
+  ``HTTPBearer``, ``auth.bearer``), a job id that is not a
   plain decimal in range without leading zeros.
 * The queue's own refusals (unknown op, bad params, bad priority, queue full
   or drained, shutting down, no such job) are answered here, through the one
@@ -36,6 +37,7 @@ from typing import Any
 
 import orjson
 import pydantic
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -76,7 +78,7 @@ class FastPaths:
                 return
             if method == "GET" and path.startswith(_ONE_JOB):
                 job_id = _job_id(path[len(_ONE_JOB) :])
-                if job_id is not None and self._allowed(scope, write=False):
+                if job_id is not None and await self._allowed(scope, write=False):
                     await self._get(job_id, scope, receive, send)
                     return
         await self.app(scope, receive, send)
@@ -93,7 +95,7 @@ class FastPaths:
         body = await _read_body(receive)
         if body is None:
             return  # the client went away: there is nobody to answer
-        spec = _job_spec(body) if self._allowed(scope, write=True) else None
+        spec = _job_spec(body) if await self._allowed(scope, write=True) else None
         if spec is None:  # FastAPI says what is wrong, or takes what it is unsure of
             await self.app(scope, _replay(body, receive), send)
             return
@@ -110,14 +112,14 @@ class FastPaths:
         types = [value for name, value in scope["headers"] if name == b"content-type"]
         return len(types) == 1 and types[0].split(b";", 1)[0].strip().lower() == _JSON
 
-    def _allowed(self, scope: Scope, *, write: bool) -> bool:
-        headers = [v for n, v in scope["headers"] if n == b"authorization"]
-        if len(headers) > 1:
+    async def _allowed(self, scope: Scope, *, write: bool) -> bool:
+        """True if ``auth.check`` allows the request, its token read as the routes read it."""
+        if sum(1 for name, _ in scope["headers"] if name == b"authorization") > 1:
             return False  # FastAPI reads one of them: let it say which
-        header = headers[0].decode("latin-1") if headers else None
+        credentials = None if self.tokens is None else await auth.bearer(Request(scope))
         client = scope.get("client")
         try:
-            auth.check(self.tokens, header, client[0] if client else None, write=write)
+            auth.check(self.tokens, credentials, client[0] if client else None, write=write)
         except jobplane_errors.JobplaneError:
             return False
         return True

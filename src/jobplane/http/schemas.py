@@ -183,6 +183,50 @@ class BatchSpec(_Request):
     jobs: list[JobSpec] = pydantic.Field(min_length=1, max_length=1000)
 
 
+JOB_EXAMPLES: dict[str, dict[str, Any]] = {
+    "one_op": {
+        "summary": "One op",
+        "value": {"ops": [{"op": "test.noop"}]},
+    },
+    "locks_and_priority": {
+        "summary": "Two ops, one holding a lock, at high priority",
+        "description": "The ops run in order; the first holds `node:n1` exclusively for a "
+        "second. The job runs before normal and low ones; the second op drops to low.",
+        "value": {
+            "ops": [
+                {"op": "test.delay", "params": {"duration": 1, "exclusive": ["node:n1"]}},
+                {"op": "test.noop", "priority": "low"},
+            ],
+            "priority": "high",
+        },
+    },
+    "after_another_job": {
+        "summary": "After job 1, whatever its end",
+        "description": "Waits until job 1 has ended; `statuses: []` accepts any final "
+        'status (the default, `["success"]`, only success).',
+        "value": {
+            "ops": [{"op": "test.delay", "params": {"message": "job 1 is done"}}],
+            "depends": [{"job": 1, "statuses": []}],
+        },
+    },
+}
+"""Examples of the body of ``POST /v1/jobs``, shown in the OpenAPI document."""
+
+BATCH_EXAMPLES: dict[str, dict[str, Any]] = {
+    "chain": {
+        "summary": "Two jobs, the second after the first",
+        "description": "`depends` job -1 is the job just before in the batch.",
+        "value": {
+            "jobs": [
+                {"ops": [{"op": "test.delay", "params": {"duration": 0.5}}]},
+                {"ops": [{"op": "test.noop"}], "depends": [{"job": -1}]},
+            ]
+        },
+    },
+}
+"""Examples of the body of ``POST /v1/jobs/batch``, shown in the OpenAPI document."""
+
+
 class PriorityBody(_Request):
     priority: Priority
 
