@@ -8,39 +8,53 @@ import typer
 
 from ..daemon import Settings, resolve
 from ..daemon import serve as run_daemon
+from .common import Command
 
 D = Settings()
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(cls=Command)
     def serve(
         db: Annotated[
-            str | None, typer.Option(envvar="JOBPLANE_DB", help=f"store URL [default: {D.db}]")
+            str | None,
+            typer.Option(envvar="JOBPLANE_DB", metavar="URL", help=f"store URL [default: {D.db}]"),
         ] = None,
         workers: Annotated[
             str | None,
-            typer.Option(envvar="JOBPLANE_WORKERS", help=f"worker threads [default: {D.workers}]"),
+            typer.Option(
+                envvar="JOBPLANE_WORKERS",
+                metavar="INTEGER",
+                help=f"worker threads [default: {D.workers}]",
+            ),
         ] = None,
         ops: Annotated[
-            str | None, typer.Option(envvar="JOBPLANE_OPS", help="Python module with your ops")
+            str | None,
+            typer.Option(
+                envvar="JOBPLANE_OPS", metavar="MODULE", help="Python module with your ops"
+            ),
         ] = None,
         host: Annotated[
-            str | None, typer.Option(envvar="JOBPLANE_HOST", help=f"[default: {D.host}]")
+            str | None,
+            typer.Option(envvar="JOBPLANE_HOST", metavar="HOST", help=f"[default: {D.host}]"),
         ] = None,
         port: Annotated[
-            str | None, typer.Option(envvar="JOBPLANE_PORT", help=f"[default: {D.port}]")
+            str | None,
+            typer.Option(envvar="JOBPLANE_PORT", metavar="INTEGER", help=f"[default: {D.port}]"),
         ] = None,
         tokens: Annotated[
             str | None,
             typer.Option(
-                envvar="JOBPLANE_TOKENS", help="tokens file: one 'TOKEN read|write' a line"
+                envvar="JOBPLANE_TOKENS",
+                metavar="PATH",
+                help="tokens file: one 'TOKEN read|write' a line",
             ),
         ] = None,
         lock_timeouts: Annotated[
             str | None,
             typer.Option(
                 envvar="JOBPLANE_LOCK_TIMEOUTS",
+                metavar="MIN,MAX,TOTAL",
                 help="MIN,MAX,STEP_TOTAL seconds of lock attempts [default: 1,5,30]",
             ),
         ] = None,
@@ -48,21 +62,31 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 envvar="JOBPLANE_AGING_INTERVAL",
+                metavar="SECONDS",
                 help=f"seconds per aging step, 0 disables [default: {D.aging_interval:g}]",
             ),
         ] = None,
         durability: Annotated[
             str | None,
-            typer.Option(envvar="JOBPLANE_DURABILITY", help="normal or full [default: normal]"),
+            typer.Option(
+                envvar="JOBPLANE_DURABILITY",
+                metavar="normal|full",
+                help="normal or full [default: normal]",
+            ),
         ] = None,
         log_format: Annotated[
             str | None,
-            typer.Option(envvar="JOBPLANE_LOG_FORMAT", help="text or json [default: text]"),
+            typer.Option(
+                envvar="JOBPLANE_LOG_FORMAT",
+                metavar="text|json",
+                help="text or json [default: text]",
+            ),
         ] = None,
         max_waits: Annotated[
             str | None,
             typer.Option(
                 envvar="JOBPLANE_MAX_WAITS",
+                metavar="INTEGER",
                 help=f"open long polls at most, 503 beyond [default: {D.max_waits}]",
             ),
         ] = None,
@@ -70,6 +94,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 envvar="JOBPLANE_MAX_CONNECTIONS",
+                metavar="INTEGER",
                 help=f"connections served at once, 503 beyond [default: {D.max_connections}]",
             ),
         ] = None,
@@ -77,11 +102,13 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 envvar="JOBPLANE_READ_TIMEOUT",
+                metavar="SECONDS",
                 help=f"seconds a client has to send a whole request [default: {D.read_timeout:g}]",
             ),
         ] = None,
         config: Annotated[
-            str | None, typer.Option(envvar="JOBPLANE_CONFIG", help="a TOML settings file")
+            str | None,
+            typer.Option(envvar="JOBPLANE_CONFIG", metavar="PATH", help="a TOML settings file"),
         ] = None,
     ) -> None:
         """Run the daemon: the job queue and its HTTP API (stops cleanly on SIGTERM/SIGINT)."""
