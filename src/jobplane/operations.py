@@ -184,7 +184,8 @@ def _describe(exc: pydantic.ValidationError) -> str:
     parts = []
     for err in exc.errors(include_url=False):
         where = ".".join(_cut(str(p)) for p in err["loc"]) or "params"
-        parts.append(f"{where}: {err['msg']}")
+        # pydantic words a validator's ValueError "Value error, ...": keep only what it says
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 

@@ -58,7 +58,7 @@ def test_submit_wait_info_and_list(url: str, tmp_path: Path) -> None:
     )
     assert "submitted job 4" in run(url, "submit", "--file", str(batch), "--wait").stdout
     listed = json.loads(run(url, "list", "--finished", "--json").stdout)
-    assert [job["id"] for job in listed] == [1, 2, 3, 4]
+    assert [job["id"] for job in listed["jobs"]] == [4, 3, 2, 1] and listed["next"] is None
     table = run(url, "list", "-o", "id,status,summary").stdout
     assert "test.noop" in table
     assert run(url, "list", "-o", "id,nope").returncode == 2

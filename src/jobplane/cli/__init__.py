@@ -10,12 +10,13 @@ internal error (please report it).
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
-from .. import errors
+from .. import __version__, errors
 from . import backup, jobs, quarantine, serve, system
-from .common import EPILOG
+from .common import BEFORE_COMMAND, EPILOG
 
 app = typer.Typer(
     name="jobplane",
@@ -26,6 +27,33 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _version(given: bool) -> None:
+    if given:
+        typer.echo(f"jobplane {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    url: Annotated[
+        str | None,
+        typer.Option("--url", envvar="JOBPLANE_URL", metavar="URL", help="the daemon's address"),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="JOBPLANE_TOKEN", metavar="TOKEN", help="an API token"),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """jobplane: a persistent job queue with priorities and locks."""
+    BEFORE_COMMAND.update(url=url, token=token)
+
+
 serve.register(app)
 jobs.register(app)
 system.register(app)

@@ -29,9 +29,17 @@ LIST_LIMIT = 1000
 STATUSES = tuple(status.value for status in OpStatus)
 FINAL_STATUSES = tuple(status.value for status in OpStatus if status in FINAL)
 
-JobId = Annotated[int, typer.Argument(min=1, max=MAX_ID, show_default=False)]
-JobIds = Annotated[list[int], typer.Argument(min=1, max=MAX_ID, show_default=False)]
-SomeJobIds = Annotated[list[int] | None, typer.Argument(min=1, max=MAX_ID, show_default=False)]
+JobId = Annotated[
+    int, typer.Argument(min=1, max=MAX_ID, show_default=False, metavar="ID", help="a job id")
+]
+JobIds = Annotated[
+    list[int],
+    typer.Argument(min=1, max=MAX_ID, show_default=False, metavar="IDS", help="job ids"),
+]
+SomeJobIds = Annotated[
+    list[int] | None,
+    typer.Argument(min=1, max=MAX_ID, show_default=False, metavar="IDS", help="job ids"),
+]
 """Job ids, or none when an option chooses the jobs (``--pending``)."""
 Limit = Annotated[int, typer.Option(min=1, max=LIST_LIMIT, help="at most this many jobs")]
 

@@ -9,10 +9,11 @@ import typer
 
 from ..stores import DEFAULT_URL
 from ..stores.backup import backup as backup_store
+from .common import Command
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(cls=Command)
     def backup(
         path: Annotated[Path, typer.Argument(help="the file to write the copy to")],
         db: Annotated[

@@ -4,19 +4,38 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..client import Client
 from ..errors import ValidationError
+from ..models import JobPage
 from . import args
 from .args import JobId, JobIds, Limit, SomeJobIds
-from .common import FINAL, AsJson, Token, Url, client, console, err, print_json, when
+from .common import (
+    FINAL,
+    AsJson,
+    Command,
+    Token,
+    Url,
+    client,
+    console,
+    err,
+    print_json,
+    print_table,
+    shown_priority,
+    when,
+)
 
-COLUMNS = ("id", "status", "priority", "ops", "summary", "received", "ended")
+COLUMNS = ("id", "status", "priority", "ops", "summary", "received", "started", "ended")
+FIELDS_HELP = (
+    "comma-separated fields: id, status, priority (a pending job's current one, a finished "
+    "job's that its ops ran with), ops (how many), summary (the op names), received, started, "
+    "ended"
+)
 STATUS_GROUPS = {
     "pending": "queued,waiting",
     "running": "running,canceling",
@@ -59,6 +78,66 @@ def _depends(specs: list[str]) -> list[dict[str, Any]]:
     return result
 
 
+def _result(result: Any) -> str:
+    """An op's result as text; an error ``{"error": ..., "message": ...}`` as ``Error: message``."""
+    if isinstance(result, dict) and set(result) == {"error", "message"}:
+        return f"{result['error']}: {result['message']}"
+    return json.dumps(result)
+
+
+def _quiet_watch(c: Client, job_id: int) -> int:
+    """Wait for the job; exit code 0 on success; an op's error goes to stderr."""
+    job = c.wait(job_id)
+    for index, op in enumerate(job.ops):
+        if op.status in ("error", "canceled") and op.result is not None:
+            err.print(f"op {index} ({op.op}) {op.status}: {_result(op.result)}")
+            break
+    return 0 if job.status == "success" else 1
+
+
+def _count(page: Callable[[int | None, int], JobPage], below: int) -> int:
+    """How many jobs the listing holds below id ``below``, a page of 1000 at a time."""
+    count = 0
+    cursor: int | None = below
+    while cursor is not None:
+        found = page(cursor, args.LIST_LIMIT)
+        count += len(found.jobs)
+        cursor = found.next
+    return count
+
+
+def _span(start: float | None, end: float | None) -> str:
+    if start is None:
+        return "not started"
+    if end is None:
+        return f"started {when(start)}, not ended"
+    return f"{end - start:.3f} seconds"
+
+
+def _print_info(job: dict[str, Any]) -> None:
+    priority = shown_priority(job["status"], job["priority"], [op["priority"] for op in job["ops"]])
+    console.print(f"job {job['id']}: {job['status']}, priority {priority}")
+    console.print(f"  Received: {when(job['received_at'])}")
+    console.print(f"  Processing start: {when(job['started_at']) or 'not started'}")
+    console.print(f"  Processing end: {when(job['ended_at']) or 'not ended'}")
+    console.print(f"  Total processing time: {_span(job['started_at'], job['ended_at'])}")
+    for dep in job["depends"]:
+        accepted = ", ".join(dep["statuses"]) or "any final status"
+        console.print(f"  depends on job {dep['job']} ({accepted})")
+    for index, op in enumerate(job["ops"]):
+        console.print(
+            f"  op {index} {op['op']}: {op['status']}, priority {op['priority']}, "
+            f"params {json.dumps(op['params'])}"
+        )
+        console.print(f"    Execution start: {when(op['started_at']) or 'not started'}")
+        console.print(f"    Execution end: {when(op['ended_at']) or 'not ended'}")
+        if op["result"] is not None:
+            label = "error" if op["status"] in ("error", "canceled") else "result"
+            console.print(f"    {label}: {_result(op['result'])}")
+        for entry in op["log"]:
+            console.print(f"    {when(entry['time'])} {entry['message']}")
+
+
 def _watch(c: Client, job_id: int, *, show_log: bool) -> int:
     job = c.get(job_id).model_dump(mode="json")
     serial = 0
@@ -73,7 +152,7 @@ def _watch(c: Client, job_id: int, *, show_log: bool) -> int:
             if job["status"] != status:
                 status = job["status"]
                 spinner.update(f"job {job_id}: {status}")
-                if show_log:
+                if show_log and status not in FINAL:  # the end is printed once, below
                     console.print(f"job {job_id} is {status}")
             if status in FINAL:
                 break
@@ -83,14 +162,14 @@ def _watch(c: Client, job_id: int, *, show_log: bool) -> int:
     if status != "success":
         for index, op in enumerate(job["ops"]):
             if op["status"] in ("error", "canceled") and op["result"] is not None:
-                err.print(f"op {index} ({op['op']}) {op['status']}: {op['result']}")
+                err.print(f"op {index} ({op['op']}) {op['status']}: {_result(op['result'])}")
                 break
     console.print(f"job {job_id} {status}")
     return 0 if status == "success" else 1
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(cls=Command)
     def submit(
         op: Annotated[str | None, typer.Argument(help="the op to run, e.g. test.delay")] = None,
         params: Annotated[list[str] | None, typer.Argument(help="key=value parameters")] = None,
@@ -101,6 +180,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         file: Annotated[Path | None, typer.Option(help="a JSON job, or a batch")] = None,
         wait: Annotated[bool, typer.Option(help="wait for the job to finish")] = False,
+        as_json: Annotated[bool, typer.Option("--json", help='print {"ids": [...]}')] = False,
         url: Url = "",
         token: Token = None,
     ) -> None:
@@ -126,28 +206,52 @@ def register(app: typer.Typer) -> None:
                 ids = c.submit_many(batch)
             else:
                 ids = [c.submit([body], priority=level, depends=after)]
+            if as_json:
+                print_json({"ids": ids})
+                if wait:
+                    raise typer.Exit(max(_quiet_watch(c, job_id) for job_id in ids))
+                return
             for job_id in ids:
                 console.print(f"submitted job {job_id}")
             if wait:
                 codes = [_watch(c, job_id, show_log=False) for job_id in ids]
                 raise typer.Exit(max(codes))
 
-    @app.command("list")
+    @app.command("list", cls=Command)
     def list_(
-        status: Annotated[str | None, typer.Option(help="comma-separated statuses")] = None,
-        pending: Annotated[bool, typer.Option("--pending")] = False,
-        running: Annotated[bool, typer.Option("--running")] = False,
-        finished: Annotated[bool, typer.Option("--finished")] = False,
+        status: Annotated[
+            str | None, typer.Option(metavar="STATUSES", help="comma-separated statuses")
+        ] = None,
+        pending: Annotated[bool, typer.Option("--pending", help="queued or waiting jobs")] = False,
+        running: Annotated[
+            bool, typer.Option("--running", help="running or canceling jobs")
+        ] = False,
+        finished: Annotated[
+            bool, typer.Option("--finished", help="jobs that ended: success, error, canceled")
+        ] = False,
         output: Annotated[
-            str, typer.Option("-o", "--output", help="columns")
+            str, typer.Option("-o", "--output", metavar="FIELDS", help=FIELDS_HELP)
         ] = "id,status,priority,summary,received",
         limit: Limit = 100,
+        before: Annotated[
+            int | None, typer.Option(min=1, metavar="ID", help="only jobs older than ID")
+        ] = None,
+        after: Annotated[
+            int | None, typer.Option(min=0, metavar="ID", help="only jobs newer than ID")
+        ] = None,
+        every: Annotated[bool, typer.Option("--all", help="every job, page after page")] = False,
         archived: Annotated[bool, typer.Option(help="list archived jobs")] = False,
-        as_json: AsJson = False,
+        no_headers: Annotated[bool, typer.Option("--no-headers", help="no title row")] = False,
+        separator: Annotated[
+            str | None, typer.Option(metavar="TEXT", help="join fields with TEXT, unpadded")
+        ] = None,
+        as_json: Annotated[
+            bool, typer.Option("--json", help='print {"jobs": [...], "next": ID or null}')
+        ] = False,
         url: Url = "",
         token: Token = None,
     ) -> None:
-        """List jobs."""
+        """List jobs, the newest first (as gnt-job list, with --before ID to page on)."""
         chosen = [
             name
             for name, flag in (("pending", pending), ("running", running), ("finished", finished))
@@ -166,60 +270,61 @@ def register(app: typer.Typer) -> None:
                 f"unknown column(s) {', '.join(bad)}; columns: {', '.join(COLUMNS)}"
             )
         with client(url, token) as c:
-            found = c.list(status=statuses, limit=limit, archived=archived)
-        jobs = [job.model_dump(mode="json") for job in found]
+
+            def page(below: int | None, size: int) -> JobPage:
+                return c.list_page(
+                    status=statuses,
+                    limit=size,
+                    after=after,
+                    before=below,
+                    archived=archived,
+                    newest_first=True,
+                )
+
+            found = page(before, limit)
+            jobs = list(found.jobs)
+            while every and found.next is not None:
+                found = page(found.next, limit)
+                jobs.extend(found.jobs)
+            more = 0 if found.next is None else _count(page, found.next)
         if as_json:
-            print_json(jobs)
+            print_json({"jobs": [job.model_dump(mode="json") for job in jobs], "next": found.next})
             return
-        table = Table()
-        for column in columns:
-            table.add_column(column)
+        rows = []
         for job in jobs:
             cells = {
-                "id": str(job["id"]),
-                "status": job["status"],
-                "priority": str(job["priority"]),
-                "ops": str(job["ops"]),
-                "summary": ", ".join(job["op_names"]),
-                "received": when(job["received_at"]),
-                "ended": when(job["ended_at"]),
+                "id": str(job.id),
+                "status": job.status.value,
+                "priority": str(shown_priority(job.status, job.priority, job.op_priorities)),
+                "ops": str(job.ops),
+                "summary": ", ".join(job.op_names),
+                "received": when(job.received_at),
+                "started": when(job.started_at),
+                "ended": when(job.ended_at),
             }
-            table.add_row(*(cells[c] for c in columns))
-        console.print(table)
+            rows.append([cells[c] for c in columns])
+        print_table(columns, rows, headers=not no_headers, separator=separator)
+        if more:
+            err.print(f"{more} more \u2014 use --all or --before {found.next}")
 
-    @app.command()
-    def info(job_id: JobId, as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
-        """Show one job: its ops, results and log."""
+    @app.command(cls=Command)
+    def info(ids: JobIds, as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
+        """Show jobs: their ops with start and end times, results and log (as gnt-job info)."""
         with client(url, token) as c:
-            job = c.get(job_id).model_dump(mode="json")
+            jobs = [c.get(job_id).model_dump(mode="json") for job_id in ids]
         if as_json:
-            print_json(job)
+            print_json(jobs if len(ids) > 1 else jobs[0])
             return
-        console.print(f"job {job['id']}: {job['status']}, priority {job['priority']}")
-        console.print(
-            f"received {when(job['received_at'])}, started {when(job['started_at'])}, "
-            f"ended {when(job['ended_at'])}"
-        )
-        for dep in job["depends"]:
-            accepted = ", ".join(dep["statuses"]) or "any final status"
-            console.print(f"depends on job {dep['job']} ({accepted})")
-        for index, op in enumerate(job["ops"]):
-            console.print(
-                f"  op {index} {op['op']} {op['status']} priority {op['priority']} "
-                f"params {json.dumps(op['params'])}"
-            )
-            if op["result"] is not None:
-                console.print(f"    result: {json.dumps(op['result'])}")
-            for entry in op["log"]:
-                console.print(f"    {when(entry['time'])} {entry['message']}")
+        for job in jobs:
+            _print_info(job)
 
-    @app.command()
+    @app.command(cls=Command)
     def watch(job_id: JobId, url: Url = "", token: Token = None) -> None:
         """Stream a job's log until it ends (exit 0 on success, 1 otherwise)."""
         with client(url, token) as c:
             raise typer.Exit(_watch(c, job_id, show_log=True))
 
-    @app.command()
+    @app.command(cls=Command)
     def wait(job_id: JobId, url: Url = "", token: Token = None) -> None:
         """Wait until a job ends (exit 0 on success, 1 otherwise)."""
         with client(url, token) as c:
@@ -242,12 +347,16 @@ def register(app: typer.Typer) -> None:
             console.print(f"{'ok' if ok else 'refused'}: {message}")
         raise typer.Exit(0 if all(ok for _, ok, _ in results) else 1)
 
-    @app.command()
+    @app.command(cls=Command)
     def cancel(
         ids: SomeJobIds = None,
-        pending: Annotated[bool, typer.Option("--pending")] = False,
-        queued: Annotated[bool, typer.Option("--queued")] = False,
-        waiting: Annotated[bool, typer.Option("--waiting")] = False,
+        pending: Annotated[
+            bool, typer.Option("--pending", help="every queued or waiting job")
+        ] = False,
+        queued: Annotated[bool, typer.Option("--queued", help="every queued job")] = False,
+        waiting: Annotated[
+            bool, typer.Option("--waiting", help="every job waiting for a lock or a job")
+        ] = False,
         url: Url = "",
         token: Token = None,
     ) -> None:
@@ -260,11 +369,13 @@ def register(app: typer.Typer) -> None:
         with client(url, token) as c:
             _each([(i, *c.cancel(i)) for i in _targets(c, ids or [], statuses)])
 
-    @app.command("change-priority")
+    @app.command("change-priority", cls=Command)
     def change_priority(
         priority: Annotated[str, typer.Option(help="high, normal, low or -20..19")],
         ids: SomeJobIds = None,
-        pending: Annotated[bool, typer.Option("--pending")] = False,
+        pending: Annotated[
+            bool, typer.Option("--pending", help="every queued or waiting job")
+        ] = False,
         url: Url = "",
         token: Token = None,
     ) -> None:
@@ -276,7 +387,7 @@ def register(app: typer.Typer) -> None:
             targets = _targets(c, ids or [], "queued,waiting" if pending else None)
             _each([(i, *c.change_priority(i, level)) for i in targets])
 
-    @app.command()
+    @app.command(cls=Command)
     def explain(job_id: JobId, as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
         """Say why a job is not running."""
         with client(url, token) as c:
@@ -287,7 +398,7 @@ def register(app: typer.Typer) -> None:
         for reason in answer["reasons"]:
             console.print(reason)
 
-    @app.command()
+    @app.command(cls=Command)
     def archive(ids: JobIds, url: Url = "", token: Token = None) -> None:
         """Archive finished jobs."""
         with client(url, token) as c:
@@ -295,7 +406,7 @@ def register(app: typer.Typer) -> None:
                 c.archive(job_id)
                 console.print(f"archived job {job_id}")
 
-    @app.command()
+    @app.command(cls=Command)
     def autoarchive(
         age: Annotated[str, typer.Argument(help="1d, 1w, 12h, 30m, all or SECONDS")],
         url: Url = "",

@@ -6,10 +6,9 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .. import errors
-from .common import AsJson, Token, Url, client, console, print_json, when
+from .common import AsJson, Command, Token, Url, client, console, print_json, print_table, when
 
 app = typer.Typer(
     name="quarantine",
@@ -22,7 +21,7 @@ def register(parent: typer.Typer) -> None:
     parent.add_typer(app)
 
 
-@app.command("list")
+@app.command("list", cls=Command)
 def list_quarantined(
     scan: Annotated[
         bool, typer.Option("--scan", help="read every job first (archived too) to find all")
@@ -40,21 +39,20 @@ def list_quarantined(
     if not found:
         console.print("no unreadable job records" + ("" if scan else " found yet (try --scan)"))
         return
-    table = Table()
-    for column in ("id", "archived", "received", "size", "what is wrong"):
-        table.add_column(column)
-    for job in found:
-        table.add_row(
+    rows = [
+        [
             str(job.id),
             "yes" if job.archived else "",
             when(job.received_at),
             str(job.size),
             job.reason,
-        )
-    console.print(table)
+        ]
+        for job in found
+    ]
+    print_table(["id", "archived", "received", "size", "what is wrong"], rows)
 
 
-@app.command("remove")
+@app.command("remove", cls=Command)
 def remove(
     ids: Annotated[list[int], typer.Argument(help="job ids")],
     url: Url = "",

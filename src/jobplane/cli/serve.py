@@ -8,64 +8,100 @@ import typer
 
 from ..daemon import Settings, resolve
 from ..daemon import serve as run_daemon
+from .common import Command
 
 D = Settings.model_construct()  # the defaults, without reading the environment
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(cls=Command)
     def serve(
-        db: Annotated[str | None, typer.Option(help=f"store URL [default: {D.db}]")] = None,
+        db: Annotated[
+            str | None,
+            typer.Option(metavar="URL", help=f"store URL [default: {D.db}]"),
+        ] = None,
         workers: Annotated[
             str | None,
-            typer.Option(help=f"worker threads [default: {D.workers}]"),
+            typer.Option(
+                metavar="INTEGER",
+                help=f"worker threads [default: {D.workers}]",
+            ),
+        ] = None,
+        ops: Annotated[
+            str | None,
+            typer.Option(metavar="MODULE", help="Python module with your ops"),
+        ] = None,
+        host: Annotated[
+            str | None,
+            typer.Option(metavar="HOST", help=f"[default: {D.host}]"),
+        ] = None,
+        port: Annotated[
+            str | None,
+            typer.Option(metavar="INTEGER", help=f"[default: {D.port}]"),
         ] = None,
         ops: Annotated[str | None, typer.Option(help="Python module with your ops")] = None,
         host: Annotated[str | None, typer.Option(help=f"[default: {D.host}]")] = None,
         port: Annotated[str | None, typer.Option(help=f"[default: {D.port}]")] = None,
         tokens: Annotated[
             str | None,
-            typer.Option(help="tokens file: one 'TOKEN read|write' a line"),
+            typer.Option(
+                metavar="PATH",
+                help="tokens file: one 'TOKEN read|write' a line",
+            ),
         ] = None,
         lock_timeouts: Annotated[
             str | None,
             typer.Option(
+                metavar="MIN,MAX,TOTAL",
                 help="MIN,MAX,STEP_TOTAL seconds of lock attempts [default: 1,5,30]",
             ),
         ] = None,
         aging_interval: Annotated[
             str | None,
             typer.Option(
+                metavar="SECONDS",
                 help=f"seconds per aging step, 0 disables [default: {D.aging_interval:g}]",
             ),
         ] = None,
         durability: Annotated[
             str | None,
-            typer.Option(help="normal or full [default: normal]"),
+            typer.Option(
+                metavar="normal|full",
+                help="normal or full [default: normal]",
+            ),
         ] = None,
         log_format: Annotated[
             str | None,
-            typer.Option(help="text or json [default: text]"),
+            typer.Option(
+                metavar="text|json",
+                help="text or json [default: text]",
+            ),
         ] = None,
         max_waits: Annotated[
             str | None,
             typer.Option(
+                metavar="INTEGER",
                 help=f"open long polls at most, 503 beyond [default: {D.max_waits}]",
             ),
         ] = None,
         max_connections: Annotated[
             str | None,
             typer.Option(
+                metavar="INTEGER",
                 help=f"connections served at once, 503 beyond [default: {D.max_connections}]",
             ),
         ] = None,
         read_timeout: Annotated[
             str | None,
             typer.Option(
+                metavar="SECONDS",
                 help=f"seconds a client has to send a whole request [default: {D.read_timeout:g}]",
             ),
         ] = None,
-        config: Annotated[str | None, typer.Option(help="a TOML settings file")] = None,
+        config: Annotated[
+            str | None,
+            typer.Option(metavar="PATH", help="a TOML settings file"),
+        ] = None,
     ) -> None:
         """Run the daemon: the job queue and its HTTP API (stops cleanly on SIGTERM/SIGINT).
 

@@ -2,17 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+import re
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ..errors import ValidationError
-from .common import AsJson, Token, Url, client, console, print_json, when
+from .common import AsJson, Command, Token, Url, client, console, print_json, print_table, when
+
+
+def _plain(text: str) -> str:
+    """A docstring's text without reStructuredText markup (``code``, :role:`name`)."""
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "").replace("`", "")
+
+
+def _schema_type(prop: dict[str, Any]) -> str:
+    """A JSON Schema type in words: ``number``, ``list of string``, ``string or null``."""
+    if "anyOf" in prop:
+        return " or ".join(_schema_type(p) for p in prop["anyOf"])
+    kind = str(prop.get("type", "any"))
+    if kind == "array":
+        return f"list of {_schema_type(prop.get('items', {}))}"
+    if "enum" in prop:
+        return " | ".join(json.dumps(v) for v in prop["enum"])
+    return kind
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(cls=Command)
     def locks(
         all_locks: Annotated[bool, typer.Option("--all", help="also free locks")] = False,
         as_json: AsJson = False,
@@ -25,24 +44,25 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(infos)
             return
-        table = Table()
-        for column in ("lock", "mode", "held by jobs", "since", "waiting (priority, mode, job)"):
-            table.add_column(column)
+        rows = []
         for info in infos:
             waiting = ", ".join(
                 f"{p['priority']} {'S' if p['shared'] else 'X'} {p['job']}" for p in info["pending"]
             )
             owners = ", ".join(str(o) for o in info["owners"])
-            table.add_row(
-                f"{info['level']}:{info['name']}",
-                info["mode"] or "",
-                owners,
-                when(info["since"]),
-                waiting,
+            rows.append(
+                [
+                    f"{info['level']}:{info['name']}",
+                    info["mode"] or "",
+                    owners,
+                    when(info["since"]),
+                    waiting,
+                ]
             )
-        console.print(table)
+        columns = ["lock", "mode", "held by jobs", "since", "waiting (priority, mode, job)"]
+        print_table(columns, rows)
 
-    @app.command()
+    @app.command(cls=Command)
     def ops(as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
         """List the registered ops and their parameters."""
         with client(url, token) as c:
@@ -50,15 +70,23 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(registered)
             return
-        table = Table()
-        for column in ("op", "parameters", "big lock", "description"):
-            table.add_column(column)
         for op in registered:
-            params = ", ".join(op["params_schema"].get("properties", {}))
-            table.add_row(op["name"], params, op["big_lock"], op["description"])
-        console.print(table)
+            console.print(f"{op['name']}  (big lock: {op['big_lock']})")
+            if op["description"]:
+                console.print(f"  {_plain(op['description'])}")
+            schema = op["params_schema"]
+            required = set(schema.get("required", []))
+            for name, prop in schema.get("properties", {}).items():
+                line = f"  {name}: {_schema_type(prop)}"
+                if "default" in prop:
+                    line += f" = {json.dumps(prop['default'])}"
+                elif name in required:
+                    line += " (required)"
+                if prop.get("description"):
+                    line += f"  {_plain(prop['description'])}"
+                console.print(line)
 
-    @app.command()
+    @app.command(cls=Command)
     def status(as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
         """Show workers, queue depth by status and priority, and the drain flag."""
         with client(url, token) as c:
@@ -68,14 +96,14 @@ def register(app: typer.Typer) -> None:
             return
         console.print(
             f"jobplane {state['version']}: {state['workers']} workers, "
-            f"{state['running_ops']} running"
+            f"{state['running_ops']} ops running"
         )
         console.print(
             "jobs: " + ", ".join(f"{n} {s}" for s, n in state["jobs_by_status"].items() if n)
         )
         if state["jobs_by_priority"]:
-            console.print(
-                "pending by priority: "
+            console.print(  # running jobs are counted here too: not "pending"
+                "unfinished jobs by priority: "
                 + ", ".join(f"{p}: {n}" for p, n in state["jobs_by_priority"].items())
             )
         if state["oldest_queued_age"] is not None:
@@ -84,7 +112,7 @@ def register(app: typer.Typer) -> None:
             "drained: submissions refused" if state["drained"] else "accepting submissions"
         )
 
-    @app.command()
+    @app.command(cls=Command)
     def drain(
         state: Annotated[str, typer.Argument(help="on or off")], url: Url = "", token: Token = None
     ) -> None:

@@ -86,7 +86,16 @@ def _cut_echoes(message: str) -> str:
     return message if len(message) <= MAX_MESSAGE else f"{message[:MAX_MESSAGE]}... (cut)"
 
 
+def _plain(msg: str) -> str:
+    """pydantic's message without its "Value error, " / "Assertion failed, " prefix."""
+    return re.sub(r"^(Value error|Assertion failed), ", "", msg)
+
+
 def _location(loc: tuple[Any, ...]) -> str:
+    """Where: ``status``, ``ops[0].params``; not ``query.status`` (the part of the request
+    is plain from the field's name)."""
+    if len(loc) > 1 and loc[0] in ("query", "path", "body", "header"):
+        loc = loc[1:]
     parts = [cut(str(p)) for p in loc]
     text = ""
     for part in parts:
@@ -155,7 +164,7 @@ def install(app: FastAPI) -> None:
         for problem in problems:
             if problem.get("type") == "json_invalid":
                 return error_response(400, "bad_json", _json_problem(problem, exc.body))
-        text = "; ".join(f"{_location(p['loc'])}: {p['msg']}" for p in problems[:10])
+        text = "; ".join(f"{_location(p['loc'])}: {_plain(p['msg'])}" for p in problems[:10])
         return error_response(422, "invalid_request", text or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
