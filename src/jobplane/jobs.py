@@ -121,6 +121,29 @@ class LogEntry:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ControlRequests:
+    """Control asked of a job's owning daemon by another client, not yet applied.
+
+    ``serial`` counts the requests ever recorded for the job; the owner clears
+    what it applied with ``Store.clear_requests(job, serial)``, which keeps any
+    newer request. Applying a request twice is harmless (cancel and priority
+    changes are idempotent), so an owner lost between applying and clearing
+    costs nothing.
+    """
+
+    serial: int = 0
+    cancel: bool = False
+    priority: int | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.cancel or self.priority is not None
+
+
+NO_REQUESTS = ControlRequests()
+
+
 @dataclass(slots=True)
 class OpState:
     """One op of a job, as stored."""
@@ -179,6 +202,12 @@ class Job:
     version: int = 0
     log: list[LogEntry] = field(default_factory=list)
     """Filled only by reads that ask for the log; never saved with the job."""
+    owner: int | None = None
+    """The daemon that claimed the job, or None while it is unowned (see ``stores.base``)."""
+    fence: int = 0
+    """The fencing token of the current claim; the owner's saves carry it."""
+    requests: ControlRequests = NO_REQUESTS
+    """Control requests waiting for the owner; read-only (the store keeps them apart)."""
 
     @property
     def status(self) -> OpStatus:
@@ -223,6 +252,9 @@ class Job:
             self.archived,
             self.version,
             list(self.log),
+            self.owner,
+            self.fence,
+            self.requests,
         )
 
     def to_doc(self) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """Fixtures of the store contract suite: every test runs once per store.
 
-To add a store, add its name to ``STORES`` and teach ``store_url`` and
-``unusable_url`` how to give a fresh, empty database of that kind (a
-PostgreSQL store would create or truncate a schema here, and mark itself
-with ``pytest.mark.postgres``).
+To add a store, add its name to ``STORES`` and teach ``store_url``,
+``unusable_url`` and ``open_new`` how to give a fresh, empty database of
+that kind (a PostgreSQL store would create or truncate a schema here, and
+mark itself with ``pytest.mark.postgres``). ``memory`` is
+``jobplane.testing.InMemoryStore``: passing the same suite shows the
+contract does not lean on SQLite.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import pytest
 
 from jobplane.jobs import Dependency, Job, OpState
 from jobplane.stores import Durability, Store, open_store
+from jobplane.testing import InMemoryStore, MemoryDatabase
 
-STORES = ["sqlite"]
+STORES = ["sqlite", "memory"]
 
 OpenStore = Callable[..., Store]
 MakeJob = Callable[..., Job]
@@ -43,6 +46,8 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh, empty store."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'jobs.db'}"
+    if request.param == "memory":
+        return "memory://"
     raise AssertionError(f"no URL for store {request.param!r}")
 
 
@@ -53,6 +58,8 @@ def unusable_url(store_url: str, tmp_path: Path) -> str:
         junk = tmp_path / "junk.db"
         junk.write_bytes(b"this is not an SQLite database, just some bytes\n" * 100)
         return f"sqlite:///{junk}"
+    if store_url.startswith("memory:"):
+        pytest.skip("a database in memory cannot be damaged")
     raise AssertionError(f"no unusable URL for {store_url!r}")
 
 
@@ -60,9 +67,13 @@ def unusable_url(store_url: str, tmp_path: Path) -> str:
 def open_new(store_url: str) -> Iterator[OpenStore]:
     """Open another store on the same database; every store opened is closed at the end."""
     opened: list[Store] = []
+    database = MemoryDatabase()
 
     def open_new(durability: Durability = "normal") -> Store:
-        store = open_store(store_url, durability=durability)
+        if store_url.startswith("memory:"):
+            store: Store = InMemoryStore(database)
+        else:
+            store = open_store(store_url, durability=durability)
         opened.append(store)
         return store
 

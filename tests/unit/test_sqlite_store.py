@@ -41,6 +41,49 @@ WAIT = 10.0  # seconds any thread, process or event may take in these tests
 EXPECTED_SCHEMA = [
     (
         "table",
+        "daemons",
+        "CREATE TABLE daemons ( id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+        "epoch INTEGER NOT NULL, started_at REAL NOT NULL, lease_until REAL NOT NULL, "
+        "ended INTEGER NOT NULL DEFAULT 0 )",
+    ),
+    (
+        "table",
+        "job_counts",
+        "CREATE TABLE job_counts ( status TEXT NOT NULL, priority INTEGER NOT NULL, "
+        "n INTEGER NOT NULL, PRIMARY KEY (status, priority) ) WITHOUT ROWID",
+    ),
+    (
+        "trigger",
+        "job_counts_delete",
+        "CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs WHEN old.archived = 0 BEGIN "
+        "UPDATE job_counts SET n = n - 1 WHERE status = old.status AND priority = old.priority; "
+        "END",
+    ),
+    (
+        "trigger",
+        "job_counts_insert",
+        "CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs WHEN new.archived = 0 BEGIN "
+        "INSERT INTO job_counts (status, priority, n) VALUES (new.status, new.priority, 1) "
+        "ON CONFLICT (status, priority) DO UPDATE SET n = n + 1; END",
+    ),
+    (
+        "trigger",
+        "job_counts_update",
+        "CREATE TRIGGER job_counts_update AFTER UPDATE OF status, priority, archived ON jobs "
+        "WHEN old.status IS NOT new.status OR old.priority IS NOT new.priority "
+        "OR old.archived IS NOT new.archived BEGIN UPDATE job_counts SET n = n - 1 "
+        "WHERE old.archived = 0 AND status = old.status AND priority = old.priority; "
+        "INSERT INTO job_counts (status, priority, n) SELECT new.status, new.priority, 1 "
+        "WHERE new.archived = 0 ON CONFLICT (status, priority) DO UPDATE SET n = n + 1; END",
+    ),
+    (
+        "table",
+        "job_deps",
+        "CREATE TABLE job_deps ( dep_id INTEGER NOT NULL, job_id INTEGER NOT NULL, "
+        "PRIMARY KEY (dep_id, job_id) ) WITHOUT ROWID",
+    ),
+    (
+        "table",
         "job_log",
         "CREATE TABLE job_log ( job_id INTEGER NOT NULL, serial INTEGER NOT NULL, "
         "op_index INTEGER NOT NULL, time REAL NOT NULL, message TEXT NOT NULL, "
@@ -52,13 +95,36 @@ EXPECTED_SCHEMA = [
         "CREATE TABLE jobs ( id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, "
         "priority INTEGER NOT NULL, archived INTEGER NOT NULL DEFAULT 0, "
         "received_at REAL NOT NULL, ended_at REAL, version INTEGER NOT NULL, "
-        "doc TEXT NOT NULL )",
+        "doc TEXT NOT NULL , owner INTEGER, fence INTEGER NOT NULL DEFAULT 0, "
+        "deps_left INTEGER NOT NULL DEFAULT 0, ready_at REAL, sched_key REAL, "
+        "req_serial INTEGER NOT NULL DEFAULT 0, req_cancel INTEGER NOT NULL DEFAULT 0, "
+        "req_priority INTEGER)",
     ),
     ("index", "jobs_archived", "CREATE INDEX jobs_archived ON jobs (id) WHERE archived = 1"),
     (
         "index",
+        "jobs_owner",
+        "CREATE INDEX jobs_owner ON jobs (owner) WHERE owner IS NOT NULL",
+    ),
+    (
+        "index",
+        "jobs_ready_id",
+        "CREATE INDEX jobs_ready_id ON jobs (id) WHERE sched_key IS NOT NULL",
+    ),
+    (
+        "index",
+        "jobs_schedule",
+        "CREATE INDEX jobs_schedule ON jobs (sched_key, id) WHERE sched_key IS NOT NULL",
+    ),
+    (
+        "index",
         "jobs_unarchived",
-        "CREATE INDEX jobs_unarchived ON jobs (status, priority, archived) WHERE archived = 0",
+        "CREATE INDEX jobs_unarchived ON jobs (status, id) WHERE archived = 0",
+    ),
+    (
+        "index",
+        "jobs_unarchived_id",
+        "CREATE INDEX jobs_unarchived_id ON jobs (id) WHERE archived = 0",
     ),
     ("table", "meta", "CREATE TABLE meta ( key TEXT PRIMARY KEY, value TEXT NOT NULL )"),
     (

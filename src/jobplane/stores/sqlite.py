@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import logging
 import os
 import sqlite3
@@ -39,11 +38,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Generic, TypeVar
 
-import orjson
-
 from ..errors import (
     DependencyError,
     JobNotFound,
+    LeaseLost,
     QueueDrained,
     QueueFull,
     StoreConflict,
@@ -51,8 +49,19 @@ from ..errors import (
     StoreLocked,
     ValidationError,
 )
-from ..jobs import Dependency, Job, LogEntry, OpStatus
-from .base import Durability, Store
+from ..jobs import FINAL, ControlRequests, Dependency, Job, LogEntry, OpStatus
+from .base import (
+    DEFAULT_AGING_INTERVAL,
+    DEFAULT_LEASE_S,
+    Clock,
+    Durability,
+    Lease,
+    Store,
+    decode_json,
+    encode_json,
+    queue_full_message,
+)
+from .schedule import apply_aging, clamp_limit, is_ready, refile, schedule_key
 from .sql import SQL_ROOT, Migration, load_migrations, load_queries
 
 logger = logging.getLogger(__name__)
@@ -63,30 +72,20 @@ BUSY_TIMEOUT_S = 10.0
 FLUSH_DELAY = 0.002
 """Longest time a write that need not wait stays uncommitted when nothing else commits."""
 
+CLAMP_BATCH = 10_000
+"""Most ready jobs a claim files under HIGHEST when their aging gets there (stores.schedule)."""
+_FINAL = frozenset(str(status) for status in FINAL)
+
 _LIST_QUERIES = {
     None: Q["list_jobs"],
-    False: Q["list_unarchived_jobs"],
+    False: Q["list_unarchived_jobs_by_status"],
     True: Q["list_archived_jobs"],
 }
 
 _T = TypeVar("_T")
 _Row = tuple[Any, ...]
-_json_encode = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def _encode(value: Any) -> str:
-    """Compact JSON text; orjson where it can (much faster), the standard library otherwise."""
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
-        return _json_encode(value)
-
-
-def _decode(text: str) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # what only the standard library wrote or reads
-        return json.loads(text)
+_encode = encode_json
+_decode = decode_json
 
 
 def database_path(url: str) -> str:
@@ -212,8 +211,16 @@ class _Write(Generic[_T]):
 class SQLiteStore(Store):
     """The store in one SQLite file (see the module docstring for the model)."""
 
-    def __init__(self, url: str, *, durability: Durability = "normal") -> None:
-        super().__init__()
+    def __init__(
+        self,
+        url: str,
+        *,
+        durability: Durability = "normal",
+        clock: Clock = time.time,
+        lease_s: float = DEFAULT_LEASE_S,
+        aging_interval: float = DEFAULT_AGING_INTERVAL,
+    ) -> None:
+        super().__init__(clock=clock, lease_s=lease_s, aging_interval=aging_interval)
         self.url = url
         self.durability = durability
         self.path = database_path(url)
@@ -256,6 +263,7 @@ class SQLiteStore(Store):
                 raise StoreError(f"{self.path}: SQLite refused the WAL journal (it uses {mode!r})")
             conn.execute(Q[f"synchronous_{self.durability}"])
             apply_migrations(conn, MIGRATIONS)
+            conn.execute(Q["end_all_leases"])  # we hold the lock: earlier daemons are gone
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
@@ -311,10 +319,15 @@ class SQLiteStore(Store):
         return item.result  # type: ignore[return-value]
 
     def _write_soon(
-        self, apply: Callable[[sqlite3.Connection], Any], after: Callable[[], None], job_id: int
+        self,
+        apply: Callable[[sqlite3.Connection], Any],
+        after: Callable[[], None],
+        job_id: int,
+        *,
+        single: bool = True,
     ) -> None:
-        """Queue a one-statement save without waiting; ``after()`` runs once it is committed."""
-        item = _Write(apply, single=True, after=after, lost_job=job_id)
+        """Queue a save without waiting; ``after()`` runs once it is committed."""
+        item = _Write(apply, single=single, after=after, lost_job=job_id)
         with self._pending_lock:
             if self._closed:
                 raise StoreError(f"the store {self.url} is closed")
@@ -416,26 +429,41 @@ class SQLiteStore(Store):
             if drained:
                 raise QueueDrained()
             if max_unarchived is not None and unarchived + len(batch) > max_unarchived:
-                raise QueueFull(_full_message(unarchived, len(batch), max_unarchived))
+                raise QueueFull(queue_full_message(unarchived, len(batch), max_unarchived))
+            now, interval = self.clock(), self.aging_interval
             placed = []
             for index, job in enumerate(batch):
                 job_id = last_id + 1 + index
                 depends = tuple(
                     _resolve(conn, dep, index, job_id, len(batch)) for dep in job.depends
                 )
+                open_deps = [
+                    dep_id
+                    for dep_id in sorted({dep.job_id for dep in depends})
+                    if dep_id > last_id or not _is_final(conn, dep_id)
+                ]
                 doc = job.to_doc()
                 doc["depends"] = [dep.to_doc() for dep in depends]
+                priority = job.priority
+                ready = is_ready(
+                    archived=False, owner=None, deps_left=len(open_deps), status=job.status
+                )
                 conn.execute(
                     Q["insert_job"],
                     {
                         "id": job_id,
                         "status": job.status.value,
-                        "priority": job.priority,
+                        "priority": priority,
                         "received_at": job.received_at,
                         "ended_at": job.ended_at,
                         "doc": _encode(doc),
+                        "deps_left": len(open_deps),
+                        "ready_at": now if ready else None,
+                        "sched_key": schedule_key(now, priority, interval) if ready else None,
                     },
                 )
+                for dep_id in open_deps:
+                    conn.execute(Q["insert_dependency"], {"dep_id": dep_id, "job_id": job_id})
                 placed.append((job_id, depends))
             conn.execute(Q["add_unarchived"], {"delta": len(batch)})
             return placed
@@ -443,20 +471,23 @@ class SQLiteStore(Store):
         placed = self._write(apply)
         for job, (job_id, depends) in zip(batch, placed, strict=True):
             job.id, job.version, job.depends, job.archived = job_id, 1, depends, False
+            job.owner, job.fence = None, 0
         ids = [job_id for job_id, _ in placed]
         self._notify(ids)
         return ids
 
-    def save(self, job: Job, *, wait: bool = True) -> None:
-        job_id, version = job.id, job.version
-        params = {
+    def save(self, job: Job, *, wait: bool = True, release: bool = False) -> None:
+        job_id, version, owner, fence = job.id, job.version, job.owner, job.fence
+        status, priority = job.status, job.priority
+        params: dict[str, Any] = {
             "id": job_id,
             "version": version,
-            "status": job.status.value,
-            "priority": job.priority,
+            "status": status.value,
+            "priority": priority,
             "ended_at": job.ended_at,
             "doc": _encode(job.to_doc()),
         }
+        final = status in FINAL
 
         def apply(conn: sqlite3.Connection) -> None:
             if job_id in self._lost:
@@ -464,28 +495,105 @@ class SQLiteStore(Store):
                 raise StoreConflict(
                     f"job {job_id}: an earlier save that was not waited for failed; reload the job"
                 )
-            if conn.execute(Q["save_job"], params).rowcount == 1:
-                return
-            row = conn.execute(Q["job_version"], params).fetchone()
+            row = conn.execute(Q["save_state"], params).fetchone()
             if row is None:
                 raise JobNotFound(f"job {job_id} does not exist")
-            raise StoreConflict(
-                f"job {job_id} changed since it was read: the store has version {row[0]}, "
-                f"this copy version {version}"
+            stored_version, stored_status, stored_priority, stored_owner = row[:4]
+            stored_fence, archived, deps_left, ready_at, key = row[4:]
+            now = self.clock()
+            if owner is not None:
+                self._check_fence(conn, job_id, (stored_owner, stored_fence), (owner, fence), now)
+            elif stored_owner is not None and stored_version == version:
+                raise StoreConflict(
+                    f"job {job_id} is owned by daemon {stored_owner}; only it may save it"
+                )
+            if stored_version != version:
+                raise StoreConflict(
+                    f"job {job_id} changed since it was read: the store has version "
+                    f"{stored_version}, this copy version {version}"
+                )
+            new_owner = None if release or final else stored_owner
+            params["owner"] = new_owner
+            params["ready_at"], params["sched_key"] = refile(
+                ready=is_ready(
+                    archived=bool(archived), owner=new_owner, deps_left=deps_left, status=status
+                ),
+                restart=release or priority != stored_priority,
+                ready_at=ready_at,
+                key=key,
+                priority=priority,
+                now=now,
+                interval=self.aging_interval,
             )
+            conn.execute(Q["save_job"], params)
+            if final and stored_status not in _FINAL:
+                self._dependency_done(conn, job_id, now)
 
         if wait:
-            self._write(apply, single=True)
+            self._write(apply, single=not final)
         else:
-            self._write_soon(apply, lambda: self._notify((job_id,)), job_id)
+            self._write_soon(apply, lambda: self._notify((job_id,)), job_id, single=not final)
         job.version = version + 1
+        if release or final:
+            job.owner = None
         if wait:
             self._notify((job_id,))
 
-    def append_log(self, job_id: int, op_index: int, time: float, message: str) -> LogEntry:
+    def _dependency_done(self, conn: sqlite3.Connection, job_id: int, now: float) -> None:
+        """Job ``job_id`` became final: its dependents wait for one job less."""
+        for row in conn.execute(Q["dependents"], {"id": job_id}).fetchall():
+            waiter, status, priority, owner, archived, deps_left = row
+            ready_at, key = refile(
+                ready=is_ready(
+                    archived=bool(archived), owner=owner, deps_left=deps_left - 1, status=status
+                ),
+                restart=False,
+                ready_at=None,
+                key=None,
+                priority=priority,
+                now=now,
+                interval=self.aging_interval,
+            )
+            conn.execute(
+                Q["dependency_done"], {"id": waiter, "ready_at": ready_at, "sched_key": key}
+            )
+        conn.execute(Q["forget_dependency"], {"id": job_id})
+
+    def _check_fence(
+        self,
+        conn: sqlite3.Connection,
+        job_id: int,
+        stored: tuple[int | None, int],
+        given: tuple[int, int],
+        now: float,
+    ) -> None:
+        """Guarantee 9: raise LeaseLost unless ``given`` is the job's owner and fence, alive."""
+        if stored != given:
+            raise LeaseLost(
+                f"job {job_id} is no longer owned by daemon {given[0]} with fence {given[1]}"
+            )
+        if conn.execute(Q["daemon_live"], {"daemon": given[0], "now": now}).fetchone() is None:
+            raise LeaseLost(
+                f"the lease of daemon {given[0]} has ended; job {job_id} is not its own"
+            )
+
+    def append_log(
+        self,
+        job_id: int,
+        op_index: int,
+        time: float,
+        message: str,
+        *,
+        fence: tuple[int, int] | None = None,
+    ) -> LogEntry:
         params = {"job_id": job_id, "op_index": op_index, "time": time, "message": message}
 
         def apply(conn: sqlite3.Connection) -> int:
+            if fence is not None:
+                row = conn.execute(Q["job_fence"], {"id": job_id}).fetchone()
+                if row is None:
+                    raise JobNotFound(f"job {job_id} does not exist")
+                self._check_fence(conn, job_id, (row[0], row[1]), fence, self.clock())
             rows = conn.execute(Q["append_log"], params).fetchall()
             if not rows:
                 raise JobNotFound(f"job {job_id} does not exist")
@@ -518,6 +626,104 @@ class SQLiteStore(Store):
     def set_drained(self, drained: bool) -> None:
         params = {"value": "1" if drained else "0"}
         self._write(lambda conn: conn.execute(Q["set_drained"], params))
+
+    # -- daemons, the schedule, control --------------------------------------
+
+    def register_daemon(self, name: str = "") -> Lease:
+        def apply(conn: sqlite3.Connection) -> Lease:
+            now = self.clock()
+            params = {"name": name, "now": now, "lease_until": now + self.lease_s}
+            daemon_id, epoch = conn.execute(Q["register_daemon"], params).fetchone()
+            return Lease(daemon_id, epoch)
+
+        return self._write(apply, single=True)
+
+    def heartbeat(self, daemon_id: int) -> None:
+        def apply(conn: sqlite3.Connection) -> None:
+            now = self.clock()
+            params = {"daemon": daemon_id, "now": now, "lease_until": now + self.lease_s}
+            if conn.execute(Q["heartbeat"], params).rowcount != 1:
+                raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
+
+        self._write(apply, single=True)
+
+    def unregister_daemon(self, daemon_id: int) -> None:
+        self._write(lambda conn: conn.execute(Q["unregister_daemon"], {"daemon": daemon_id}))
+
+    def _check_live(self, conn: sqlite3.Connection, daemon_id: int, now: float) -> None:
+        if conn.execute(Q["daemon_live"], {"daemon": daemon_id, "now": now}).fetchone() is None:
+            raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
+
+    def claim(self, daemon_id: int, limit: int) -> list[Job]:
+        def apply(conn: sqlite3.Connection) -> list[Job]:
+            now, interval = self.clock(), self.aging_interval
+            self._check_live(conn, daemon_id, now)
+            if interval > 0:
+                params = {"limit_key": clamp_limit(now, interval), "batch": CLAMP_BATCH}
+                conn.execute(Q["clamp_aged"], params)
+            claimed = []
+            for row in conn.execute(Q["next_ready"], {"limit": max(0, limit)}).fetchall():
+                job = _job(row)
+                apply_aging(job, row[9], now, interval)
+                conn.execute(
+                    Q["take_job"],
+                    {
+                        "id": job.id,
+                        "owner": daemon_id,
+                        "priority": job.priority,
+                        "doc": _encode(job.to_doc()),
+                    },
+                )
+                job.owner, job.fence, job.version = daemon_id, job.fence + 1, job.version + 1
+                claimed.append(job)
+            return claimed
+
+        claimed = self._write(apply)
+        self._notify([job.id for job in claimed])
+        return claimed
+
+    def reclaim(self, daemon_id: int) -> list[Job]:
+        def apply(conn: sqlite3.Connection) -> list[Job]:
+            now = self.clock()
+            self._check_live(conn, daemon_id, now)
+            conn.execute(Q["end_expired_leases"], {"daemon": daemon_id, "now": now})
+            rows = conn.execute(Q["reclaim_jobs"], {"daemon": daemon_id}).fetchall()
+            return sorted((_job(row) for row in rows), key=lambda job: job.id)
+
+        taken = self._write(apply)
+        self._notify([job.id for job in taken])
+        return taken
+
+    def request_control(
+        self, job_id: int, *, cancel: bool = False, priority: int | None = None
+    ) -> Job | None:
+        params = {"id": job_id, "cancel": int(cancel), "priority": priority}
+
+        def apply(conn: sqlite3.Connection) -> Job | None:
+            recorded = conn.execute(Q["request_control"], params).rowcount == 1
+            row = conn.execute(Q["load_job"], params).fetchone()
+            if row is None:
+                raise JobNotFound(f"job {job_id} does not exist")
+            return _job(row) if recorded else None
+
+        job = self._write(apply, single=True)
+        if job is not None:
+            self._notify((job_id,))
+        return job
+
+    def clear_requests(self, job: Job, serial: int) -> None:
+        job_id, owner, fence = job.id, job.owner, job.fence
+        if owner is None:
+            raise StoreConflict(f"job {job_id}: only its owner clears its requests")
+
+        def apply(conn: sqlite3.Connection) -> None:
+            row = conn.execute(Q["job_fence"], {"id": job_id}).fetchone()
+            if row is None:
+                raise JobNotFound(f"job {job_id} does not exist")
+            self._check_fence(conn, job_id, (row[0], row[1]), (owner, fence), self.clock())
+            conn.execute(Q["clear_requests"], {"id": job_id, "serial": serial})
+
+        self._write(apply, single=True)
 
     # -- reads ------------------------------------------------------------
 
@@ -592,6 +798,8 @@ class SQLiteStore(Store):
             "limit": limit,
         }
         query = _LIST_QUERIES[archived]
+        if archived is False and statuses is None:
+            query = Q["list_unarchived_jobs"]
         with self._reading() as conn:
             rows = conn.execute(query, params).fetchall()
         return [_job(row) for row in rows]
@@ -609,6 +817,11 @@ class SQLiteStore(Store):
         with self._reading() as conn:
             rows = conn.execute(Q["count_jobs"]).fetchall()
         return {(OpStatus(status), priority): count for status, priority, count in rows}
+
+    def oldest_queued(self) -> float | None:
+        with self._reading() as conn:
+            row = conn.execute(Q["oldest_ready"]).fetchone()
+        return None if row is None else float(row[0])
 
 
 def _apply_one(conn: sqlite3.Connection, item: _Write[Any], what: str) -> None:
@@ -651,7 +864,17 @@ def _translate(exc: Exception, what: str) -> Exception:
 
 
 def _job(row: _Row) -> Job:
-    return Job.from_doc(row[0], row[1], bool(row[2]), _decode(row[3]))
+    """A job from a row of ``id, version, archived, doc, owner, fence, req_*``."""
+    job = Job.from_doc(row[0], row[1], bool(row[2]), _decode(row[3]))
+    job.owner, job.fence = row[4], row[5]
+    if row[6]:
+        job.requests = ControlRequests(row[6], bool(row[7]), row[8])
+    return job
+
+
+def _is_final(conn: sqlite3.Connection, job_id: int) -> bool:
+    row = conn.execute(Q["job_status"], {"id": job_id}).fetchone()
+    return row is not None and row[0] in _FINAL
 
 
 def _resolve(
@@ -671,11 +894,3 @@ def _resolve(
     if conn.execute(Q["job_exists"], {"id": ref}).fetchone() is None:
         raise DependencyError(f"{who} depends on unknown job {ref}")
     return dep
-
-
-def _full_message(unarchived: int, adding: int, limit: int) -> str:
-    if adding == 1 or unarchived >= limit:
-        held = f"the queue holds {unarchived} unarchived jobs, the limit is {limit}"
-    else:
-        held = f"the queue holds {unarchived} unarchived jobs, {adding} more pass the limit {limit}"
-    return f"{held}: archive finished jobs or raise the limit"

@@ -41,21 +41,113 @@ SELECT
 SELECT 1 FROM jobs WHERE id = :id
 
 -- name: insert_job
-INSERT INTO jobs (id, status, priority, archived, received_at, ended_at, version, doc)
-VALUES (:id, :status, :priority, 0, :received_at, :ended_at, 1, :doc)
+INSERT INTO jobs (id, status, priority, archived, received_at, ended_at, version, doc,
+                  deps_left, ready_at, sched_key)
+VALUES (:id, :status, :priority, 0, :received_at, :ended_at, 1, :doc,
+        :deps_left, :ready_at, :sched_key)
+
+-- name: job_status
+SELECT status FROM jobs WHERE id = :id
+
+-- name: insert_dependency
+INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (:dep_id, :job_id)
 
 -- name: add_unarchived
 UPDATE meta SET value = CAST(value AS INTEGER) + :delta WHERE key = 'unarchived'
+
+-- name: save_state
+-- What a save checks and the schedule columns it recomputes (in its transaction).
+SELECT version, status, priority, owner, fence, archived, deps_left, ready_at, sched_key
+FROM jobs WHERE id = :id
 
 -- name: save_job
 -- Compare-and-set: changes nothing unless the stored version is :version.
 UPDATE jobs
 SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
-    version = version + 1
+    version = version + 1, owner = :owner, ready_at = :ready_at, sched_key = :sched_key
 WHERE id = :id AND version = :version
 
--- name: job_version
-SELECT version FROM jobs WHERE id = :id
+-- name: daemon_live
+-- A row when the daemon's lease is live by the store's clock (:now).
+SELECT 1 FROM daemons WHERE id = :daemon AND ended = 0 AND lease_until > :now
+
+-- name: dependents
+-- The jobs that still wait for job :id, with what refiling them needs.
+SELECT jobs.id, jobs.status, jobs.priority, jobs.owner, jobs.archived, jobs.deps_left
+FROM job_deps JOIN jobs ON jobs.id = job_deps.job_id
+WHERE job_deps.dep_id = :id
+
+-- name: dependency_done
+UPDATE jobs SET deps_left = deps_left - 1, ready_at = :ready_at, sched_key = :sched_key
+WHERE id = :id
+
+-- name: forget_dependency
+DELETE FROM job_deps WHERE dep_id = :id
+
+-- name: register_daemon
+INSERT INTO daemons (name, epoch, started_at, lease_until)
+SELECT :name, COALESCE(MAX(epoch), 0) + 1, :now, :lease_until FROM daemons WHERE name = :name
+RETURNING id, epoch
+
+-- name: end_all_leases
+-- On open: this process holds the database's lock, so no other daemon lives.
+UPDATE daemons SET ended = 1 WHERE ended = 0
+
+-- name: heartbeat
+UPDATE daemons SET lease_until = :lease_until
+WHERE id = :daemon AND ended = 0 AND lease_until > :now
+
+-- name: unregister_daemon
+UPDATE daemons SET ended = 1 WHERE id = :daemon
+
+-- name: clamp_aged
+-- File under CLAMPED (-1e300) the ready jobs whose aging reached HIGHEST by
+-- now (key <= :limit_key); each job once in its life, at most :batch a claim.
+UPDATE jobs SET sched_key = -1.0e300
+WHERE id IN (
+    SELECT id FROM jobs INDEXED BY jobs_schedule
+    WHERE sched_key > -1.0e300 AND sched_key <= :limit_key
+    ORDER BY sched_key
+    LIMIT :batch
+)
+
+-- name: next_ready
+-- The claim: ready jobs in schedule order (stores/schedule.py).
+SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority, ready_at
+FROM jobs INDEXED BY jobs_schedule
+WHERE sched_key IS NOT NULL
+ORDER BY sched_key, id
+LIMIT :limit
+
+-- name: take_job
+UPDATE jobs
+SET owner = :owner, fence = fence + 1, version = version + 1, sched_key = NULL,
+    priority = :priority, doc = :doc
+WHERE id = :id
+
+-- name: end_expired_leases
+UPDATE daemons SET ended = 1 WHERE id != :daemon AND ended = 0 AND lease_until <= :now
+
+-- name: reclaim_jobs
+-- Every job of a daemon whose lease ended now belongs to :daemon, freshly fenced.
+UPDATE jobs
+SET owner = :daemon, fence = fence + 1, version = version + 1
+WHERE owner IN (SELECT id FROM daemons WHERE ended = 1 AND id != :daemon)
+RETURNING id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+
+-- name: request_control
+-- Records a request for an owned job; the version stays (the owner's next save goes through).
+UPDATE jobs
+SET req_serial = req_serial + 1,
+    req_cancel = MAX(req_cancel, :cancel),
+    req_priority = COALESCE(:priority, req_priority)
+WHERE id = :id AND owner IS NOT NULL
+
+-- name: job_fence
+SELECT owner, fence FROM jobs WHERE id = :id
+
+-- name: clear_requests
+UPDATE jobs SET req_cancel = 0, req_priority = NULL WHERE id = :id AND req_serial = :serial
 
 -- name: append_log
 -- Inserts nothing (and returns no row) when the job does not exist.
@@ -88,7 +180,8 @@ UPDATE meta SET value = :value WHERE key = 'drained'
 SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'drained'
 
 -- name: load_job
-SELECT id, version, archived, doc FROM jobs WHERE id = :id
+SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+FROM jobs WHERE id = :id
 
 -- name: read_log
 SELECT serial, op_index, time, message FROM job_log
@@ -96,22 +189,32 @@ WHERE job_id = :job_id AND serial > :since
 ORDER BY serial
 
 -- name: list_unarchived_jobs
--- :statuses is a JSON array, or NULL for any status.
-SELECT id, version, archived, doc FROM jobs INDEXED BY jobs_unarchived
+SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+FROM jobs INDEXED BY jobs_unarchived_id
 WHERE archived = 0 AND id > :after
-  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+ORDER BY id
+LIMIT :limit
+
+-- name: list_unarchived_jobs_by_status
+-- :statuses is a JSON array.
+SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+FROM jobs INDEXED BY jobs_unarchived
+WHERE archived = 0 AND id > :after
+  AND status IN (SELECT value FROM json_each(:statuses))
 ORDER BY id
 LIMIT :limit
 
 -- name: list_archived_jobs
-SELECT id, version, archived, doc FROM jobs INDEXED BY jobs_archived
+SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+FROM jobs INDEXED BY jobs_archived
 WHERE archived = 1 AND id > :after
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
 ORDER BY id
 LIMIT :limit
 
 -- name: list_jobs
-SELECT id, version, archived, doc FROM jobs
+SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+FROM jobs
 WHERE id > :after
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
 ORDER BY id
@@ -119,12 +222,17 @@ LIMIT :limit
 
 -- name: unfinished_jobs
 -- Archived jobs are always finished, so only unarchived ones are read.
-SELECT id, version, archived, doc FROM jobs INDEXED BY jobs_unarchived
+SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+FROM jobs INDEXED BY jobs_unarchived
 WHERE archived = 0 AND status NOT IN ('success', 'error', 'canceled')
 ORDER BY id
 
 -- name: count_jobs
--- Reads only the (covering) index of unarchived jobs.
-SELECT status, priority, COUNT(*) FROM jobs INDEXED BY jobs_unarchived
-WHERE archived = 0
-GROUP BY status, priority
+-- The counters the triggers of migration 0002 keep.
+SELECT status, priority, n FROM job_counts WHERE n > 0
+
+-- name: oldest_ready
+SELECT received_at FROM jobs INDEXED BY jobs_ready_id
+WHERE sched_key IS NOT NULL
+ORDER BY id
+LIMIT 1
