@@ -17,7 +17,7 @@ import pytest
 
 from jobplane.jobs import Dependency, Job, OpState
 from jobplane.stores import Durability, Store, open_store
-from jobplane.testing import InMemoryStore, MemoryDatabase
+from jobplane.testing import InMemoryStore, ManualClock, MemoryDatabase
 
 STORES = ["sqlite", "memory"]
 
@@ -63,17 +63,34 @@ def unusable_url(store_url: str, tmp_path: Path) -> str:
     raise AssertionError(f"no unusable URL for {store_url!r}")
 
 
+LEASE_S = 15.0
+AGING_INTERVAL = 60.0
+
+
 @pytest.fixture
-def open_new(store_url: str) -> Iterator[OpenStore]:
-    """Open another store on the same database; every store opened is closed at the end."""
+def clock() -> ManualClock:
+    """The stores' wall clock: time moves only when a test says so."""
+    return ManualClock()
+
+
+@pytest.fixture
+def open_new(store_url: str, clock: ManualClock) -> Iterator[OpenStore]:
+    """Open another store on the same database; every store opened is closed at the end.
+
+    Every store runs on the ``clock`` fixture, with a lease of ``LEASE_S`` and
+    an aging interval of ``AGING_INTERVAL`` seconds unless told otherwise.
+    """
     opened: list[Store] = []
     database = MemoryDatabase()
 
-    def open_new(durability: Durability = "normal") -> Store:
+    def open_new(
+        durability: Durability = "normal", aging_interval: float = AGING_INTERVAL
+    ) -> Store:
+        options = {"clock": clock.wall, "lease_s": LEASE_S, "aging_interval": aging_interval}
         if store_url.startswith("memory:"):
-            store: Store = InMemoryStore(database)
+            store: Store = InMemoryStore(database, **options)
         else:
-            store = open_store(store_url, durability=durability)
+            store = open_store(store_url, durability=durability, **options)
         opened.append(store)
         return store
 

@@ -6,6 +6,7 @@ The behaviour every store shares is in ``tests/contract``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -199,6 +200,62 @@ def test_a_database_at_any_older_version_migrates_to_the_same_schema(
 
     assert schema(db) == EXPECTED_SCHEMA
     assert applied_versions(db) == [m.version for m in MIGRATIONS]
+
+
+def test_migrating_jobs_from_0001_fills_the_schedule_counters_and_dependencies(
+    db: Path, url: str
+) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    apply_migrations(conn, MIGRATIONS[:1])
+    insert = (
+        "INSERT INTO jobs (id, status, priority, archived, received_at, version, doc) "
+        "VALUES (?, ?, ?, 0, ?, 1, ?)"
+    )
+    for job_id, status, priority, depends in (
+        (1, "success", 0, []),
+        (2, "queued", 10, [1]),  # its dependency is final: ready
+        (3, "queued", -10, [2]),  # waits for job 2
+        (4, "running", 0, []),
+    ):
+        doc = make_job(depends=tuple(depends)).to_doc()
+        doc["ops"][0]["status"], doc["ops"][0]["priority"] = status, priority
+        conn.execute(insert, (job_id, status, priority, 1000.0 + job_id, json.dumps(doc)))
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'unarchived'")
+    conn.close()
+
+    store = SQLiteStore(url)
+    try:
+        assert store.counts() == {
+            (OpStatus.SUCCESS, 0): 1,
+            (OpStatus.QUEUED, 10): 1,
+            (OpStatus.QUEUED, -10): 1,
+            (OpStatus.RUNNING, 0): 1,
+        }
+        daemon = store.register_daemon().daemon_id
+        [job] = store.claim(daemon, 10)
+        assert job.id == 2
+        job.ops[0].status = OpStatus.SUCCESS
+        store.save(job)
+        assert [j.id for j in store.claim(daemon, 10)] == [3]
+    finally:
+        store.close()
+
+
+def test_opening_ends_the_leases_of_earlier_daemons(db: Path, url: str) -> None:
+    store = SQLiteStore(url)
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    previous = store.register_daemon("jobplaned").daemon_id
+    store.claim(previous, 1)
+    store.close()
+
+    store = SQLiteStore(url)  # the lock says nobody else uses the file: no lease to wait for
+    try:
+        lease = store.register_daemon("jobplaned")
+        assert lease.epoch == 2
+        [job] = store.reclaim(lease.daemon_id)
+        assert (job.id, job.owner) == (job_id, lease.daemon_id)
+    finally:
+        store.close()
 
 
 def test_reopening_applies_no_migration_twice(db: Path, url: str) -> None:
