@@ -413,9 +413,9 @@ def test_only_the_owner_clears_requests(
 # -- guarantee 12: cheap status -------------------------------------------------
 
 
-def test_oldest_queued_is_the_lowest_ready_job(store: Store, make_job: MakeJob) -> None:
+def test_oldest_queued_is_the_lowest_queued_job(store: Store, make_job: MakeJob) -> None:
     assert store.oldest_queued() is None
-    _first, _second, _blocked = insert(
+    _first, second, blocked = insert(
         store,
         make_job(received_at=10.0),
         make_job(received_at=20.0),
@@ -423,10 +423,14 @@ def test_oldest_queued_is_the_lowest_ready_job(store: Store, make_job: MakeJob) 
     )
     assert store.oldest_queued() == 10.0
     daemon = store.register_daemon().daemon_id
-    store.claim(daemon, 1)
+    [job] = store.claim(daemon, 1)
+    job.ops[0].status = OpStatus.RUNNING
+    store.save(job)
     assert store.oldest_queued() == 20.0
-    store.claim(daemon, 1)
-    assert store.oldest_queued() is None  # the last one waits for a dependency
+    store.save(finish(store.load(second)))
+    assert store.oldest_queued() == 30.0  # waiting for its dependency, but queued
+    store.save(finish(store.load(blocked)))
+    assert store.oldest_queued() is None
 
 
 def test_counts_follow_claims_and_aging(

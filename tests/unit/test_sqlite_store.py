@@ -62,13 +62,6 @@ EXPECTED_SCHEMA = [
     ),
     (
         "trigger",
-        "job_counts_insert",
-        "CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs WHEN new.archived = 0 BEGIN "
-        "INSERT INTO job_counts (status, priority, n) VALUES (new.status, new.priority, 1) "
-        "ON CONFLICT (status, priority) DO UPDATE SET n = n + 1; END",
-    ),
-    (
-        "trigger",
         "job_counts_update",
         "CREATE TRIGGER job_counts_update AFTER UPDATE OF status, priority, archived ON jobs "
         "WHEN old.status IS NOT new.status OR old.priority IS NOT new.priority "
@@ -106,11 +99,6 @@ EXPECTED_SCHEMA = [
         "index",
         "jobs_owner",
         "CREATE INDEX jobs_owner ON jobs (owner) WHERE owner IS NOT NULL",
-    ),
-    (
-        "index",
-        "jobs_ready_id",
-        "CREATE INDEX jobs_ready_id ON jobs (id) WHERE sched_key IS NOT NULL",
     ),
     (
         "index",

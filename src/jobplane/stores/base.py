@@ -348,4 +348,7 @@ class Store(ABC):
 
     @abstractmethod
     def oldest_queued(self) -> float | None:
-        """The ``received_at`` of the lowest-id ready ``queued`` job, or None (guarantee 12)."""
+        """The ``received_at`` of the lowest-id unarchived ``queued`` job, or None (guarantee 12).
+
+        A queued job waiting for a dependency or owned between two ops counts.
+        """

@@ -508,12 +508,12 @@ class InMemoryStore(Store):
     def oldest_queued(self) -> float | None:
         with self.db.mutex:
             self._check_open_locked()
-            ready = [
+            queued = [
                 row
                 for row in self.db.rows.values()
-                if row.key is not None and row.status is OpStatus.QUEUED
+                if not row.archived and row.status is OpStatus.QUEUED
             ]
-            return min(ready, key=lambda row: row.id).received_at if ready else None
+            return min(queued, key=lambda row: row.id).received_at if queued else None
 
 
 def _encode(doc: dict[str, Any]) -> str:

@@ -432,6 +432,7 @@ class SQLiteStore(Store):
                 raise QueueFull(queue_full_message(unarchived, len(batch), max_unarchived))
             now, interval = self.clock(), self.aging_interval
             placed = []
+            counts: dict[tuple[str, int], int] = {}
             for index, job in enumerate(batch):
                 job_id = last_id + 1 + index
                 depends = tuple(
@@ -465,6 +466,10 @@ class SQLiteStore(Store):
                 for dep_id in open_deps:
                     conn.execute(Q["insert_dependency"], {"dep_id": dep_id, "job_id": job_id})
                 placed.append((job_id, depends))
+                group = (job.status.value, priority)
+                counts[group] = counts.get(group, 0) + 1
+            for (status, priority), n in counts.items():
+                conn.execute(Q["count_inserted"], {"status": status, "priority": priority, "n": n})
             conn.execute(Q["add_unarchived"], {"delta": len(batch)})
             return placed
 
@@ -820,7 +825,7 @@ class SQLiteStore(Store):
 
     def oldest_queued(self) -> float | None:
         with self._reading() as conn:
-            row = conn.execute(Q["oldest_ready"]).fetchone()
+            row = conn.execute(Q["oldest_queued"]).fetchone()
         return None if row is None else float(row[0])
 
 

@@ -49,6 +49,11 @@ VALUES (:id, :status, :priority, 0, :received_at, :ended_at, 1, :doc,
 -- name: job_status
 SELECT status FROM jobs WHERE id = :id
 
+-- name: count_inserted
+-- What the triggers of 0002 do for changes, once per (status, priority) of a batch.
+INSERT INTO job_counts (status, priority, n) VALUES (:status, :priority, :n)
+ON CONFLICT (status, priority) DO UPDATE SET n = n + :n
+
 -- name: insert_dependency
 INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (:dep_id, :job_id)
 
@@ -231,8 +236,8 @@ ORDER BY id
 -- The counters the triggers of migration 0002 keep.
 SELECT status, priority, n FROM job_counts WHERE n > 0
 
--- name: oldest_ready
-SELECT received_at FROM jobs INDEXED BY jobs_ready_id
-WHERE sched_key IS NOT NULL
+-- name: oldest_queued
+SELECT received_at FROM jobs INDEXED BY jobs_unarchived
+WHERE archived = 0 AND status = 'queued'
 ORDER BY id
 LIMIT 1

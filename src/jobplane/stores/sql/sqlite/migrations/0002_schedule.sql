@@ -49,20 +49,15 @@ CREATE TABLE daemons (
     ended INTEGER NOT NULL DEFAULT 0
 );
 
--- Unarchived jobs by (status, priority), kept by triggers in the
--- transaction that changes a job, so status() reads a few rows.
+-- Unarchived jobs by (status, priority), kept in the transaction that
+-- changes a job, so status() reads a few rows: by triggers for changes and
+-- deletions, and by insert_jobs for a whole batch at once (count_inserted).
 CREATE TABLE job_counts (
     status TEXT NOT NULL,
     priority INTEGER NOT NULL,
     n INTEGER NOT NULL,
     PRIMARY KEY (status, priority)
 ) WITHOUT ROWID;
-
-CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs WHEN new.archived = 0
-BEGIN
-    INSERT INTO job_counts (status, priority, n) VALUES (new.status, new.priority, 1)
-    ON CONFLICT (status, priority) DO UPDATE SET n = n + 1;
-END;
 
 CREATE TRIGGER job_counts_update AFTER UPDATE OF status, priority, archived ON jobs
 WHEN old.status IS NOT new.status OR old.priority IS NOT new.priority
@@ -103,6 +98,3 @@ UPDATE jobs
 SET ready_at = received_at,
     sched_key = CASE WHEN priority <= -20 THEN -1.0e300 ELSE received_at + priority * 60.0 END
 WHERE archived = 0 AND deps_left = 0 AND status IN ('queued', 'waiting');
-
--- oldest_queued(): the lowest-id ready job, in one step.
-CREATE INDEX jobs_ready_id ON jobs (id) WHERE sched_key IS NOT NULL;
