@@ -18,6 +18,7 @@ acted upon.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -302,3 +303,94 @@ def derive_priority(ops: list[OpState]) -> int:
     """The lowest priority number among unfinished ops, NORMAL when none remain."""
     numbers = [op.priority for op in ops if not op.is_final]
     return min(numbers) if numbers else priorities.NORMAL
+
+
+# -- state changes ---------------------------------------------------------------
+#
+# The engine changes a job only through these, on a copy that it then
+# commits (see ``stores.base``, compare-and-set): they never touch a store.
+
+PRECEDING_FAILED = "Preceding operation failed"
+CANCELED_BY_REQUEST = "canceled by request"
+DAEMON_LOST = "daemon lost while the operation was running"
+
+
+def start_op(job: Job, index: int, now: float) -> None:
+    """Op ``index`` starts running now (the job too, if it had not started)."""
+    op = job.ops[index]
+    op.status, op.started_at = OpStatus.RUNNING, now
+    if job.started_at is None:
+        job.started_at = now
+
+
+def end_op(job: Job, index: int, outcome: OpStatus, result: Any, now: float) -> None:
+    """Record op ``index``'s outcome; fail or cancel the ops after it if it did not succeed.
+
+    An op that was ``canceling`` cancels the ops after it even if it
+    succeeded; the job ends when no op is left unfinished.
+    """
+    op = job.ops[index]
+    was_canceling = op.status is OpStatus.CANCELING
+    op.status, op.result, op.ended_at = outcome, result, now
+    rest: OpStatus | None = None
+    if outcome is OpStatus.ERROR:
+        rest = OpStatus.ERROR
+    elif outcome is OpStatus.CANCELED or was_canceling:
+        rest = OpStatus.CANCELED
+    if rest is not None:
+        reason = PRECEDING_FAILED if rest is OpStatus.ERROR else CANCELED_BY_REQUEST
+        for later in job.ops[index + 1 :]:
+            later.status, later.result, later.ended_at = rest, reason, now
+    if job.current_op() is None:
+        job.ended_at = now
+
+
+def recover(
+    job: Job, retry_on_crash: Callable[[str], bool | None], now: float, message: str = DAEMON_LOST
+) -> bool:
+    """Apply the crash rules to a job whose daemon was lost; True if it changed.
+
+    ``retry_on_crash(op_name)`` tells whether an op may run again, or None if
+    the op is not registered (the job then fails at that op). The rules: a
+    started ``running`` op that may run again goes back to ``queued``; any
+    other started op (``running`` or ``canceling``) ends in error with
+    ``message``; a ``canceling`` op that had not started ends ``canceled``;
+    ``waiting`` goes back to ``queued``.
+    """
+    changed = False
+    for index, op in enumerate(job.ops):
+        if op.is_final:
+            continue
+        retry = retry_on_crash(op.op)
+        if retry is None:
+            _fail_from(job, index, f"op {op.op!r} is not registered in this daemon", now)
+            return True
+        if op.status in (OpStatus.RUNNING, OpStatus.CANCELING) and op.started_at is not None:
+            if op.status is OpStatus.RUNNING and retry:
+                op.status, op.started_at = OpStatus.QUEUED, None
+                changed = True
+                continue
+            _fail_from(job, index, message, now)
+            return True
+        if op.status is OpStatus.CANCELING:
+            for later in job.ops[index:]:
+                later.status, later.result, later.ended_at = (
+                    OpStatus.CANCELED,
+                    CANCELED_BY_REQUEST,
+                    now,
+                )
+            job.ended_at = now
+            return True
+        if op.status is OpStatus.WAITING:
+            op.status = OpStatus.QUEUED
+            changed = True
+    return changed
+
+
+def _fail_from(job: Job, index: int, message: str, now: float) -> None:
+    job.ops[index].status = OpStatus.ERROR
+    job.ops[index].result = {"error": "Crash", "message": message}
+    job.ops[index].ended_at = now
+    for later in job.ops[index + 1 :]:
+        later.status, later.result, later.ended_at = OpStatus.ERROR, PRECEDING_FAILED, now
+    job.ended_at = now
