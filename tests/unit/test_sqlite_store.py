@@ -48,6 +48,17 @@ EXPECTED_SCHEMA = [
         "ended INTEGER NOT NULL DEFAULT 0 )",
     ),
     (
+        "trigger",
+        "job_counted",
+        "CREATE TRIGGER job_counted AFTER UPDATE OF status, priority, archived ON jobs "
+        "WHEN old.status IS NOT new.status OR old.priority IS NOT new.priority "
+        "OR old.archived IS NOT new.archived BEGIN "
+        "INSERT INTO job_counts (status, priority, n) "
+        "SELECT old.status, old.priority, -1 WHERE old.archived = 0 UNION ALL "
+        "SELECT new.status, new.priority, 1 WHERE new.archived = 0 "
+        "ON CONFLICT (status, priority) DO UPDATE SET n = n + excluded.n; END",
+    ),
+    (
         "table",
         "job_counts",
         "CREATE TABLE job_counts ( status TEXT NOT NULL, priority INTEGER NOT NULL, "
@@ -61,20 +72,26 @@ EXPECTED_SCHEMA = [
         "END",
     ),
     (
-        "trigger",
-        "job_counts_update",
-        "CREATE TRIGGER job_counts_update AFTER UPDATE OF status, priority, archived ON jobs "
-        "WHEN old.status IS NOT new.status OR old.priority IS NOT new.priority "
-        "OR old.archived IS NOT new.archived BEGIN UPDATE job_counts SET n = n - 1 "
-        "WHERE old.archived = 0 AND status = old.status AND priority = old.priority; "
-        "INSERT INTO job_counts (status, priority, n) SELECT new.status, new.priority, 1 "
-        "WHERE new.archived = 0 ON CONFLICT (status, priority) DO UPDATE SET n = n + 1; END",
-    ),
-    (
         "table",
         "job_deps",
         "CREATE TABLE job_deps ( dep_id INTEGER NOT NULL, job_id INTEGER NOT NULL, "
         "PRIMARY KEY (dep_id, job_id) ) WITHOUT ROWID",
+    ),
+    (
+        "trigger",
+        "job_final",
+        "CREATE TRIGGER job_final AFTER UPDATE OF status ON jobs "
+        "WHEN new.status IN ('success', 'error', 'canceled') "
+        "AND old.status NOT IN ('success', 'error', 'canceled') "
+        "AND EXISTS (SELECT 1 FROM job_deps WHERE dep_id = new.id) BEGIN "
+        "UPDATE jobs SET deps_left = deps_left - 1, ready_at = CASE "
+        "WHEN deps_left = 1 AND owner IS NULL AND archived = 0 "
+        "AND status IN ('queued', 'waiting') THEN jobplane_now() ELSE ready_at END, "
+        "sched_key = CASE WHEN deps_left = 1 AND owner IS NULL AND archived = 0 "
+        "AND status IN ('queued', 'waiting') THEN jobplane_key(jobplane_now(), priority) "
+        "ELSE sched_key END "
+        "WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = new.id); "
+        "DELETE FROM job_deps WHERE dep_id = new.id; END",
     ),
     (
         "table",
@@ -294,6 +311,8 @@ def _explain_params(sql: str) -> dict[str, Any]:
 )
 def test_no_query_reads_a_whole_table(store: SQLiteStore, db: Path, name: str) -> None:
     conn = sqlite3.connect(db)
+    conn.create_function("jobplane_now", 0, lambda: 0.0)  # what the store registers
+    conn.create_function("jobplane_key", 2, lambda ready_at, priority: 0.0)
     plan = [
         row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q[name], _explain_params(Q[name]))
     ]

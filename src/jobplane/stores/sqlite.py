@@ -49,7 +49,7 @@ from ..errors import (
     StoreLocked,
     ValidationError,
 )
-from ..jobs import FINAL, ControlRequests, Dependency, Job, LogEntry, OpStatus
+from ..jobs import FINAL, PENDING, ControlRequests, Dependency, Job, LogEntry, OpStatus
 from .base import (
     DEFAULT_AGING_INTERVAL,
     DEFAULT_LEASE_S,
@@ -61,7 +61,7 @@ from .base import (
     encode_json,
     queue_full_message,
 )
-from .schedule import apply_aging, clamp_limit, is_ready, refile, schedule_key
+from .schedule import apply_aging, clamp_limit, is_ready, schedule_key
 from .sql import SQL_ROOT, Migration, load_migrations, load_queries
 
 logger = logging.getLogger(__name__)
@@ -262,6 +262,13 @@ class SQLiteStore(Store):
             if mode != "wal":
                 raise StoreError(f"{self.path}: SQLite refused the WAL journal (it uses {mode!r})")
             conn.execute(Q[f"synchronous_{self.durability}"])
+            conn.create_function("jobplane_now", 0, self.clock)
+            conn.create_function(
+                "jobplane_key",
+                2,
+                lambda ready_at, priority: schedule_key(ready_at, priority, self.aging_interval),
+                deterministic=True,
+            )
             apply_migrations(conn, MIGRATIONS)
             conn.execute(Q["end_all_leases"])  # we hold the lock: earlier daemons are gone
         except sqlite3.Error as exc:
@@ -484,15 +491,20 @@ class SQLiteStore(Store):
     def save(self, job: Job, *, wait: bool = True, release: bool = False) -> None:
         job_id, version, owner, fence = job.id, job.version, job.owner, job.fence
         status, priority = job.status, job.priority
+        final = status in FINAL
         params: dict[str, Any] = {
             "id": job_id,
             "version": version,
+            "owner": owner,
+            "fence": fence,
             "status": status.value,
             "priority": priority,
             "ended_at": job.ended_at,
             "doc": _encode(job.to_doc()),
+            "unown": release or final,
+            "release": release,
+            "pending": status in PENDING,
         }
-        final = status in FINAL
 
         def apply(conn: sqlite3.Connection) -> None:
             if job_id in self._lost:
@@ -500,69 +512,34 @@ class SQLiteStore(Store):
                 raise StoreConflict(
                     f"job {job_id}: an earlier save that was not waited for failed; reload the job"
                 )
-            row = conn.execute(Q["save_state"], params).fetchone()
+            params["now"] = now = self.clock()
+            params["new_key"] = schedule_key(now, priority, self.aging_interval)
+            if conn.execute(Q["save_job"], params).rowcount == 1:
+                return
+            row = conn.execute(Q["save_diagnosis"], params).fetchone()
             if row is None:
                 raise JobNotFound(f"job {job_id} does not exist")
-            stored_version, stored_status, stored_priority, stored_owner = row[:4]
-            stored_fence, archived, deps_left, ready_at, key = row[4:]
-            now = self.clock()
+            stored_version, stored_owner, stored_fence = row
             if owner is not None:
                 self._check_fence(conn, job_id, (stored_owner, stored_fence), (owner, fence), now)
-            elif stored_owner is not None and stored_version == version:
-                raise StoreConflict(
-                    f"job {job_id} is owned by daemon {stored_owner}; only it may save it"
-                )
             if stored_version != version:
                 raise StoreConflict(
                     f"job {job_id} changed since it was read: the store has version "
                     f"{stored_version}, this copy version {version}"
                 )
-            new_owner = None if release or final else stored_owner
-            params["owner"] = new_owner
-            params["ready_at"], params["sched_key"] = refile(
-                ready=is_ready(
-                    archived=bool(archived), owner=new_owner, deps_left=deps_left, status=status
-                ),
-                restart=release or priority != stored_priority,
-                ready_at=ready_at,
-                key=key,
-                priority=priority,
-                now=now,
-                interval=self.aging_interval,
+            raise StoreConflict(
+                f"job {job_id} is owned by daemon {stored_owner}; only it may save it"
             )
-            conn.execute(Q["save_job"], params)
-            if final and stored_status not in _FINAL:
-                self._dependency_done(conn, job_id, now)
 
         if wait:
-            self._write(apply, single=not final)
+            self._write(apply, single=True)
         else:
-            self._write_soon(apply, lambda: self._notify((job_id,)), job_id, single=not final)
+            self._write_soon(apply, lambda: self._notify((job_id,)), job_id)
         job.version = version + 1
         if release or final:
             job.owner = None
         if wait:
             self._notify((job_id,))
-
-    def _dependency_done(self, conn: sqlite3.Connection, job_id: int, now: float) -> None:
-        """Job ``job_id`` became final: its dependents wait for one job less."""
-        for row in conn.execute(Q["dependents"], {"id": job_id}).fetchall():
-            waiter, status, priority, owner, archived, deps_left = row
-            ready_at, key = refile(
-                ready=is_ready(
-                    archived=bool(archived), owner=owner, deps_left=deps_left - 1, status=status
-                ),
-                restart=False,
-                ready_at=None,
-                key=None,
-                priority=priority,
-                now=now,
-                interval=self.aging_interval,
-            )
-            conn.execute(
-                Q["dependency_done"], {"id": waiter, "ready_at": ready_at, "sched_key": key}
-            )
-        conn.execute(Q["forget_dependency"], {"id": job_id})
 
     def _check_fence(
         self,

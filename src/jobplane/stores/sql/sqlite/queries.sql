@@ -50,7 +50,7 @@ VALUES (:id, :status, :priority, 0, :received_at, :ended_at, 1, :doc,
 SELECT status FROM jobs WHERE id = :id
 
 -- name: count_inserted
--- What the triggers of 0002 do for changes, once per (status, priority) of a batch.
+-- What the trigger job_counted does for changes, once per (status, priority) of a batch.
 INSERT INTO job_counts (status, priority, n) VALUES (:status, :priority, :n)
 ON CONFLICT (status, priority) DO UPDATE SET n = n + :n
 
@@ -60,34 +60,41 @@ INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (:dep_id, :job_id)
 -- name: add_unarchived
 UPDATE meta SET value = CAST(value AS INTEGER) + :delta WHERE key = 'unarchived'
 
--- name: save_state
--- What a save checks and the schedule columns it recomputes (in its transaction).
-SELECT version, status, priority, owner, fence, archived, deps_left, ready_at, sched_key
-FROM jobs WHERE id = :id
-
 -- name: save_job
--- Compare-and-set: changes nothing unless the stored version is :version.
+-- One statement: compare-and-set on the version, the fence (an owned job is
+-- saved only by its owner, alive by the store's clock), and the schedule:
+-- :unown gives the job up (released, or final); the job's key is set exactly
+-- while it is ready, kept while it stays ready unless :restart (released,
+-- or a new priority), else :new_key from :now. The triggers of 0002 keep the
+-- counters and the dependents. Changes nothing if a check fails;
+-- save_diagnosis says why.
 UPDATE jobs
 SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
-    version = version + 1, owner = :owner, ready_at = :ready_at, sched_key = :sched_key
+    version = version + 1,
+    owner = CASE WHEN :unown THEN NULL ELSE owner END,
+    ready_at = CASE
+        WHEN NOT (:pending AND archived = 0 AND deps_left = 0 AND (:unown OR owner IS NULL))
+            THEN ready_at
+        WHEN :release OR priority != :priority OR sched_key IS NULL THEN :now
+        ELSE ready_at END,
+    sched_key = CASE
+        WHEN NOT (:pending AND archived = 0 AND deps_left = 0 AND (:unown OR owner IS NULL))
+            THEN NULL
+        WHEN :release OR priority != :priority OR sched_key IS NULL THEN :new_key
+        ELSE sched_key END
 WHERE id = :id AND version = :version
+  AND ((:owner IS NULL AND owner IS NULL)
+       OR (owner = :owner AND fence = :fence
+           AND EXISTS (SELECT 1 FROM daemons
+                       WHERE id = :owner AND ended = 0 AND lease_until > :now)))
+
+-- name: save_diagnosis
+-- Why save_job changed nothing.
+SELECT version, owner, fence FROM jobs WHERE id = :id
 
 -- name: daemon_live
 -- A row when the daemon's lease is live by the store's clock (:now).
 SELECT 1 FROM daemons WHERE id = :daemon AND ended = 0 AND lease_until > :now
-
--- name: dependents
--- The jobs that still wait for job :id, with what refiling them needs.
-SELECT jobs.id, jobs.status, jobs.priority, jobs.owner, jobs.archived, jobs.deps_left
-FROM job_deps JOIN jobs ON jobs.id = job_deps.job_id
-WHERE job_deps.dep_id = :id
-
--- name: dependency_done
-UPDATE jobs SET deps_left = deps_left - 1, ready_at = :ready_at, sched_key = :sched_key
-WHERE id = :id
-
--- name: forget_dependency
-DELETE FROM job_deps WHERE dep_id = :id
 
 -- name: register_daemon
 INSERT INTO daemons (name, epoch, started_at, lease_until)

@@ -50,8 +50,9 @@ CREATE TABLE daemons (
 );
 
 -- Unarchived jobs by (status, priority), kept in the transaction that
--- changes a job, so status() reads a few rows: by triggers for changes and
--- deletions, and by insert_jobs for a whole batch at once (count_inserted).
+-- changes a job, so status() reads a few rows: by the trigger job_counted
+-- for changes, job_counts_delete for deletions, and by insert_jobs for a
+-- whole batch at once (count_inserted).
 CREATE TABLE job_counts (
     status TEXT NOT NULL,
     priority INTEGER NOT NULL,
@@ -59,20 +60,48 @@ CREATE TABLE job_counts (
     PRIMARY KEY (status, priority)
 ) WITHOUT ROWID;
 
-CREATE TRIGGER job_counts_update AFTER UPDATE OF status, priority, archived ON jobs
-WHEN old.status IS NOT new.status OR old.priority IS NOT new.priority
-    OR old.archived IS NOT new.archived
-BEGIN
-    UPDATE job_counts SET n = n - 1
-    WHERE old.archived = 0 AND status = old.status AND priority = old.priority;
-    INSERT INTO job_counts (status, priority, n)
-    SELECT new.status, new.priority, 1 WHERE new.archived = 0
-    ON CONFLICT (status, priority) DO UPDATE SET n = n + 1;
-END;
-
 CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs WHEN old.archived = 0
 BEGIN
     UPDATE job_counts SET n = n - 1 WHERE status = old.status AND priority = old.priority;
+END;
+
+-- The counters follow each job's status, priority and archived flag, in
+-- the statement that changes them (one statement: triggers cost per
+-- statement they run).
+CREATE TRIGGER job_counted AFTER UPDATE OF status, priority, archived ON jobs
+WHEN old.status IS NOT new.status OR old.priority IS NOT new.priority
+    OR old.archived IS NOT new.archived
+BEGIN
+    INSERT INTO job_counts (status, priority, n)
+    SELECT old.status, old.priority, -1 WHERE old.archived = 0
+    UNION ALL
+    SELECT new.status, new.priority, 1 WHERE new.archived = 0
+    ON CONFLICT (status, priority) DO UPDATE SET n = n + excluded.n;
+END;
+
+-- A job that becomes final while others wait for it: each waits for one
+-- job less, and enters the schedule if that was the last; in the statement
+-- that made it final, so a save stays one statement. jobplane_now() and
+-- jobplane_key() are the store's clock and stores.schedule.schedule_key,
+-- registered on the store's writer connection (a connection without them,
+-- e.g. the sqlite3 shell, cannot finish a job others wait for).
+CREATE TRIGGER job_final AFTER UPDATE OF status ON jobs
+WHEN new.status IN ('success', 'error', 'canceled')
+    AND old.status NOT IN ('success', 'error', 'canceled')
+    AND EXISTS (SELECT 1 FROM job_deps WHERE dep_id = new.id)
+BEGIN
+    UPDATE jobs
+    SET deps_left = deps_left - 1,
+        ready_at = CASE
+            WHEN deps_left = 1 AND owner IS NULL AND archived = 0
+                AND status IN ('queued', 'waiting') THEN jobplane_now()
+            ELSE ready_at END,
+        sched_key = CASE
+            WHEN deps_left = 1 AND owner IS NULL AND archived = 0
+                AND status IN ('queued', 'waiting') THEN jobplane_key(jobplane_now(), priority)
+            ELSE sched_key END
+    WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = new.id);
+    DELETE FROM job_deps WHERE dep_id = new.id;
 END;
 
 -- Fill the new columns for the jobs already there: counters, dependencies
