@@ -25,7 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/workerpool.py
 	$(BIN)/python bench/locking.py
 	$(BIN)/python bench/jobqueue.py
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/http_api.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

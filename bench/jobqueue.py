@@ -12,8 +12,11 @@
     backlog lasts), submit one ``high`` job and measure the time from
     ``submit`` returning to its op starting; p50/p99 over 50 tries.
 
+``--quick`` is a smoke run for the tests (seconds, not figures): 200 jobs,
+a backlog of 200, 5 tries.
+
 Prints one JSON object. Usage:
-    .venv/bin/python bench/jobqueue.py [--jobs 20000] [--backlog 10000] [--tries 50]
+    .venv/bin/python bench/jobqueue.py [--jobs 20000] [--backlog 10000] [--tries 50] [--quick]
 """
 
 from __future__ import annotations
@@ -154,7 +157,10 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--backlog", type=int, default=10_000)
     parser.add_argument("--tries", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: seconds, not figures")
     args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.backlog, args.tries = 200, 200, 5
     with tempfile.TemporaryDirectory(prefix="jobplane-bench-") as tmp:
         directory = Path(tmp)
         result = {
@@ -163,6 +169,7 @@ def main() -> None:
                 "python": platform.python_version(),
                 "platform": platform.platform(),
             },
+            "quick": args.quick,
             "drain": [
                 drain_run(directory, args.jobs, durability, batch=batch, phased=phased)
                 for durability in ("normal", "full")

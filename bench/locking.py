@@ -10,11 +10,15 @@ big lock shared, maybe one inner lock shared, then release) from 1 and 4
 threads; 4 threads should keep about 1 thread's rate, with context switches
 in the hundreds: thousands mean the threads convoy on a mutex.
 
-Run: ``.venv/bin/python bench/locking.py``
+``--quick`` is a smoke run for the tests (seconds, not figures): one
+round of a few thousand pairs.
+
+Run: ``.venv/bin/python bench/locking.py [--quick]``
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -29,12 +33,13 @@ from jobplane.locking import LockManager, SharedLock
 
 ROUNDS = 5
 PAIRS = 200_000
+QUICK_PAIRS = 5_000
 
 
-def best_rate(run: Callable[[int], None], count: int) -> float:
-    """Operations per second of ``run(count)``, best of ROUNDS."""
+def best_rate(run: Callable[[int], None], count: int, rounds: int = ROUNDS) -> float:
+    """Operations per second of ``run(count)``, best of ``rounds``."""
     best = float("inf")
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         start = time.perf_counter()
         run(count)
         best = min(best, time.perf_counter() - start)
@@ -131,16 +136,18 @@ def _job_ops(mgr: LockManager, mode: str, k: int, count: int, start: threading.B
         mgr.release("cluster", owner=owner)
 
 
-def manager_from_threads(mode: str, threads: int, pairs: int = 20_000) -> dict[str, float]:
+def manager_from_threads(
+    mode: str, threads: int, pairs: int = 20_000, rounds: int = ROUNDS
+) -> dict[str, float]:
     """``threads`` threads run ``pairs`` ops (take+release) through one manager, an owner each.
 
     Modes: ``request`` (``request`` the big lock shared, ``release``), ``acquire`` (the
     same with the blocking ``acquire``), ``two_levels`` (the big lock and one of 8 node
-    locks, both shared, by ``request``). Median and slowest of ROUNDS runs; voluntary
+    locks, both shared, by ``request``). Median and slowest of ``rounds`` runs; voluntary
     context switches of the whole process (all threads) during the slowest.
     """
     runs: list[tuple[float, int]] = []
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         mgr = LockManager(["cluster", "node"])
         mgr.add("node", [f"n{i}" for i in range(8)])
         start = threading.Barrier(threads + 1)
@@ -167,20 +174,29 @@ def manager_from_threads(mode: str, threads: int, pairs: int = 20_000) -> dict[s
 
 
 def main() -> None:
-    floor = best_rate(threading_lock_pairs, PAIRS)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: seconds, not figures")
+    quick = parser.parse_args().quick
+    # --quick: one round of a few thousand pairs
+    rounds, pairs = (1, QUICK_PAIRS) if quick else (ROUNDS, PAIRS)
+    manager_pairs, thread_pairs = (QUICK_PAIRS // 10, QUICK_PAIRS) if quick else (20_000, 20_000)
+    floor = best_rate(threading_lock_pairs, pairs, rounds)
     rates = {
-        "exclusive_owner_given": best_rate(shared_lock_pairs(False, "job-1"), PAIRS),
-        "shared_owner_given": best_rate(shared_lock_pairs(True, "job-1"), PAIRS),
-        "exclusive_owner_thread": best_rate(shared_lock_pairs(False, None), PAIRS),
-        "shared_owner_thread": best_rate(shared_lock_pairs(True, None), PAIRS),
+        "exclusive_owner_given": best_rate(shared_lock_pairs(False, "job-1"), pairs, rounds),
+        "shared_owner_given": best_rate(shared_lock_pairs(True, "job-1"), pairs, rounds),
+        "exclusive_owner_thread": best_rate(shared_lock_pairs(False, None), pairs, rounds),
+        "shared_owner_thread": best_rate(shared_lock_pairs(True, None), pairs, rounds),
     }
-    manager = best_rate(manager_ten_names, 20_000)
+    manager = best_rate(manager_ten_names, manager_pairs, rounds)
     result = {
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "implementation": platform.python_implementation(),
         },
+        "quick": quick,
+        "rounds": rounds,
+        "uncontended_pairs": pairs,
         "threading_lock": {"pairs_per_s": round(floor), "us_per_pair": round(1e6 / floor, 3)},
         "shared_lock_uncontended": {
             name: {"pairs_per_s": round(rate), "us_per_pair": round(1e6 / rate, 3)}
@@ -190,10 +206,12 @@ def main() -> None:
             "acquire_release_per_s": round(manager),
             "us_per_acquire_release": round(1e6 / manager, 2),
         },
-        "contended_4_threads_100_locks": contended(),
-        "manager_from_threads_20000_pairs": {
+        "contended_4_threads_100_locks": contended(
+            per_thread=QUICK_PAIRS // 5 if quick else 50_000
+        ),
+        f"manager_from_threads_{thread_pairs}_pairs": {
             f"{mode}_{threads}_thread{'s' if threads > 1 else ''}": manager_from_threads(
-                mode, threads
+                mode, threads, thread_pairs, rounds
             )
             for mode in ("request", "acquire", "two_levels")
             for threads in (1, 4)

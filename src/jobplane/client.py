@@ -141,6 +141,15 @@ class Client:
     def archive(self, job_id: int) -> None:
         self._call("POST", f"/v1/jobs/{job_id}/archive")
 
+    def quarantined(self, scan: bool = False) -> builtins.list[dict[str, Any]]:
+        """Jobs whose stored record cannot be read; ``scan`` reads every record to find all."""
+        answer = self._call("GET", "/v1/quarantine", params={"scan": str(scan).lower()})
+        return list(answer["jobs"])
+
+    def remove_quarantined(self, job_id: int) -> None:
+        """Delete a job whose stored record cannot be read (JobStateError for any other)."""
+        self._call("DELETE", f"/v1/quarantine/{job_id}")
+
     def auto_archive(self, older_than: float) -> builtins.list[int]:
         return [
             int(i)

@@ -36,7 +36,7 @@ from .processor import (
     Observer,
     Processor,
 )
-from .stores import DEFAULT_URL, Durability, Store, open_store
+from .stores import DEFAULT_URL, Durability, Store, Unreadable, open_store
 from .timers import TimerThread
 from .workerpool import WorkerPool
 
@@ -382,6 +382,22 @@ class JobQueue:
         if not job.is_final:
             raise JobStateError(f"job {job_id} is {job.status}: only finished jobs can be archived")
         self.store.archive([job.id])
+
+    def quarantined(self, *, scan: bool = False) -> builtins.list[Unreadable]:
+        """Jobs whose stored record cannot be read; they show as error (docs/stores.md).
+
+        ``scan`` reads every record first, archived ones too, to find them all.
+        """
+        return self.store.quarantined(scan=scan)
+
+    def remove_quarantined(self, job_id: int) -> None:
+        """Delete a job whose stored record cannot be read; JobStateError for any other."""
+        job_id = _job_id(job_id)
+        if self.processor.tracked(job_id) is not None:
+            raise JobStateError(
+                f"job {job_id} is in this daemon's care, which writes its record again"
+            )
+        self.store.remove_unreadable(job_id)
 
     def auto_archive(self, older_than_s: float) -> builtins.list[int]:
         """Archive every finished job that ended more than ``older_than_s`` seconds ago."""

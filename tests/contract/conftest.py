@@ -1,15 +1,17 @@
 """Fixtures of the store contract suite: every test runs once per store.
 
 To add a store, add its name to ``STORES`` and teach ``store_url``,
-``unusable_url`` and ``open_new`` how to give a fresh, empty database of
-that kind (a PostgreSQL store would create or truncate a schema here, and
-mark itself with ``pytest.mark.postgres``). ``memory`` is
+``unusable_url``, ``open_new`` and ``damage`` how to give a fresh, empty
+database of that kind and how to spoil one of its records behind the
+store's back (a PostgreSQL store would create or truncate a schema here,
+and mark itself with ``pytest.mark.postgres``). ``memory`` is
 ``jobplane.testing.InMemoryStore``: passing the same suite shows the
 contract does not lean on SQLite.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,6 +25,7 @@ STORES = ["sqlite", "memory"]
 
 OpenStore = Callable[..., Store]
 MakeJob = Callable[..., Job]
+Damage = Callable[[int, "str | bytes"], None]
 
 
 def _make_job(
@@ -74,21 +77,28 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def open_new(store_url: str, clock: ManualClock) -> Iterator[OpenStore]:
+def memory_database() -> MemoryDatabase:
+    """The database every ``memory`` store of a test shares."""
+    return MemoryDatabase()
+
+
+@pytest.fixture
+def open_new(
+    store_url: str, clock: ManualClock, memory_database: MemoryDatabase
+) -> Iterator[OpenStore]:
     """Open another store on the same database; every store opened is closed at the end.
 
     Every store runs on the ``clock`` fixture, with a lease of ``LEASE_S`` and
     an aging interval of ``AGING_INTERVAL`` seconds unless told otherwise.
     """
     opened: list[Store] = []
-    database = MemoryDatabase()
 
     def open_new(
         durability: Durability = "normal", aging_interval: float = AGING_INTERVAL
     ) -> Store:
         options = {"clock": clock.wall, "lease_s": LEASE_S, "aging_interval": aging_interval}
         if store_url.startswith("memory:"):
-            store: Store = InMemoryStore(database, **options)
+            store: Store = InMemoryStore(memory_database, **options)
         else:
             store = open_store(store_url, durability=durability, **options)
         opened.append(store)
@@ -107,3 +117,24 @@ def store(open_new: OpenStore) -> Store:
 @pytest.fixture
 def make_job() -> MakeJob:
     return _make_job
+
+
+@pytest.fixture
+def damage(store_url: str, memory_database: MemoryDatabase) -> Damage:
+    """``damage(job_id, text)``: overwrite the job's stored record with ``text``, as a
+    disk fault, a bad restore or a hand edit would: behind the store's back."""
+
+    def damage(job_id: int, text: str | bytes) -> None:
+        if store_url.startswith("sqlite:"):
+            conn = sqlite3.connect(store_url.removeprefix("sqlite:///"))
+            with conn:
+                changed = conn.execute("UPDATE jobs SET doc = ? WHERE id = ?", (text, job_id))
+            conn.close()
+            assert changed.rowcount == 1, f"no job {job_id} to damage"
+            return
+        if store_url.startswith("memory:"):
+            memory_database.damage(job_id, text)
+            return
+        raise AssertionError(f"cannot damage a record of {store_url!r}")
+
+    return damage

@@ -1,4 +1,4 @@
-"""The store as the schedule (guarantees 5 and 7 to 12 of ``jobplane.stores.base``).
+"""The store as the schedule (guarantees 5 and 8 to 13 of ``jobplane.stores.base``).
 
 Daemons, leases, claims in schedule order with aging, dependencies,
 fencing, reclaim and control requests, checked against every store. Time
@@ -41,7 +41,7 @@ def finish(job: Job, status: OpStatus = OpStatus.SUCCESS) -> Job:
     return job
 
 
-# -- guarantee 7: daemons and leases ---------------------------------------
+# -- guarantee 8: daemons and leases ---------------------------------------
 
 
 def test_daemons_get_new_ids_and_epochs_counted_per_name(store: Store) -> None:
@@ -80,7 +80,7 @@ def test_unregister_ends_the_lease_at_once(store: Store) -> None:
         store.heartbeat(daemon)
 
 
-# -- guarantee 8: claims in schedule order -----------------------------------
+# -- guarantee 9: claims in schedule order -----------------------------------
 
 
 def test_claim_takes_ready_jobs_by_priority_then_id(store: Store, make_job: MakeJob) -> None:
@@ -244,7 +244,7 @@ def test_a_new_priority_restarts_aging(store: Store, make_job: MakeJob, clock: M
     assert claimed_ids(store, daemon) == [fresh, waited]
 
 
-# -- guarantee 9: fencing ---------------------------------------------------
+# -- guarantee 10: fencing ---------------------------------------------------
 
 
 def test_only_the_owner_saves_an_owned_job(store: Store, make_job: MakeJob) -> None:
@@ -310,7 +310,7 @@ def test_a_final_save_gives_the_job_up(store: Store, make_job: MakeJob) -> None:
     assert store.load(job_id).owner is None
 
 
-# -- guarantee 10: reclaim -----------------------------------------------------
+# -- guarantee 11: reclaim -----------------------------------------------------
 
 
 def test_reclaim_takes_only_the_jobs_of_daemons_whose_lease_ended(
@@ -345,7 +345,7 @@ def test_a_daemon_whose_lease_ended_cannot_reclaim(store: Store, clock: ManualCl
         store.reclaim(daemon)
 
 
-# -- guarantee 11: control requests --------------------------------------------
+# -- guarantee 12: control requests --------------------------------------------
 
 
 def test_a_control_request_for_an_unowned_job_records_nothing(
@@ -410,7 +410,7 @@ def test_only_the_owner_clears_requests(
     assert store.load(job_id).requests.cancel
 
 
-# -- guarantee 12: cheap status -------------------------------------------------
+# -- guarantee 13: cheap status -------------------------------------------------
 
 
 def test_oldest_queued_is_the_lowest_queued_job(store: Store, make_job: MakeJob) -> None:

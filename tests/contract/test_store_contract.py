@@ -6,6 +6,7 @@ the base module's docstring.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,16 +17,18 @@ import pytest
 from jobplane.errors import (
     DependencyError,
     JobNotFound,
+    JobStateError,
     QueueDrained,
     QueueFull,
     StoreConflict,
     StoreError,
 )
 from jobplane.jobs import Dependency, Job, OpStatus
-from jobplane.stores import Store, open_store
+from jobplane.stores import UNREADABLE, Store, open_store
 
 MakeJob = Callable[..., Job]  # the ``make_job`` fixture
 OpenStore = Callable[..., Store]  # the ``open_new`` fixture
+Damage = Callable[[int, str | bytes], None]  # the ``damage`` fixture
 WAIT = 10.0  # seconds any thread or barrier may take in these tests
 
 
@@ -565,3 +568,140 @@ def test_a_closed_store_refuses_work_with_store_error(store: Store, make_job: Ma
         store.load(job_id)
     with pytest.raises(StoreError):
         insert(store, make_job())
+
+
+# -- guarantee 7: unreadable records ------------------------------------------
+
+
+def _spoiled(change: Callable[[dict[str, Any]], Any]) -> str:
+    """A job document that is JSON, with ``change`` applied to a good one."""
+    doc = _make_job_doc()
+    change(doc)
+    return json.dumps(doc)
+
+
+def _make_job_doc() -> dict[str, Any]:
+    op = {"op": "test.noop", "params": {}, "priority": 0, "status": "queued"}
+    return {"ops": [op], "depends": [], "received_at": 1000.0}
+
+
+DAMAGE: dict[str, str | bytes] = {
+    "cut short": '{"ops": [{"op": "test.noop", "params": {}, "prio',
+    "not JSON at all": b"\x00\xff\xfe garbage",
+    "not an object": "[1, 2, 3]",
+    "no ops": _spoiled(lambda doc: doc.pop("ops")),
+    "empty ops": _spoiled(lambda doc: doc.update(ops=[])),
+    "ops not a list": _spoiled(lambda doc: doc.update(ops="test.noop")),
+    "op without a name": _spoiled(lambda doc: doc["ops"][0].pop("op")),
+    "params not an object": _spoiled(lambda doc: doc["ops"][0].update(params=[1])),
+    "unknown status": _spoiled(lambda doc: doc["ops"][0].update(status="exploded")),
+    "priority a word": _spoiled(lambda doc: doc["ops"][0].update(priority="urgent")),
+    "priority off the scale": _spoiled(lambda doc: doc["ops"][0].update(priority=10**6)),
+    "received_at a word": _spoiled(lambda doc: doc.update(received_at="yesterday")),
+    "dependency not a job": _spoiled(lambda doc: doc.update(depends=[{"job": "x"}])),
+    "too deep": "[" * 100_000 + "]" * 100_000,
+}
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_an_unreadable_record_reads_as_a_finished_job_in_error(
+    store: Store, make_job: MakeJob, damage: Damage, kind: str
+) -> None:
+    before, spoiled, after = insert(store, make_job(), make_job(priority=-5), make_job())
+    damage(spoiled, DAMAGE[kind])
+
+    job = store.load(spoiled, with_log=True)
+    assert (job.id, job.status, job.is_final) == (spoiled, OpStatus.ERROR, True)
+    assert [op.status for op in job.ops] == [OpStatus.ERROR]
+    assert job.ops[0].result == {"error": "UnreadableRecord", "message": UNREADABLE}
+    assert [j.id for j in store.list_jobs()] == [before, spoiled, after]
+    assert [j.id for j in store.unfinished()] == [before, after]  # never run again
+    assert store.list_jobs()[1].ops == job.ops
+    assert store.counts() == {(OpStatus.QUEUED, 0): 2, (OpStatus.ERROR, 0): 1}
+    assert [j.id for j in store.list_jobs(statuses=[OpStatus.ERROR])] == [spoiled]
+    assert [j.id for j in store.list_jobs(statuses=[OpStatus.QUEUED])] == [before, after]
+    [found] = store.quarantined()
+    assert (found.job_id, found.archived) == (spoiled, False)
+    assert found.reason and found.size == len(DAMAGE[kind])
+    if isinstance(DAMAGE[kind], str) and len(DAMAGE[kind]) < 1000:
+        assert DAMAGE[kind] not in found.reason  # the record's text stays out
+
+
+def test_quarantined_finds_records_not_yet_read_when_asked_to_scan(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    ids = insert(store, *[make_job() for _ in range(5)])
+    set_status(store, ids[1], OpStatus.SUCCESS)
+    store.archive([ids[1]])
+    damage(ids[1], "{")
+    damage(ids[3], "{")
+
+    found = store.quarantined(scan=True)
+    assert [(u.job_id, u.archived) for u in found] == [(ids[1], True), (ids[3], False)]
+    assert [u.job_id for u in store.quarantined()] == [ids[1], ids[3]]
+
+
+def test_remove_unreadable_deletes_only_an_unreadable_record(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    good, spoiled = insert(store, make_job(), make_job())
+    store.append_log(spoiled, 0, 1.0, "a line")
+    damage(spoiled, "{")
+
+    with pytest.raises(JobStateError, match=f"job {good} is readable"):
+        store.remove_unreadable(good)
+    store.remove_unreadable(spoiled)
+
+    with pytest.raises(JobNotFound):
+        store.load(spoiled)
+    with pytest.raises(JobNotFound):
+        store.read_log(spoiled)
+    with pytest.raises(JobNotFound):
+        store.remove_unreadable(spoiled)
+    assert store.quarantined() == []
+    assert [j.id for j in store.list_jobs()] == [good]
+    assert insert(store, make_job(), limit=2) == [spoiled + 1]  # its room is free, its id gone
+
+
+def test_a_save_of_a_copy_read_before_the_damage_repairs_the_record(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    [job_id] = insert(store, make_job())
+    copy = store.load(job_id)
+    damage(job_id, "{")
+    assert store.load(job_id).status is OpStatus.ERROR
+
+    copy.ops[0].status = OpStatus.RUNNING
+    store.save(copy)
+
+    assert store.load(job_id).status is OpStatus.RUNNING
+    assert store.quarantined() == []
+    assert store.counts() == {(OpStatus.RUNNING, 0): 1}
+
+
+def test_an_unreadable_record_can_be_archived_once_read(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    [job_id] = insert(store, make_job())
+    damage(job_id, "{")
+    store.load(job_id)
+
+    assert store.archive([job_id]) == [job_id]
+    assert store.load(job_id).archived is True
+
+
+def test_a_record_repaired_by_hand_reads_and_counts_as_itself_again(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    [job_id] = insert(store, make_job(priority=-3))
+    original = json.dumps(store.load(job_id).to_doc())
+    damage(job_id, "{")
+    assert store.load(job_id).status is OpStatus.ERROR
+    assert store.counts() == {(OpStatus.ERROR, 0): 1}
+
+    damage(job_id, original)
+
+    assert store.load(job_id).status is OpStatus.QUEUED
+    assert store.counts() == {(OpStatus.QUEUED, -3): 1}
+    assert [job.id for job in store.unfinished()] == [job_id]
+    assert store.quarantined() == []

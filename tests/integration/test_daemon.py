@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,54 @@ def test_second_daemon_on_the_same_file_is_refused(tmp_path: Path) -> None:
         )
         assert second.returncode == 3
         assert "is in use by process" in second.stderr and "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(30)
+        reader.join(10)
+        assert first.stderr is not None
+        first.stderr.close()
+
+
+@pytest.mark.parametrize(
+    "kind", ["hard link", "bind-mounted file", "bind-mounted folder", "symlinked folder"]
+)
+def test_second_daemon_on_the_same_file_under_another_name_is_refused(
+    tmp_path: Path, kind: str, bind_mount: Callable[[Path, Path], None]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    db = data / "d.db"
+    port = free_port()
+    first, _, reader = start(db, port)
+    try:
+        if kind == "hard link":
+            alias = data / "alias.db"
+            os.link(db, alias)
+        elif kind == "bind-mounted file":
+            alias = data / "alias.db"
+            alias.touch()
+            bind_mount(db, alias)
+        elif kind == "bind-mounted folder":
+            bind_mount(data, tmp_path / "other")
+            alias = tmp_path / "other" / "d.db"
+        else:
+            (tmp_path / "other").symlink_to(data, target_is_directory=True)
+            alias = tmp_path / "other" / "d.db"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBPLANE_")}
+        second = subprocess.run(
+            [JOBPLANE, "serve", "--db", f"sqlite:///{alias}", "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=False,
+        )
+        assert second.returncode == 3, second.stderr
+        [line] = second.stderr.splitlines()
+        assert line.startswith("jobplane: ") and f"in use by process {first.pid}" in line
+        with Client(f"http://127.0.0.1:{port}") as c:  # the first daemon carries on
+            job_id = c.submit([{"op": "test.noop"}])
+            assert c.wait_final(job_id, timeout=30)["status"] == "success"
     finally:
         first.send_signal(signal.SIGTERM)
         first.wait(30)

@@ -14,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,14 @@ from jobplane.errors import (
 from jobplane.jobs import Dependency, Job, OpState, OpStatus
 from jobplane.stores import open_store
 from jobplane.stores.sql import Migration
-from jobplane.stores.sqlite import MIGRATIONS, Q, SQLiteStore, apply_migrations, split_statements
+from jobplane.stores.sqlite import (
+    MIGRATIONS,
+    Q,
+    SQLiteStore,
+    apply_migrations,
+    database_path,
+    split_statements,
+)
 
 WAIT = 10.0  # seconds any thread, process or event may take in these tests
 
@@ -44,79 +51,67 @@ EXPECTED_SCHEMA = [
         "table",
         "daemons",
         "CREATE TABLE daemons ( id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
-        "epoch INTEGER NOT NULL, started_at REAL NOT NULL, lease_until REAL NOT NULL, "
-        "ended INTEGER NOT NULL DEFAULT 0 )",
+        "epoch INTEGER NOT NULL, started_at REAL NOT NULL, lease_until REAL NOT NULL, ended "
+        "INTEGER NOT NULL DEFAULT 0 )",
     ),
     (
         "trigger",
         "job_counted",
-        "CREATE TRIGGER job_counted AFTER UPDATE OF status, priority, archived ON jobs "
-        "WHEN old.status IS NOT new.status OR old.priority IS NOT new.priority "
-        "OR old.archived IS NOT new.archived BEGIN "
-        "INSERT INTO job_counts (status, priority, n) "
-        "SELECT old.status, old.priority, -1 WHERE old.archived = 0 UNION ALL "
-        "SELECT new.status, new.priority, 1 WHERE new.archived = 0 "
-        "ON CONFLICT (status, priority) DO UPDATE SET n = n + excluded.n; END",
+        "CREATE TRIGGER job_counted AFTER UPDATE OF status, priority, archived ON jobs WHEN "
+        "old.status IS NOT new.status OR old.priority IS NOT new.priority OR old.archived IS "
+        "NOT new.archived BEGIN INSERT INTO job_counts (status, priority, n) SELECT "
+        "old.status, old.priority, -1 WHERE old.archived = 0 UNION ALL SELECT new.status, "
+        "new.priority, 1 WHERE new.archived = 0 ON CONFLICT (status, priority) DO UPDATE SET "
+        "n = n + excluded.n; END",
     ),
     (
         "table",
         "job_counts",
-        "CREATE TABLE job_counts ( status TEXT NOT NULL, priority INTEGER NOT NULL, "
-        "n INTEGER NOT NULL, PRIMARY KEY (status, priority) ) WITHOUT ROWID",
+        "CREATE TABLE job_counts ( status TEXT NOT NULL, priority INTEGER NOT NULL, n INTEGER"
+        " NOT NULL, PRIMARY KEY (status, priority) ) WITHOUT ROWID",
     ),
     (
         "trigger",
         "job_counts_delete",
         "CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs WHEN old.archived = 0 BEGIN "
-        "UPDATE job_counts SET n = n - 1 WHERE status = old.status AND priority = old.priority; "
-        "END",
+        "UPDATE job_counts SET n = n - 1 WHERE status = old.status AND priority = "
+        "old.priority; END",
     ),
     (
         "table",
         "job_deps",
-        "CREATE TABLE job_deps ( dep_id INTEGER NOT NULL, job_id INTEGER NOT NULL, "
-        "PRIMARY KEY (dep_id, job_id) ) WITHOUT ROWID",
+        "CREATE TABLE job_deps ( dep_id INTEGER NOT NULL, job_id INTEGER NOT NULL, PRIMARY "
+        "KEY (dep_id, job_id) ) WITHOUT ROWID",
     ),
     (
         "trigger",
         "job_final",
-        "CREATE TRIGGER job_final AFTER UPDATE OF status ON jobs "
-        "WHEN new.status IN ('success', 'error', 'canceled') "
-        "AND old.status NOT IN ('success', 'error', 'canceled') "
-        "AND EXISTS (SELECT 1 FROM job_deps WHERE dep_id = new.id) BEGIN "
-        "UPDATE jobs SET deps_left = deps_left - 1, ready_at = CASE "
-        "WHEN deps_left = 1 AND owner IS NULL AND archived = 0 "
-        "AND status IN ('queued', 'waiting') THEN jobplane_now() ELSE ready_at END, "
-        "sched_key = CASE WHEN deps_left = 1 AND owner IS NULL AND archived = 0 "
-        "AND status IN ('queued', 'waiting') THEN jobplane_key(jobplane_now(), priority) "
-        "ELSE sched_key END "
-        "WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = new.id); "
-        "DELETE FROM job_deps WHERE dep_id = new.id; END",
+        "CREATE TRIGGER job_final AFTER UPDATE OF status ON jobs WHEN new.status IN "
+        "('success', 'error', 'canceled') AND old.status NOT IN ('success', 'error', "
+        "'canceled') AND EXISTS (SELECT 1 FROM job_deps WHERE dep_id = new.id) BEGIN UPDATE "
+        "jobs SET deps_left = deps_left - 1 WHERE id IN (SELECT job_id FROM job_deps WHERE "
+        "dep_id = new.id); DELETE FROM job_deps WHERE dep_id = new.id; END",
     ),
     (
         "table",
         "job_log",
-        "CREATE TABLE job_log ( job_id INTEGER NOT NULL, serial INTEGER NOT NULL, "
-        "op_index INTEGER NOT NULL, time REAL NOT NULL, message TEXT NOT NULL, "
-        "PRIMARY KEY (job_id, serial) ) WITHOUT ROWID",
+        "CREATE TABLE job_log ( job_id INTEGER NOT NULL, serial INTEGER NOT NULL, op_index "
+        "INTEGER NOT NULL, time REAL NOT NULL, message TEXT NOT NULL, PRIMARY KEY (job_id, "
+        "serial) ) WITHOUT ROWID",
     ),
     (
         "table",
         "jobs",
         "CREATE TABLE jobs ( id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, "
-        "priority INTEGER NOT NULL, archived INTEGER NOT NULL DEFAULT 0, "
-        "received_at REAL NOT NULL, ended_at REAL, version INTEGER NOT NULL, "
-        "doc TEXT NOT NULL , owner INTEGER, fence INTEGER NOT NULL DEFAULT 0, "
-        "deps_left INTEGER NOT NULL DEFAULT 0, ready_at REAL, sched_key REAL, "
-        "req_serial INTEGER NOT NULL DEFAULT 0, req_cancel INTEGER NOT NULL DEFAULT 0, "
-        "req_priority INTEGER)",
+        "priority INTEGER NOT NULL, archived INTEGER NOT NULL DEFAULT 0, received_at REAL NOT"
+        " NULL, ended_at REAL, version INTEGER NOT NULL, doc TEXT NOT NULL , unreadable "
+        "INTEGER NOT NULL DEFAULT 0, owner INTEGER, fence INTEGER NOT NULL DEFAULT 0, "
+        "deps_left INTEGER NOT NULL DEFAULT 0, ready_at REAL, sched_key REAL, req_serial "
+        "INTEGER NOT NULL DEFAULT 0, req_cancel INTEGER NOT NULL DEFAULT 0, req_priority "
+        "INTEGER)",
     ),
     ("index", "jobs_archived", "CREATE INDEX jobs_archived ON jobs (id) WHERE archived = 1"),
-    (
-        "index",
-        "jobs_owner",
-        "CREATE INDEX jobs_owner ON jobs (owner) WHERE owner IS NOT NULL",
-    ),
+    ("index", "jobs_owner", "CREATE INDEX jobs_owner ON jobs (owner) WHERE owner IS NOT NULL"),
     (
         "index",
         "jobs_schedule",
@@ -132,6 +127,13 @@ EXPECTED_SCHEMA = [
         "jobs_unarchived_id",
         "CREATE INDEX jobs_unarchived_id ON jobs (id) WHERE archived = 0",
     ),
+    (
+        "index",
+        "jobs_unfiled",
+        "CREATE INDEX jobs_unfiled ON jobs (id) WHERE sched_key IS NULL AND deps_left = 0 AND"
+        " owner IS NULL AND archived = 0 AND status IN ('queued', 'waiting')",
+    ),
+    ("index", "jobs_unreadable", "CREATE INDEX jobs_unreadable ON jobs (id) WHERE unreadable = 1"),
     ("table", "meta", "CREATE TABLE meta ( key TEXT PRIMARY KEY, value TEXT NOT NULL )"),
     (
         "table",
@@ -311,8 +313,6 @@ def _explain_params(sql: str) -> dict[str, Any]:
 )
 def test_no_query_reads_a_whole_table(store: SQLiteStore, db: Path, name: str) -> None:
     conn = sqlite3.connect(db)
-    conn.create_function("jobplane_now", 0, lambda: 0.0)  # what the store registers
-    conn.create_function("jobplane_key", 2, lambda ready_at, priority: 0.0)
     plan = [
         row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + Q[name], _explain_params(Q[name]))
     ]
@@ -401,6 +401,94 @@ def test_a_second_store_on_the_same_file_is_refused_naming_the_holder(
     second.close()
 
 
+AliasMaker = Callable[[Path, Path], None]
+
+
+def _another_name(kind: str, db: Path, bind_mount: AliasMaker) -> Path:
+    """The file ``db`` under a second name: a hard link, a bind mount of the file
+    itself, or its folder under another name."""
+    if kind == "hard link":
+        alias = db.parent / "alias.db"
+        os.link(db, alias)
+        return alias
+    if kind == "bind-mounted file":
+        alias = db.parent / "alias.db"
+        alias.touch()
+        bind_mount(db, alias)
+        return alias
+    other = db.parent.parent / f"{db.parent.name}-other"
+    if kind == "symlinked folder":
+        other.symlink_to(db.parent, target_is_directory=True)
+    else:
+        bind_mount(db.parent, other)
+    return other / db.name
+
+
+NAMES = ["hard link", "bind-mounted file", "symlinked folder", "bind-mounted folder"]
+
+
+@pytest.mark.parametrize("kind", NAMES)
+def test_the_same_file_under_another_name_is_refused(
+    db: Path, url: str, kind: str, bind_mount: AliasMaker
+) -> None:
+    first = SQLiteStore(url)
+    alias = _another_name(kind, db, bind_mount)
+
+    with pytest.raises(StoreLocked) as info:
+        SQLiteStore(f"sqlite:///{alias}")
+    assert f"process {os.getpid()} (this process)" in str(info.value)
+    assert str(alias) in str(info.value)
+    if kind in ("hard link", "bind-mounted file"):
+        assert not Path(f"{alias}-wal").exists()  # SQLite never opened that name
+
+    assert first.insert_jobs([make_job()], max_unarchived=None) == [1]  # undisturbed
+    first.close()
+    second = SQLiteStore(f"sqlite:///{alias}")  # close() let go of the lock
+    assert second.load(1).id == 1
+    second.close()
+
+
+def test_a_refused_open_leaves_the_holders_sqlite_locks_alone(db: Path, url: str) -> None:
+    # SQLite's own locks are POSIX locks, which a process loses when it closes
+    # *any* descriptor of the file. Had the refused open closed one, the
+    # holder's shared lock would be gone, and the next connection to close
+    # (here, in another process) would think itself the last one and delete
+    # the write-ahead log from under the holder.
+    first = SQLiteStore(url)
+    first.insert_jobs([make_job()], max_unarchived=None)
+    alias = db.parent / "alias.db"
+    os.link(db, alias)
+    for name in (url, f"sqlite:///{alias}"):
+        with pytest.raises(StoreLocked):
+            SQLiteStore(name)
+
+    other = subprocess.run(
+        [sys.executable, "-c", LOOK, str(db)], capture_output=True, text=True, timeout=WAIT
+    )
+    assert other.returncode == 0, other.stderr
+    assert Path(f"{db}-wal").exists(), "another process took the holder's database away"
+    assert first.load(1).id == 1
+    first.close()
+
+
+def test_a_read_still_running_at_close_keeps_the_file_locked_until_it_ends(url: str) -> None:
+    first = SQLiteStore(url)
+    with first._reading() as conn:  # a read another thread is in the middle of
+        first.close()
+        with pytest.raises(StoreLocked):  # its connection still holds SQLite locks
+            SQLiteStore(url)
+        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone() == (0,)
+    SQLiteStore(url).close()
+
+
+LOOK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])
+conn.execute("SELECT COUNT(*) FROM jobs").fetchone()
+conn.close()
+"""
+
+
 CHILD = """
 import sys
 from jobplane.jobs import Job, OpState, OpStatus
@@ -443,6 +531,10 @@ def test_a_killed_holder_releases_the_lock(
     proc, _, _ = child
     with pytest.raises(StoreLocked, match=f"process {proc.pid}"):
         SQLiteStore(url)
+    alias = Path(database_path(url)).parent / "alias.db"
+    os.link(database_path(url), alias)
+    with pytest.raises(StoreLocked, match=f"process {proc.pid}"):
+        SQLiteStore(f"sqlite:///{alias}")
 
     proc.kill()  # SIGKILL: no cleanup runs in the child
     proc.wait(WAIT)
@@ -552,3 +644,52 @@ def test_values_orjson_refuses_are_stored_by_the_standard_library(store: SQLiteS
     job.ops[0].result = {"big": 2**70, "text": "é ✓"}
     store.save(job)
     assert store.load(job_id).ops[0].result == {"big": 2**70, "text": "é ✓"}
+
+
+# -- unreadable records (guarantee 7) ---------------------------------------
+
+
+def _damage(db: Path, sql: str, *params: Any) -> None:
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
+def test_an_unreadable_record_is_logged_once_without_its_text(
+    store: SQLiteStore, db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good, spoiled = store.insert_jobs([make_job(), make_job()], max_unarchived=None)
+    _damage(db, "UPDATE jobs SET doc = ? WHERE id = ?", '{"ops": [{"password": "hunter2"', spoiled)
+
+    with caplog.at_level("INFO", logger="jobplane.stores.sqlite"):
+        for _ in range(3):
+            store.load(spoiled, with_log=True)
+            store.list_jobs(archived=None)
+            store.unfinished()
+            store.quarantined(scan=True)
+
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.job_id == spoiled  # type: ignore[attr-defined]
+    assert f"job {spoiled}: its stored record cannot be read (not JSON; 31 characters)" in (
+        record.getMessage()
+    )
+    assert "hunter2" not in caplog.text
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT id, unreadable, status FROM jobs ORDER BY id").fetchall()
+    conn.close()
+    assert rows == [(good, 0, "queued"), (spoiled, 1, "error")]  # marked, once
+
+
+def test_damaged_columns_never_fail_a_read(store: SQLiteStore, db: Path) -> None:
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    store.append_log(job_id, 0, 1.0, "fine")
+    store.append_log(job_id, 0, 2.0, "spoiled")
+    _damage(db, "UPDATE jobs SET status = 'exploded', version = 'v' WHERE id = ?", job_id)
+    _damage(db, "UPDATE job_log SET message = x'ff00', time = 'then' WHERE serial = 2")
+
+    job = store.load(job_id, with_log=True)
+    assert job.status is OpStatus.ERROR
+    assert [(e.serial, e.message) for e in job.log] == [(1, "fine"), (2, "(log line unreadable)")]
+    assert [e.time for e in store.read_log(job_id)] == [1.0, 0.0]
+    assert store.counts() == {(OpStatus.ERROR, 0): 1}

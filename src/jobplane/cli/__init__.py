@@ -13,7 +13,7 @@ import sys
 import typer
 
 from .. import errors
-from . import jobs, serve, system
+from . import jobs, quarantine, serve, system
 from .common import EPILOG
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app = typer.Typer(
 serve.register(app)
 jobs.register(app)
 system.register(app)
+quarantine.register(app)
 
 EXIT_CODES: list[tuple[type[errors.JobplaneError], int]] = [
     (errors.StoreLocked, 3),

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from ..client import DEFAULT_URL, Client
+from . import args
 
 EPILOG = (
     "Exit codes: 0 ok; 1 job failed or canceled, or action refused; 2 invalid input; "
@@ -30,7 +31,8 @@ err = Console(stderr=True)
 
 @contextmanager
 def client(url: str, token: str | None) -> Iterator[Client]:
-    with Client(url or DEFAULT_URL, token=token, timeout=40) as c:
+    """A client of the daemon at ``url``; the address and token are checked first."""
+    with Client(args.url(url or DEFAULT_URL), token=args.token(token), timeout=40) as c:
         yield c
 
 

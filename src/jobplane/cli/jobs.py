@@ -12,6 +12,8 @@ from rich.table import Table
 
 from ..client import Client
 from ..errors import ValidationError
+from . import args
+from .args import JobId, JobIds, Limit, SomeJobIds
 from .common import FINAL, AsJson, Token, Url, client, console, err, print_json, when
 
 COLUMNS = ("id", "status", "priority", "ops", "summary", "received", "ended")
@@ -22,18 +24,11 @@ STATUS_GROUPS = {
 }
 
 
-def _value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if params_json:
         try:
-            loaded = json.loads(params_json)
+            loaded = args.loads(params_json)
         except ValueError as exc:
             raise ValidationError(f"--params-json is not valid JSON: {exc}") from None
         if not isinstance(loaded, dict):
@@ -45,7 +40,7 @@ def _params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
             raise ValidationError(f"parameter {pair!r} must be written key=value")
         if key in params:
             raise ValidationError(f"parameter {key!r} is given twice")
-        params[key] = _value(value)
+        params[key] = args.param_value(key, value)
     return params
 
 
@@ -56,7 +51,9 @@ def _depends(specs: list[str]) -> list[dict[str, Any]]:
         if not match:
             raise ValidationError(f"--depends {spec!r} must be ID or ID:status,status")
         statuses = match.group(2).split(",") if match.group(2) else ["success"]
-        result.append({"job": int(match.group(1)), "statuses": statuses})
+        if "" in statuses:
+            raise ValidationError(f"--depends {spec!r} must be ID or ID:status,status")
+        result.append(args.dependency(match.group(1), statuses, f"--depends {spec!r}"))
     return result
 
 
@@ -106,19 +103,25 @@ def register(app: typer.Typer) -> None:
         """Submit a job (one op from the command line, or jobs from a JSON file)."""
         if (op is None) == (file is None):
             raise ValidationError("give an OP with key=value parameters, or --file, not both")
+        if file is not None:
+            for name, given in (
+                ("--priority", priority),
+                ("--depends", depends),
+                ("--params-json", params_json),
+            ):
+                if given is not None:
+                    raise ValidationError(f"{name} goes with OP; in --file, put it in each job")
+            batch = args.job_file(file)
+        else:
+            assert op is not None
+            body = {"op": op, "params": _params(params or [], params_json)}
+            level = None if priority is None else args.priority(priority)
+            after = _depends(depends or [])
         with client(url, token) as c:
             if file is not None:
-                try:
-                    data = json.loads(file.read_text())
-                except (OSError, ValueError) as exc:
-                    raise ValidationError(f"cannot read jobs from {file}: {exc}") from None
-                batch = data["jobs"] if isinstance(data, dict) and "jobs" in data else data
-                batch = batch if isinstance(batch, list) else [batch]
                 ids = c.submit_many(batch)
             else:
-                assert op is not None
-                body = {"op": op, "params": _params(params or [], params_json)}
-                ids = [c.submit([body], priority=priority, depends=_depends(depends or []))]
+                ids = [c.submit([body], priority=level, depends=after)]
             for job_id in ids:
                 console.print(f"submitted job {job_id}")
             if wait:
@@ -134,7 +137,7 @@ def register(app: typer.Typer) -> None:
         output: Annotated[
             str, typer.Option("-o", "--output", help="columns")
         ] = "id,status,priority,summary,received",
-        limit: Annotated[int, typer.Option(help="at most this many jobs")] = 100,
+        limit: Limit = 100,
         archived: Annotated[bool, typer.Option(help="list archived jobs")] = False,
         as_json: AsJson = False,
         url: Url = "",
@@ -147,7 +150,10 @@ def register(app: typer.Typer) -> None:
             if flag
         ]
         statuses = (
-            ",".join([STATUS_GROUPS[n] for n in chosen] + ([status] if status else [])) or None
+            ",".join(
+                [STATUS_GROUPS[n] for n in chosen] + ([args.statuses(status)] if status else [])
+            )
+            or None
         )
         columns = [c.strip() for c in output.split(",") if c.strip()]
         bad = [c for c in columns if c not in COLUMNS]
@@ -177,7 +183,7 @@ def register(app: typer.Typer) -> None:
         console.print(table)
 
     @app.command()
-    def info(job_id: int, as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
+    def info(job_id: JobId, as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
         """Show one job: its ops, results and log."""
         with client(url, token) as c:
             job = c.get(job_id)
@@ -202,13 +208,13 @@ def register(app: typer.Typer) -> None:
                 console.print(f"    {when(entry['time'])} {entry['message']}")
 
     @app.command()
-    def watch(job_id: int, url: Url = "", token: Token = None) -> None:
+    def watch(job_id: JobId, url: Url = "", token: Token = None) -> None:
         """Stream a job's log until it ends (exit 0 on success, 1 otherwise)."""
         with client(url, token) as c:
             raise typer.Exit(_watch(c, job_id, show_log=True))
 
     @app.command()
-    def wait(job_id: int, url: Url = "", token: Token = None) -> None:
+    def wait(job_id: JobId, url: Url = "", token: Token = None) -> None:
         """Wait until a job ends (exit 0 on success, 1 otherwise)."""
         with client(url, token) as c:
             raise typer.Exit(_watch(c, job_id, show_log=False))
@@ -232,7 +238,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def cancel(
-        ids: Annotated[list[int] | None, typer.Argument()] = None,
+        ids: SomeJobIds = None,
         pending: Annotated[bool, typer.Option("--pending")] = False,
         queued: Annotated[bool, typer.Option("--queued")] = False,
         waiting: Annotated[bool, typer.Option("--waiting")] = False,
@@ -243,28 +249,29 @@ def register(app: typer.Typer) -> None:
         statuses = (
             "queued,waiting" if pending else "queued" if queued else "waiting" if waiting else None
         )
-        if not ids and statuses is None:
-            raise ValidationError("give job ids, or --pending, --queued or --waiting")
+        if bool(ids) + pending + queued + waiting != 1:
+            raise ValidationError("give job ids, or one of --pending, --queued or --waiting")
         with client(url, token) as c:
             _each([(i, *c.cancel(i)) for i in _targets(c, ids or [], statuses)])
 
     @app.command("change-priority")
     def change_priority(
         priority: Annotated[str, typer.Option(help="high, normal, low or -20..19")],
-        ids: Annotated[list[int] | None, typer.Argument()] = None,
+        ids: SomeJobIds = None,
         pending: Annotated[bool, typer.Option("--pending")] = False,
         url: Url = "",
         token: Token = None,
     ) -> None:
         """Change the priority of jobs' pending ops."""
-        if not ids and not pending:
-            raise ValidationError("give job ids or --pending")
+        if bool(ids) == pending:
+            raise ValidationError("give job ids or --pending, not both")
+        level = args.priority(priority)
         with client(url, token) as c:
             targets = _targets(c, ids or [], "queued,waiting" if pending else None)
-            _each([(i, *c.change_priority(i, priority)) for i in targets])
+            _each([(i, *c.change_priority(i, level)) for i in targets])
 
     @app.command()
-    def explain(job_id: int, as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
+    def explain(job_id: JobId, as_json: AsJson = False, url: Url = "", token: Token = None) -> None:
         """Say why a job is not running."""
         with client(url, token) as c:
             answer = c.explain(job_id)
@@ -275,7 +282,7 @@ def register(app: typer.Typer) -> None:
             console.print(reason)
 
     @app.command()
-    def archive(ids: list[int], url: Url = "", token: Token = None) -> None:
+    def archive(ids: JobIds, url: Url = "", token: Token = None) -> None:
         """Archive finished jobs."""
         with client(url, token) as c:
             for job_id in ids:
@@ -289,19 +296,7 @@ def register(app: typer.Typer) -> None:
         token: Token = None,
     ) -> None:
         """Archive every job that finished longer ago than AGE."""
-        seconds = _age(age)
+        seconds = args.age(age)
         with client(url, token) as c:
             archived = c.auto_archive(seconds)
         console.print(f"archived {len(archived)} job(s)")
-
-
-def _age(text: str) -> float:
-    if text == "all":
-        return 0.0
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw]?)", text.strip())
-    if not match:
-        raise ValidationError(
-            f"age {text!r} must be like 1d, 1w, 12h, 30m, all or a number of seconds"
-        )
-    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    return float(match.group(1)) * unit

@@ -1,7 +1,7 @@
 """The daemon's side of the schedule: keep the lease, reclaim the lost, claim what it can start.
 
 A :class:`Claimer` is the only part of a daemon that calls ``register_daemon``,
-``heartbeat``, ``reclaim`` and ``claim`` (guarantees 7, 8 and 10 of
+``heartbeat``, ``reclaim`` and ``claim`` (guarantees 8, 9 and 11 of
 ``stores.base``). Each pass of :meth:`Claimer.run_once`:
 
 1. renews the lease if a heartbeat is due (every ``lease_s / 3``); if the

@@ -31,6 +31,7 @@ from .schemas import (
     StatusList,
     job_json,
     log_json,
+    quarantined_json,
     summary_json,
 )
 
@@ -42,7 +43,7 @@ _ERRORS = {
     403: "a read token where a write token is needed, or a non-loopback client "
     "without a tokens file (forbidden)",
     404: "no such job (job_not_found)",
-    409: "the job is in the wrong state, e.g. unfinished (job_state)",
+    409: "the job is in the wrong state, e.g. unfinished, or readable (job_state)",
     413: "the body is larger than the limit (body_too_large)",
     422: "a field is invalid; the message names it (invalid_request, invalid_priority, "
     "op_not_found, invalid_dependency)",
@@ -219,6 +220,19 @@ def create_app(
     )
     def archive(job_id: JobId) -> dict[str, bool]:
         queue.archive(job_id)
+        return {"ok": True}
+
+    @app.get("/v1/quarantine", dependencies=read, responses=_errors(*GUARDED, 422))
+    def quarantine(
+        scan: Annotated[bool, Query(description="read every record first, to find all")] = False,
+    ) -> dict[str, Any]:
+        return {"jobs": [quarantined_json(found) for found in queue.quarantined(scan=scan)]}
+
+    @app.delete(
+        "/v1/quarantine/{job_id}", dependencies=write, responses=_errors(*GUARDED, *JOB, 409)
+    )
+    def remove_quarantined(job_id: JobId) -> dict[str, bool]:
+        queue.remove_quarantined(job_id)
         return {"ok": True}
 
     @app.post("/v1/archive", dependencies=write, responses=_errors(*GUARDED, *BODY))

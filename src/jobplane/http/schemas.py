@@ -8,6 +8,7 @@ import pydantic
 
 from .. import priorities
 from ..jobs import MAX_ID, Job, LogEntry, OpStatus, json_error
+from ..stores import Unreadable
 
 Priority = Annotated[
     int | str,
@@ -167,4 +168,15 @@ def summary_json(job: Job) -> dict[str, Any]:
         "received_at": job.received_at,
         "ended_at": job.ended_at,
         "archived": job.archived,
+    }
+
+
+def quarantined_json(found: Unreadable) -> dict[str, Any]:
+    """A record that cannot be read: what is wrong with it, never its text."""
+    return {
+        "id": found.job_id,
+        "archived": found.archived,
+        "received_at": found.received_at,
+        "reason": found.reason,
+        "size": found.size,
     }

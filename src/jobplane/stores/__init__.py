@@ -11,6 +11,7 @@ import time
 
 from ..errors import ValidationError
 from .base import DEFAULT_AGING_INTERVAL, DEFAULT_LEASE_S, Clock, Durability, Store
+from .records import UNREADABLE, Unreadable
 
 DEFAULT_URL = "sqlite:///./jobplane.db"
 
@@ -52,4 +53,4 @@ def open_store(
     raise ValidationError(f"unknown store scheme {scheme!r} in {url!r}: use sqlite:///path")
 
 
-__all__ = ["DEFAULT_URL", "Durability", "Store", "open_store"]
+__all__ = ["DEFAULT_URL", "UNREADABLE", "Durability", "Store", "Unreadable", "open_store"]

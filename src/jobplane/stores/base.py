@@ -34,7 +34,16 @@ against every store (SQLite, and ``jobplane.testing.InMemoryStore``):
    daemons also calls them for changes other daemons made, as soon as it
    learns of them.
 6. **Errors.** Driver errors never escape: they become ``StoreError``.
-7. **Daemons and leases.** ``register_daemon`` gives a daemon an id (never
+7. **Unreadable records.** A record the store cannot read (not JSON, or not
+   a job document: see :mod:`jobplane.stores.records`) is never an error for
+   its readers: every read returns it as a *quarantined* job, finished in
+   ``error`` with the message ``"stored record unreadable"``, and logs it
+   once per process. ``unfinished()`` leaves it out, so it never runs again.
+   Once read, it also counts, filters and archives as ``error``.
+   ``quarantined()`` lists such records, and ``remove_unreadable`` deletes
+   one (and nothing else). A ``save`` of a copy read before the damage
+   writes a whole new record, which is readable again.
+8. **Daemons and leases.** ``register_daemon`` gives a daemon an id (never
    reused) and an epoch (one more than the last daemon of that name had),
    with a lease of ``lease_s`` seconds. ``heartbeat`` renews it. Expiry is
    decided by the store's own clock (SQLite: the clock given to the store;
@@ -43,7 +52,7 @@ against every store (SQLite, and ``jobplane.testing.InMemoryStore``):
    fenced writes raise ``LeaseLost``. ``unregister_daemon`` ends a lease at
    once. A store that admits one daemon at a time (SQLite, by its process
    lock) ends every other lease when a daemon registers.
-8. **The schedule.** A job is *ready* when it is unarchived, unowned,
+9. **The schedule.** A job is *ready* when it is unarchived, unowned,
    ``queued`` or ``waiting``, and every job it depends on is final (the
    store counts a job's unfinished dependencies and lowers the count in the
    transaction that makes a dependency final). ``claim(daemon_id, limit)``
@@ -53,23 +62,23 @@ against every store (SQLite, and ``jobplane.testing.InMemoryStore``):
    (``job.fence`` + 1) and a new version, atomically: two claims never
    return the same job. A job stays owned until its owner releases it
    (``save(job, release=True)``) or it is reclaimed.
-9. **Fencing.** A write of an owned job carries the owner and fence it was
-   claimed with (``job.owner``, ``job.fence`` on ``save``; ``fence=`` on
-   ``append_log`` and ``clear_requests``). The store refuses it with
-   ``LeaseLost`` and writes nothing unless the job still has that owner and
-   fence and the owner's lease is live.
-10. **Reclaim.** ``reclaim(daemon_id)`` ends the lease of every daemon whose
+10. **Fencing.** A write of an owned job carries the owner and fence it was
+    claimed with (``job.owner``, ``job.fence`` on ``save``; ``fence=`` on
+    ``append_log`` and ``clear_requests``). The store refuses it with
+    ``LeaseLost`` and writes nothing unless the job still has that owner and
+    fence and the owner's lease is live.
+11. **Reclaim.** ``reclaim(daemon_id)`` ends the lease of every daemon whose
     lease has expired and makes their jobs owned by ``daemon_id`` with new
     fences; it returns them, and the caller applies the crash rules
     (``docs/design/engine.md``) and saves them. It never takes a live
     daemon's jobs, nor the caller's own.
-11. **Control from any client.** ``request_control`` records a cancel or a
+12. **Control from any client.** ``request_control`` records a cancel or a
     priority change for an *owned* job without changing its version (so the
     owner's next save still goes through) and tells the listeners, through
     which the owner learns of it; the owner applies it and clears it with
     ``clear_requests``. For an unowned job it records nothing and returns
     None: the caller then changes the job itself by compare-and-set.
-12. **Cheap status.** ``counts`` and ``oldest_queued`` read maintained
+13. **Cheap status.** ``counts`` and ``oldest_queued`` read maintained
     counters or an index, never every job; so do ``load``, ``list_jobs``
     (by id) and ``claim``, with a million queued jobs.
 """
@@ -86,6 +95,7 @@ from typing import Any, Literal
 import orjson
 
 from ..jobs import Job, LogEntry, OpStatus
+from .records import Unreadable
 
 logger = logging.getLogger(__name__)
 
@@ -207,7 +217,7 @@ class Store(ABC):
 
     @abstractmethod
     def save(self, job: Job, *, wait: bool = True, release: bool = False) -> None:
-        """Commit the job's ops, status, priority and timestamps (guarantees 4 and 9).
+        """Commit the job's ops, status, priority and timestamps (guarantees 4 and 10).
 
         An owned job (``job.owner`` set) is saved only by its owner, with the
         fence it claimed the job with. ``release=True`` also gives the job
@@ -240,7 +250,7 @@ class Store(ABC):
 
         Raises:
             JobNotFound: no such job.
-            LeaseLost: ``fence`` is given and stale (guarantee 9).
+            LeaseLost: ``fence`` is given and stale (guarantee 10).
         """
 
     @abstractmethod
@@ -258,11 +268,22 @@ class Store(ABC):
     def set_drained(self, drained: bool) -> None:
         """Set or clear the persisted drain flag."""
 
-    # -- daemons, the schedule, control (guarantees 7 to 11) ---------------
+    @abstractmethod
+    def remove_unreadable(self, job_id: int) -> None:
+        """Delete a record that cannot be read, with its log lines (guarantee 7).
+
+        Its id is never handed out again.
+
+        Raises:
+            JobNotFound: no such job.
+            JobStateError: the record is readable (only unreadable ones are removed).
+        """
+
+    # -- daemons, the schedule, control (guarantees 8 to 12) ---------------
 
     @abstractmethod
     def register_daemon(self, name: str = "") -> Lease:
-        """Start a lease for a new daemon (guarantee 7)."""
+        """Start a lease for a new daemon (guarantee 8)."""
 
     @abstractmethod
     def heartbeat(self, daemon_id: int) -> None:
@@ -278,7 +299,7 @@ class Store(ABC):
 
     @abstractmethod
     def claim(self, daemon_id: int, limit: int) -> list[Job]:
-        """Take up to ``limit`` ready jobs in schedule order (guarantee 8).
+        """Take up to ``limit`` ready jobs in schedule order (guarantee 9).
 
         Raises:
             LeaseLost: the daemon's lease is not live.
@@ -286,7 +307,7 @@ class Store(ABC):
 
     @abstractmethod
     def reclaim(self, daemon_id: int) -> list[Job]:
-        """Take over the jobs of every daemon whose lease has expired (guarantee 10).
+        """Take over the jobs of every daemon whose lease has expired (guarantee 11).
 
         Raises:
             LeaseLost: the caller's own lease is not live.
@@ -296,7 +317,7 @@ class Store(ABC):
     def request_control(
         self, job_id: int, *, cancel: bool = False, priority: int | None = None
     ) -> Job | None:
-        """Record a control request for an owned job (guarantee 11).
+        """Record a control request for an owned job (guarantee 12).
 
         Returns the job as stored, with its ``requests``; None if the job is
         unowned (nothing recorded).
@@ -310,7 +331,7 @@ class Store(ABC):
         """The owner applied the requests up to ``serial``: forget them, keep newer ones.
 
         Raises:
-            LeaseLost: ``job.owner``/``job.fence`` are stale (guarantee 9).
+            LeaseLost: ``job.owner``/``job.fence`` are stale (guarantee 10).
         """
 
     # -- reads ------------------------------------------------------------
@@ -339,16 +360,25 @@ class Store(ABC):
         """Every job not yet final, by ascending id (recovery reads this on start)."""
 
     @abstractmethod
+    def quarantined(self, *, scan: bool = False) -> list[Unreadable]:
+        """The records found unreadable so far, by id (guarantee 7).
+
+        A record is found when a read meets it: ``unfinished()`` (so every
+        unfinished job when a daemon starts), a listing, a load. ``scan``
+        reads every record first, archived ones too, to find them all.
+        """
+
+    @abstractmethod
     def is_drained(self) -> bool:
         """The persisted drain flag."""
 
     @abstractmethod
     def counts(self) -> dict[tuple[OpStatus, int], int]:
-        """Unarchived jobs by (status, priority), from counters (guarantee 12)."""
+        """Unarchived jobs by (status, priority), from counters (guarantee 13)."""
 
     @abstractmethod
     def oldest_queued(self) -> float | None:
-        """The ``received_at`` of the lowest-id unarchived ``queued`` job, or None (guarantee 12).
+        """The ``received_at`` of the lowest-id unarchived ``queued`` job, or None (guarantee 13).
 
         A queued job waiting for a dependency or owned between two ops counts.
         """

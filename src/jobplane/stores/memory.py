@@ -22,9 +22,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import priorities
 from ..errors import (
     DependencyError,
     JobNotFound,
+    JobStateError,
     LeaseLost,
     QueueDrained,
     QueueFull,
@@ -38,10 +40,10 @@ from .base import (
     Clock,
     Lease,
     Store,
-    decode_json,
     encode_json,
     queue_full_message,
 )
+from .records import Unreadable, UnreadableRecord, job_from_record, quarantined_job, size_of
 from .schedule import CLAMPED, apply_aging, clamp_limit, is_ready, refile
 
 logger = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class _Row:
 
     id: int
     version: int
-    doc: str
+    doc: str | bytes
     status: OpStatus
     priority: int
     received_at: float
@@ -67,6 +69,8 @@ class _Row:
     """Set exactly while the job is ready (see ``stores.schedule``)."""
     requests: ControlRequests = field(default_factory=ControlRequests)
     log: list[LogEntry] = field(default_factory=list)
+    unreadable: bool = False
+    """The record was met and could not be read (guarantee 7): it reads as an error."""
 
 
 @dataclass(slots=True)
@@ -91,6 +95,11 @@ class MemoryDatabase:
         self.daemons: dict[int, _Daemon] = {}
         self.last_daemon = 0
         self.stores: list[InMemoryStore] = []
+
+    def damage(self, job_id: int, text: str | bytes) -> None:
+        """Overwrite a job's stored record behind the stores' backs (for tests of guarantee 7)."""
+        with self.mutex:
+            self.rows[job_id].doc = text
 
     def notify(self, job_ids: Sequence[int]) -> None:
         """Tell every open store's listeners (outside the mutex)."""
@@ -232,6 +241,7 @@ class InMemoryStore(Store):
         row.doc = _encode(job.to_doc())
         row.status, row.priority, row.ended_at = job.status, priority, job.ended_at
         row.version += 1
+        row.unreadable = False
         if release or row.status in FINAL:
             row.owner = None
         if row.status in FINAL and not was_final:
@@ -326,6 +336,23 @@ class InMemoryStore(Store):
             self._check_open_locked()
             self.db.drained = drained
 
+    def remove_unreadable(self, job_id: int) -> None:
+        with self.db.mutex:
+            self._check_open_locked()
+            row = self._row_locked(job_id)
+            try:
+                _parse(row)
+            except UnreadableRecord:
+                pass
+            else:
+                raise JobStateError(
+                    f"job {job_id} is readable: only a record that cannot be read is "
+                    "removed (archive a finished job instead)"
+                )
+            del self.db.rows[job_id]
+            self.db.dependents.pop(job_id, None)
+        self.db.notify((job_id,))
+
     # -- daemons, the schedule, control --------------------------------------
 
     def register_daemon(self, name: str = "") -> Lease:
@@ -377,16 +404,20 @@ class InMemoryStore(Store):
                     if row.key is not None and CLAMPED < row.key <= limit_key:
                         row.key = CLAMPED
             ready.sort(key=lambda row: (row.key, row.id))
-            claimed = []
-            for row in ready[: max(0, limit)]:
-                job = _job(row)
+            claimed: list[Job] = []
+            for row in ready:
+                if len(claimed) >= limit:
+                    break
+                job = self._read_locked(row)
+                if job.is_final:  # quarantined just now (guarantee 7)
+                    continue
                 assert row.ready_at is not None
                 apply_aging(job, row.ready_at, now, interval)
                 row.doc = _encode(job.to_doc())
                 row.priority = job.priority
                 row.owner, row.fence, row.key = daemon_id, row.fence + 1, None
                 row.version += 1
-                claimed.append(_job(row))
+                claimed.append(self._read_locked(row))
         db.notify([job.id for job in claimed])
         return claimed
 
@@ -406,7 +437,9 @@ class InMemoryStore(Store):
                 if row.owner in dead:
                     row.owner, row.fence = daemon_id, row.fence + 1
                     row.version += 1
-                    taken.append(_job(row))
+                    job = self._read_locked(row)
+                    if not job.is_final:
+                        taken.append(job)
         db.notify([job.id for job in taken])
         return taken
 
@@ -422,7 +455,7 @@ class InMemoryStore(Store):
             row.requests = ControlRequests(
                 old.serial + 1, old.cancel or cancel, old.priority if priority is None else priority
             )
-            job = _job(row)
+            job = self._read_locked(row)
         self.db.notify((job_id,))
         return job
 
@@ -448,7 +481,7 @@ class InMemoryStore(Store):
         with self.db.mutex:
             self._check_open_locked()
             row = self._row_locked(job_id)
-            job = _job(row)
+            job = self._read_locked(row)
             if with_log:
                 job.log = list(row.log)
         return job
@@ -480,7 +513,7 @@ class InMemoryStore(Store):
                 ),
                 key=lambda row: row.id,
             )
-            return [_job(row) for row in rows[: max(0, limit)]]
+            return [self._read_locked(row) for row in rows[: max(0, limit)]]
 
     def unfinished(self) -> list[Job]:
         with self.db.mutex:
@@ -488,7 +521,45 @@ class InMemoryStore(Store):
             rows = sorted(
                 (r for r in self.db.rows.values() if r.status not in FINAL), key=lambda r: r.id
             )
-            return [_job(row) for row in rows]
+            jobs = [self._read_locked(row) for row in rows]
+            return [job for job in jobs if not job.is_final]  # not the quarantined
+
+    def quarantined(self, *, scan: bool = False) -> list[Unreadable]:
+        with self.db.mutex:
+            self._check_open_locked()
+            rows = sorted(self.db.rows.values(), key=lambda row: row.id)
+            found = []
+            for row in rows:
+                if scan or row.unreadable:
+                    self._read_locked(row)
+                if not row.unreadable:
+                    continue
+                try:
+                    _parse(row)
+                except UnreadableRecord as exc:
+                    found.append(
+                        Unreadable(
+                            row.id, row.archived, row.received_at, str(exc), size_of(row.doc)
+                        )
+                    )
+            return found
+
+    def _read_locked(self, row: _Row) -> Job:
+        """The row's job; a record that cannot be read becomes a quarantined job (guarantee 7)."""
+        try:
+            job = _parse(row)
+        except UnreadableRecord as exc:
+            if not row.unreadable:
+                logger.error("job %s: its stored record cannot be read (%s)", row.id, exc)
+                was_final = row.status in FINAL
+                row.unreadable, row.owner, row.key = True, None, None
+                row.status, row.priority = OpStatus.ERROR, priorities.NORMAL
+                if not was_final:
+                    self._dependency_done_locked(row.id, self.clock())
+            return quarantined_job(row.id, row.version, row.archived, row.received_at, row.ended_at)
+        if row.unreadable:  # repaired by hand: the columns follow the record again
+            row.unreadable, row.status, row.priority = False, job.status, job.priority
+        return job
 
     def is_drained(self) -> bool:
         with self.db.mutex:
@@ -523,7 +594,8 @@ def _encode(doc: dict[str, Any]) -> str:
         raise StoreError(f"the job cannot be stored as JSON: {exc}") from exc
 
 
-def _job(row: _Row) -> Job:
-    job = Job.from_doc(row.id, row.version, row.archived, decode_json(row.doc))
+def _parse(row: _Row) -> Job:
+    """The row's job. Raises UnreadableRecord."""
+    job = job_from_record(row.id, row.version, row.archived, row.doc)
     job.owner, job.fence, job.requests = row.owner, row.fence, row.requests
     return job

@@ -72,7 +72,7 @@ def apply_aging(job: Job, ready_at: float, now: float, interval: float) -> int:
 
 
 def is_ready(*, archived: bool, owner: int | None, deps_left: int, status: str) -> bool:
-    """Whether a job belongs in the schedule (guarantee 8 of ``stores.base``)."""
+    """Whether a job belongs in the schedule (guarantee 9 of ``stores.base``)."""
     return not archived and owner is None and deps_left == 0 and status in _PENDING
 
 

@@ -2,10 +2,12 @@
 
 How it keeps the contract of :mod:`jobplane.stores.base`:
 
-* **One daemon per file.** Opening takes an exclusive ``flock`` on
-  ``<database>.lock`` (holding the owner's pid); a second store on the same
-  file, in this process or another, gets ``StoreLocked``. The kernel drops the
-  lock when the process dies, however it dies.
+* **One daemon per file.** Opening takes an exclusive ``flock`` on the
+  database file itself (see ``_ProcessLock``), so the lock is keyed on the
+  file, not its name; a second store on the same file, in this process or
+  another, under any name (hard link, bind mount, symlink), gets
+  ``StoreLocked`` naming the holder's pid. The kernel drops the lock when
+  the process dies, however it dies.
 * **Writes: group commit.** Every write is a work item appended to
   ``_pending``; its caller then takes ``_writer_lock``. If a previous holder
   already committed the item, the caller just takes its outcome. Otherwise
@@ -21,6 +23,12 @@ How it keeps the contract of :mod:`jobplane.stores.base`:
   listeners run once they are committed.
 * **Reads** use a pool of read connections. In WAL mode they see only
   committed data and never wait for the writer.
+* **Unreadable records** (guarantee 7): a read that meets a row whose
+  document cannot be read returns a quarantined job instead, logs it once,
+  and, once its read connection is back, marks the row (``unreadable = 1``,
+  status ``error``) in a write of its own, so that counts, filters and
+  archiving agree with what reads return. A failed mark is logged: the next
+  read tries again.
 * **Durability**: WAL always; ``synchronous=NORMAL`` survives a crash of the
   process, ``FULL`` also a loss of power.
 """
@@ -30,17 +38,20 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import logging
+import math
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+from .. import priorities
 from ..errors import (
     DependencyError,
     JobNotFound,
+    JobStateError,
     LeaseLost,
     QueueDrained,
     QueueFull,
@@ -57,10 +68,10 @@ from .base import (
     Durability,
     Lease,
     Store,
-    decode_json,
     encode_json,
     queue_full_message,
 )
+from .records import Unreadable, UnreadableRecord, job_from_record, quarantined_job, size_of
 from .schedule import apply_aging, clamp_limit, is_ready, schedule_key
 from .sql import SQL_ROOT, Migration, load_migrations, load_queries
 
@@ -73,7 +84,7 @@ FLUSH_DELAY = 0.002
 """Longest time a write that need not wait stays uncommitted when nothing else commits."""
 
 CLAMP_BATCH = 10_000
-"""Most ready jobs a claim files under HIGHEST when their aging gets there (stores.schedule)."""
+"""Most jobs a claim files in the schedule, and under HIGHEST when their aging gets there."""
 _FINAL = frozenset(str(status) for status in FINAL)
 
 _LIST_QUERIES = {
@@ -82,10 +93,10 @@ _LIST_QUERIES = {
     True: Q["list_archived_jobs"],
 }
 
+_STATUSES = {status.value: status for status in OpStatus}
 _T = TypeVar("_T")
 _Row = tuple[Any, ...]
 _encode = encode_json
-_decode = decode_json
 
 
 def database_path(url: str) -> str:
@@ -154,34 +165,75 @@ def apply_migrations(
 
 
 class _ProcessLock:
-    """An exclusive ``flock`` on ``path`` that records the holder's pid."""
+    """An exclusive ``flock`` on the database file itself, held through a descriptor of its own.
 
-    def __init__(self, path: str, database: str) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if holder == str(os.getpid()):
-                holder += " (this process)"
-            raise StoreLocked(
-                f"the store {database} is in use by process {holder}, which holds {path}"
-            ) from None
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except BaseException:
-            os.close(fd)  # which also drops the lock
-            raise
-        self._fd = fd
+    The lock is keyed on the file (its device and inode), not on a name: a
+    hard link, a bind mount or a symlink of the file or its folder reaches
+    the same lock. ``flock`` locks are separate from the POSIX byte-range
+    locks SQLite itself takes, so they do not disturb SQLite's locking.
+
+    One trap: a process loses *all* its POSIX locks on a file when it closes
+    *any* descriptor of it. So this process never opens a descriptor of a
+    file one of its own stores holds (it checks ``_held`` by device and inode
+    first), and a store lets go of its descriptor only after its SQLite
+    connections are closed.
+    """
+
+    _held: ClassVar[dict[tuple[int, int], _ProcessLock]] = {}
+    _held_mutex: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self._strays: list[int] = []  # descriptors of this file that must outlive the lock
+        with self._held_mutex:
+            with suppress(FileNotFoundError):
+                info = os.stat(path)
+                if (info.st_dev, info.st_ino) in self._held:
+                    raise _locked(path, f"{os.getpid()} (this process)")
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            info = os.fstat(fd)
+            key = (info.st_dev, info.st_ino)
+            if key in self._held:  # the name moved to a held file since the check above
+                self._held[key]._strays.append(fd)  # closing it would drop SQLite's locks
+                raise _locked(path, f"{os.getpid()} (this process)")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)  # no store of this process uses this file: nothing to drop
+                raise _locked(path, _flock_holder(info) or "unknown") from None
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd, self._key = fd, key
+            self._held[key] = self
 
     def release(self) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
+        """Let go; only once every SQLite connection of the store is closed."""
+        with self._held_mutex:
+            del self._held[self._key]
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            for fd in (self._fd, *self._strays):
+                os.close(fd)
+
+
+def _locked(path: str, holder: str) -> StoreLocked:
+    return StoreLocked(
+        f"the store {path} is in use by process {holder}, which holds a lock on that "
+        "database file (under this name or another: a hard link, a bind mount or a symlink)"
+    )
+
+
+def _flock_holder(info: os.stat_result) -> str | None:
+    """The pid holding a ``flock`` on the file ``info`` describes, from Linux's /proc/locks."""
+    file = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+            for line in locks:
+                fields = line.split()  # "1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF"
+                if fields[1:2] == ["FLOCK"] and file in fields and fields[4].isdigit():
+                    return fields[4]
+    except OSError:
+        pass
+    return None
 
 
 class _Write(Generic[_T]):
@@ -232,13 +284,17 @@ class SQLiteStore(Store):
         self._lost: set[int] = set()  # jobs whose unwaited save failed; the writer's
         self._writer_lock = threading.Lock()  # the leader's: guards _writer and its use
         self._closed = False
-        self._readers_lock = threading.Lock()  # guards _idle_readers and _closed
+        self._readers_lock = threading.Lock()  # guards _idle_readers, _readers_out and _closed
         self._idle_readers: list[sqlite3.Connection] = []
+        self._readers_out = 0  # read connections in use
+        self._unlocking = False  # close() closed the writer: the last connection out unlocks
+        self._reported: set[int] = set()  # unreadable records logged by this process
+        self._reported_lock = threading.Lock()
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise StoreError(f"cannot open the store {url}: the directory {folder} does not exist")
         try:
-            self._lock = _ProcessLock(os.path.realpath(self.path) + ".lock", self.path)
+            self._lock = _ProcessLock(self.path)
         except OSError as exc:
             raise StoreError(f"cannot lock the store {url}: {exc}") from exc
         try:
@@ -262,13 +318,6 @@ class SQLiteStore(Store):
             if mode != "wal":
                 raise StoreError(f"{self.path}: SQLite refused the WAL journal (it uses {mode!r})")
             conn.execute(Q[f"synchronous_{self.durability}"])
-            conn.create_function("jobplane_now", 0, self.clock)
-            conn.create_function(
-                "jobplane_key",
-                2,
-                lambda ready_at, priority: schedule_key(ready_at, priority, self.aging_interval),
-                deterministic=True,
-            )
             apply_migrations(conn, MIGRATIONS)
             conn.execute(Q["end_all_leases"])  # we hold the lock: earlier daemons are gone
         except sqlite3.Error as exc:
@@ -303,7 +352,11 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"closing the store {self.url} failed: {exc}") from exc
         finally:
-            self._lock.release()
+            with self._readers_lock:
+                self._unlocking = True
+                unlock = self._readers_out == 0  # else the last reader given back unlocks
+            if unlock:
+                self._lock.release()
 
     # -- group commit -----------------------------------------------------
 
@@ -640,13 +693,19 @@ class SQLiteStore(Store):
         def apply(conn: sqlite3.Connection) -> list[Job]:
             now, interval = self.clock(), self.aging_interval
             self._check_live(conn, daemon_id, now)
+            unfiled = conn.execute(Q["unfiled_jobs"], {"batch": CLAMP_BATCH}).fetchall()
+            for job_id, priority in unfiled:
+                key = schedule_key(now, priority, interval)
+                conn.execute(Q["file_job"], {"id": job_id, "now": now, "sched_key": key})
             if interval > 0:
                 params = {"limit_key": clamp_limit(now, interval), "batch": CLAMP_BATCH}
                 conn.execute(Q["clamp_aged"], params)
             claimed = []
             for row in conn.execute(Q["next_ready"], {"limit": max(0, limit)}).fetchall():
-                job = _job(row)
-                apply_aging(job, row[9], now, interval)
+                job = _job_in_write(conn, row)
+                if job is None:
+                    continue  # quarantined now: final, never claimed
+                apply_aging(job, row[12], now, interval)
                 conn.execute(
                     Q["take_job"],
                     {
@@ -670,7 +729,8 @@ class SQLiteStore(Store):
             self._check_live(conn, daemon_id, now)
             conn.execute(Q["end_expired_leases"], {"daemon": daemon_id, "now": now})
             rows = conn.execute(Q["reclaim_jobs"], {"daemon": daemon_id}).fetchall()
-            return sorted((_job(row) for row in rows), key=lambda job: job.id)
+            jobs = [job for row in rows if (job := _job_in_write(conn, row)) is not None]
+            return sorted(jobs, key=lambda job: job.id)
 
         taken = self._write(apply)
         self._notify([job.id for job in taken])
@@ -686,7 +746,7 @@ class SQLiteStore(Store):
             row = conn.execute(Q["load_job"], params).fetchone()
             if row is None:
                 raise JobNotFound(f"job {job_id} does not exist")
-            return _job(row) if recorded else None
+            return _job_in_write(conn, row) if recorded else None
 
         job = self._write(apply, single=True)
         if job is not None:
@@ -707,6 +767,33 @@ class SQLiteStore(Store):
 
         self._write(apply, single=True)
 
+    def remove_unreadable(self, job_id: int) -> None:
+        params = {"id": job_id, "delta": -1}
+
+        def apply(conn: sqlite3.Connection) -> None:
+            row = conn.execute(Q["load_job"], params).fetchone()
+            if row is None:
+                raise JobNotFound(f"job {job_id} does not exist")
+            try:
+                _parse(row)
+            except UnreadableRecord:
+                pass
+            else:
+                raise JobStateError(
+                    f"job {job_id} is readable: only a record that cannot be read is "
+                    "removed (archive a finished job instead)"
+                )
+            [(archived,)] = conn.execute(Q["delete_job"], params).fetchall()
+            conn.execute(Q["delete_log"], params)
+            if not archived:
+                conn.execute(Q["add_unarchived"], params)
+
+        self._write(apply)
+        logger.warning(
+            "job %s: the unreadable record was removed", job_id, extra={"job_id": job_id}
+        )
+        self._notify((job_id,))
+
     # -- reads ------------------------------------------------------------
 
     @contextmanager
@@ -716,6 +803,7 @@ class SQLiteStore(Store):
             if self._closed:
                 raise StoreError(f"the store {self.url} is closed")
             conn = self._idle_readers.pop() if self._idle_readers else None
+            self._readers_out += 1
         try:
             if conn is None:
                 conn = self._connect()
@@ -724,22 +812,30 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             raise StoreError(f"reading {self.url} failed: {exc}") from exc
         finally:
-            if conn is not None:
-                self._give_back(conn)
+            self._give_back(conn)
 
-    def _give_back(self, conn: sqlite3.Connection) -> None:
-        """Put a read connection back in the pool, or close it if the store is closed."""
-        try:
-            if conn.in_transaction:
+    def _give_back(self, conn: sqlite3.Connection | None) -> None:
+        """Put a read connection back in the pool, or close it if the store is closed.
+
+        After ``close()``, the last connection given back lets go of the process
+        lock: not before, or SQLite's own locks on the file would go with it.
+        """
+        if conn is not None and conn.in_transaction:
+            try:
                 conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            conn.close()
-            return
+            except sqlite3.Error:
+                conn.close()
+                conn = None
         with self._readers_lock:
-            if not self._closed:
+            self._readers_out -= 1
+            if not self._closed and conn is not None:
                 self._idle_readers.append(conn)
                 return
-        conn.close()
+            unlock = self._unlocking and self._readers_out == 0
+        if conn is not None:
+            conn.close()
+        if unlock:
+            self._lock.release()
 
     def load(self, job_id: int, *, with_log: bool = False) -> Job:
         params = {"id": job_id, "job_id": job_id, "since": 0}
@@ -753,9 +849,9 @@ class SQLiteStore(Store):
                 conn.execute("COMMIT")
         if row is None:
             raise JobNotFound(f"job {job_id} does not exist")
-        job = _job(row)
+        [job] = self._jobs([row])
         if with_log:
-            job.log = [LogEntry(*entry) for entry in log]
+            job.log = [_log_entry(entry) for entry in log]
         return job
 
     def read_log(self, job_id: int, since_serial: int = 0) -> list[LogEntry]:
@@ -764,7 +860,7 @@ class SQLiteStore(Store):
             rows = conn.execute(Q["read_log"], params).fetchall()
             if not rows and conn.execute(Q["job_exists"], params).fetchone() is None:
                 raise JobNotFound(f"job {job_id} does not exist")
-        return [LogEntry(*row) for row in rows]
+        return [_log_entry(row) for row in rows]
 
     def list_jobs(
         self,
@@ -784,12 +880,87 @@ class SQLiteStore(Store):
             query = Q["list_unarchived_jobs"]
         with self._reading() as conn:
             rows = conn.execute(query, params).fetchall()
-        return [_job(row) for row in rows]
+        return self._jobs(rows)
 
     def unfinished(self) -> list[Job]:
         with self._reading() as conn:
             rows = conn.execute(Q["unfinished_jobs"]).fetchall()
-        return [_job(row) for row in rows]
+        return [job for job in self._jobs(rows) if not job.is_final]  # not the quarantined
+
+    def quarantined(self, *, scan: bool = False) -> list[Unreadable]:
+        after = 0
+        while scan:  # reading every record finds (and marks) the unreadable ones
+            page = self.list_jobs(archived=None, after=after, limit=1000)
+            scan = bool(page)
+            after = page[-1].id if page else after
+        with self._reading() as conn:
+            rows = conn.execute(Q["list_unreadable"]).fetchall()
+        found = []
+        for row in rows:
+            try:
+                _parse(row)
+            except UnreadableRecord as exc:
+                received_at = row[5] if isinstance(row[5], (int, float)) else None
+                found.append(
+                    Unreadable(row[0], bool(row[2]), received_at, str(exc), size_of(row[3]))
+                )
+        return found
+
+    def _jobs(self, rows: list[_Row]) -> list[Job]:
+        """The jobs the rows hold; a row that cannot be read becomes a quarantined job.
+
+        Call it with the read connection given back: it may write, to mark
+        the rows newly found unreadable (or readable again, after a repair by hand).
+        """
+        jobs, marks = [], []
+        for row in rows:
+            job_id, version, archived, text, marked, received_at, ended_at = row[:7]
+            try:
+                job = _parse(row)
+            except UnreadableRecord as exc:
+                job = quarantined_job(job_id, version, bool(archived), received_at, ended_at)
+                self._report(job_id, str(exc), size_of(text))
+                if not marked:
+                    marks.append(("mark_unreadable", job))
+            else:
+                if marked:
+                    marks.append(("mark_readable", job))
+            jobs.append(job)
+        if marks:
+            self._mark(marks)
+        return jobs
+
+    def _report(self, job_id: int, reason: str, size: int) -> None:
+        """Log an unreadable record, once per process."""
+        with self._reported_lock:
+            if job_id in self._reported:
+                return
+            self._reported.add(job_id)
+        logger.error(
+            "job %s: its stored record cannot be read (%s; %d characters): it is quarantined, "
+            "reads as error and never runs; 'jobplane quarantine list' shows such jobs, "
+            "'jobplane quarantine remove %s' deletes it",
+            job_id,
+            reason,
+            size,
+            job_id,
+            extra={"job_id": job_id},
+        )
+
+    def _mark(self, marks: list[tuple[str, Job]]) -> None:
+        """Make the rows' columns say what reads return (best effort; a later read retries)."""
+
+        def apply(conn: sqlite3.Connection) -> None:
+            for query, job in marks:
+                params = {"id": job.id, "version": job.version, "status": job.status.value}
+                conn.execute(Q[query], {**params, "priority": job.priority})
+
+        try:
+            self._write(apply, single=len(marks) == 1)
+        except StoreError as exc:
+            logger.warning("could not mark records (un)readable (a later read will): %s", exc)
+            return
+        self._notify(job.id for _, job in marks)
 
     def is_drained(self) -> bool:
         with self._reading() as conn:
@@ -798,7 +969,13 @@ class SQLiteStore(Store):
     def counts(self) -> dict[tuple[OpStatus, int], int]:
         with self._reading() as conn:
             rows = conn.execute(Q["count_jobs"]).fetchall()
-        return {(OpStatus(status), priority): count for status, priority, count in rows}
+        counts: dict[tuple[OpStatus, int], int] = {}
+        for status, priority, count in rows:
+            key = (_STATUSES.get(status, OpStatus.ERROR), priority)  # a damaged column: error
+            if not isinstance(priority, int):
+                key = (key[0], priorities.NORMAL)
+            counts[key] = counts.get(key, 0) + count
+        return counts
 
     def oldest_queued(self) -> float | None:
         with self._reading() as conn:
@@ -845,18 +1022,58 @@ def _translate(exc: Exception, what: str) -> Exception:
     return error
 
 
-def _job(row: _Row) -> Job:
-    """A job from a row of ``id, version, archived, doc, owner, fence, req_*``."""
-    job = Job.from_doc(row[0], row[1], bool(row[2]), _decode(row[3]))
-    job.owner, job.fence = row[4], row[5]
-    if row[6]:
-        job.requests = ControlRequests(row[6], bool(row[7]), row[8])
+def _parse(row: _Row) -> Job:
+    """The job of a row read by a job query (see ``load_job``). Raises UnreadableRecord.
+
+    The row's columns: ``id, version, archived, doc, unreadable, received_at,
+    ended_at, owner, fence, req_serial, req_cancel, req_priority``.
+    """
+    job_id, version, archived, text = row[:4]
+    if not isinstance(version, int):
+        raise UnreadableRecord("its version is not a number")
+    job = job_from_record(job_id, version, bool(archived), text)
+    job.owner, job.fence = row[7], row[8]
+    if row[9]:
+        job.requests = ControlRequests(row[9], bool(row[10]), row[11])
     return job
+
+
+def _job_in_write(conn: sqlite3.Connection, row: _Row) -> Job | None:
+    """The row's job, for a write that read it; None if it cannot be read.
+
+    An unreadable row met here is quarantined in the same transaction (what
+    ``_mark`` does for reads): it reads as an error from then on.
+    """
+    try:
+        return _parse(row)
+    except UnreadableRecord:
+        job = quarantined_job(row[0], row[1], bool(row[2]), row[5], row[6])
+        params = {"id": job.id, "version": job.version, "status": job.status.value}
+        conn.execute(Q["mark_unreadable"], {**params, "priority": job.priority})
+        return None
 
 
 def _is_final(conn: sqlite3.Connection, job_id: int) -> bool:
     row = conn.execute(Q["job_status"], {"id": job_id}).fetchone()
     return row is not None and row[0] in _FINAL
+
+
+def _log_entry(row: _Row) -> LogEntry:
+    """A log line as read; a damaged column reads as a placeholder, never as a wrong type."""
+    serial, op_index, time, message = row
+    if (
+        type(serial) is int
+        and type(op_index) is int
+        and type(time) is float
+        and type(message) is str
+    ):
+        return LogEntry(serial, op_index, time, message)
+    return LogEntry(
+        serial if isinstance(serial, int) else 0,
+        op_index if isinstance(op_index, int) else 0,
+        float(time) if isinstance(time, (int, float)) and math.isfinite(time) else 0.0,
+        message if isinstance(message, str) else "(log line unreadable)",
+    )
 
 
 def _resolve(

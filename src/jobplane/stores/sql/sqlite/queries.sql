@@ -70,7 +70,7 @@ UPDATE meta SET value = CAST(value AS INTEGER) + :delta WHERE key = 'unarchived'
 -- save_diagnosis says why.
 UPDATE jobs
 SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
-    version = version + 1,
+    version = version + 1, unreadable = 0,
     owner = CASE WHEN :unown THEN NULL ELSE owner END,
     ready_at = CASE
         WHEN NOT (:pending AND archived = 0 AND deps_left = 0 AND (:unown OR owner IS NULL))
@@ -112,6 +112,16 @@ WHERE id = :daemon AND ended = 0 AND lease_until > :now
 -- name: unregister_daemon
 UPDATE daemons SET ended = 1 WHERE id = :daemon
 
+-- name: unfiled_jobs
+-- Ready jobs not in the schedule yet (see jobs_unfiled in migration 0003).
+SELECT id, priority FROM jobs INDEXED BY jobs_unfiled
+WHERE sched_key IS NULL AND deps_left = 0 AND owner IS NULL AND archived = 0
+    AND status IN ('queued', 'waiting')
+LIMIT :batch
+
+-- name: file_job
+UPDATE jobs SET ready_at = :now, sched_key = :sched_key WHERE id = :id
+
 -- name: clamp_aged
 -- File under CLAMPED (-1e300) the ready jobs whose aging reached HIGHEST by
 -- now (key <= :limit_key); each job once in its life, at most :batch a claim.
@@ -125,7 +135,9 @@ WHERE id IN (
 
 -- name: next_ready
 -- The claim: ready jobs in schedule order (stores/schedule.py).
-SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority, ready_at
+SELECT id, version, archived, doc, unreadable, received_at, ended_at,
+       owner, fence, req_serial, req_cancel, req_priority,
+       ready_at
 FROM jobs INDEXED BY jobs_schedule
 WHERE sched_key IS NOT NULL
 ORDER BY sched_key, id
@@ -145,7 +157,8 @@ UPDATE daemons SET ended = 1 WHERE id != :daemon AND ended = 0 AND lease_until <
 UPDATE jobs
 SET owner = :daemon, fence = fence + 1, version = version + 1
 WHERE owner IN (SELECT id FROM daemons WHERE ended = 1 AND id != :daemon)
-RETURNING id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+RETURNING id, version, archived, doc, unreadable, received_at, ended_at,
+       owner, fence, req_serial, req_cancel, req_priority
 
 -- name: request_control
 -- Records a request for an owned job; the version stays (the owner's next save goes through).
@@ -192,8 +205,37 @@ UPDATE meta SET value = :value WHERE key = 'drained'
 SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'drained'
 
 -- name: load_job
-SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+-- Every query that reads jobs returns these columns, in this order.
+SELECT id, version, archived, doc, unreadable, received_at, ended_at,
+       owner, fence, req_serial, req_cancel, req_priority
 FROM jobs WHERE id = :id
+
+-- name: mark_unreadable
+-- Quarantine a row whose document cannot be read (see migration 0002). The
+-- version check leaves alone a row saved since it was read; the version
+-- stays, so a copy read before the damage can still be saved over it.
+UPDATE jobs SET unreadable = 1, status = :status, priority = :priority,
+    owner = NULL, sched_key = NULL
+WHERE id = :id AND version = :version AND unreadable = 0
+
+-- name: mark_readable
+-- A row marked unreadable whose document reads again (repaired by hand): its
+-- columns follow the document once more.
+UPDATE jobs SET unreadable = 0, status = :status, priority = :priority
+WHERE id = :id AND version = :version AND unreadable = 1
+
+-- name: list_unreadable
+SELECT id, version, archived, doc, unreadable, received_at, ended_at,
+       owner, fence, req_serial, req_cancel, req_priority
+FROM jobs INDEXED BY jobs_unreadable
+WHERE unreadable = 1
+ORDER BY id
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = :id RETURNING archived
+
+-- name: delete_log
+DELETE FROM job_log WHERE job_id = :id
 
 -- name: read_log
 SELECT serial, op_index, time, message FROM job_log
@@ -201,7 +243,8 @@ WHERE job_id = :job_id AND serial > :since
 ORDER BY serial
 
 -- name: list_unarchived_jobs
-SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+SELECT id, version, archived, doc, unreadable, received_at, ended_at,
+       owner, fence, req_serial, req_cancel, req_priority
 FROM jobs INDEXED BY jobs_unarchived_id
 WHERE archived = 0 AND id > :after
 ORDER BY id
@@ -209,7 +252,8 @@ LIMIT :limit
 
 -- name: list_unarchived_jobs_by_status
 -- :statuses is a JSON array.
-SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+SELECT id, version, archived, doc, unreadable, received_at, ended_at,
+       owner, fence, req_serial, req_cancel, req_priority
 FROM jobs INDEXED BY jobs_unarchived
 WHERE archived = 0 AND id > :after
   AND status IN (SELECT value FROM json_each(:statuses))
@@ -217,7 +261,8 @@ ORDER BY id
 LIMIT :limit
 
 -- name: list_archived_jobs
-SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+SELECT id, version, archived, doc, unreadable, received_at, ended_at,
+       owner, fence, req_serial, req_cancel, req_priority
 FROM jobs INDEXED BY jobs_archived
 WHERE archived = 1 AND id > :after
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
@@ -225,7 +270,8 @@ ORDER BY id
 LIMIT :limit
 
 -- name: list_jobs
-SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+SELECT id, version, archived, doc, unreadable, received_at, ended_at,
+       owner, fence, req_serial, req_cancel, req_priority
 FROM jobs
 WHERE id > :after
   AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
@@ -234,7 +280,8 @@ LIMIT :limit
 
 -- name: unfinished_jobs
 -- Archived jobs are always finished, so only unarchived ones are read.
-SELECT id, version, archived, doc, owner, fence, req_serial, req_cancel, req_priority
+SELECT id, version, archived, doc, unreadable, received_at, ended_at,
+       owner, fence, req_serial, req_cancel, req_priority
 FROM jobs INDEXED BY jobs_unarchived
 WHERE archived = 0 AND status NOT IN ('success', 'error', 'canceled')
 ORDER BY id

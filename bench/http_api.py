@@ -24,20 +24,14 @@ last job submitted, then ``GET /v1/jobs?status=<unfinished>&limit=1`` every
 daemon down: with 40,000 jobs queued it costs about 50 ms of the daemon's time.)
 
 The daemon is stopped (SIGTERM, then SIGKILL after a timeout) after every
-run, also on errors and Ctrl-C. Prints one JSON object. Usage:
-    .venv/bin/python bench/http.py [--jobs 4000] [--batch-jobs 40000] [--clients 4]
+run, also on errors and Ctrl-C. ``--quick`` is a smoke run for the tests
+(seconds, not figures): 100 and 400 jobs, one daemon for all four runs.
+Prints one JSON object. Usage:
+    .venv/bin/python bench/http_api.py [--jobs 4000] [--batch-jobs 40000] [--clients 4]
                                    [--batch 100] [--workers 4] [--processes] [--quick]
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named http.py: Python puts its directory first on sys.path, where it would
-# shadow the standard library's http package (which httpx imports). Take it off.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 import argparse
 import contextlib
@@ -48,12 +42,14 @@ import platform
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -257,7 +253,7 @@ def release_quietly(client: Client, ids: list[int]) -> None:
 
 
 def measure(
-    directory: Path,
+    daemon: Daemon,
     *,
     jobs: int,
     clients: int,
@@ -266,9 +262,8 @@ def measure(
     held: bool,
     processes: bool,
 ) -> dict[str, Any]:
-    """One run on a fresh daemon: submit ``jobs`` noop jobs from ``clients`` clients."""
-    name = f"{'single' if batch == 1 else 'batch'}-{'held' if held else 'running'}"
-    with running_daemon(directory, name, workers) as daemon, Client(daemon.url) as control:
+    """One run on ``daemon``: submit ``jobs`` noop jobs from ``clients`` clients."""
+    with Client(daemon.url) as control:
         holders = hold_workers(control, workers) if held else []
         try:
             own_cpu = time.process_time()
@@ -328,21 +323,40 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C, so the daemon of the current run is stopped too
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.quick:
-        args.jobs, args.batch_jobs = 200, 1_000
+        args.jobs, args.batch_jobs = 100, 400
     if min(args.jobs, args.batch_jobs, args.clients, args.batch, args.workers) < 1:
         parser.error("every number must be at least 1")
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="jobplane-bench-http-") as tmp:
-        common = {
-            "clients": args.clients,
-            "workers": args.workers,
-            "processes": args.processes,
-        }
-        runs = [
-            measure(Path(tmp), jobs=jobs, batch=batch, held=held, **common)
-            for jobs, batch in ((args.jobs, 1), (args.batch_jobs, args.batch))
-            for held in (False, True)
-        ]
+    with (
+        tempfile.TemporaryDirectory(prefix="jobplane-bench-http-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        # --quick: one daemon for every run (starting one takes seconds); else a fresh one each
+        shared = (
+            stack.enter_context(running_daemon(Path(tmp), "quick", args.workers))
+            if args.quick
+            else None
+        )
+        runs = []
+        for jobs, batch in ((args.jobs, 1), (args.batch_jobs, args.batch)):
+            for held in (False, True):
+                name = f"{'single' if batch == 1 else 'batch'}-{'held' if held else 'running'}"
+                with (
+                    contextlib.nullcontext(shared)
+                    if shared
+                    else running_daemon(Path(tmp), name, args.workers)
+                ) as daemon:
+                    runs.append(
+                        measure(
+                            daemon,
+                            jobs=jobs,
+                            batch=batch,
+                            held=held,
+                            clients=args.clients,
+                            workers=args.workers,
+                            processes=args.processes,
+                        )
+                    )
     result = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -352,7 +366,12 @@ def main() -> None:
         },
         "parameters": {
             "daemon": f"python -m jobplane serve --workers {args.workers} (SQLite, durability "
-            "normal, a fresh daemon and database per run)",
+            "normal, "
+            + (
+                "one daemon for every run: --quick, a smoke run, not figures)"
+                if args.quick
+                else "a fresh daemon and database per run)"
+            ),
             "op": "test.noop, one op per job",
             "clients": args.clients,
             "client_kind": "processes" if args.processes else "threads of this process",

@@ -1,4 +1,4 @@
--- 0002: the schedule lives in the store: claims, fencing, leases, control
+-- 0003: the schedule lives in the store: claims, fencing, leases, control
 -- requests, dependency counts and status counters (see stores/base.py).
 
 -- Who owns a job (a daemons.id, NULL while unowned) and the fencing token of
@@ -80,29 +80,25 @@ BEGIN
 END;
 
 -- A job that becomes final while others wait for it: each waits for one
--- job less, and enters the schedule if that was the last; in the statement
--- that made it final, so a save stays one statement. jobplane_now() and
--- jobplane_key() are the store's clock and stores.schedule.schedule_key,
--- registered on the store's writer connection (a connection without them,
--- e.g. the sqlite3 shell, cannot finish a job others wait for).
+-- job less, in the statement that made it final (so a save stays one
+-- statement). One whose count reaches 0 is ready but not yet filed in the
+-- schedule (no key): the next claim files it (jobs_unfiled), with the
+-- store's clock. Plain SQL, so any connection may change a job's status.
 CREATE TRIGGER job_final AFTER UPDATE OF status ON jobs
 WHEN new.status IN ('success', 'error', 'canceled')
     AND old.status NOT IN ('success', 'error', 'canceled')
     AND EXISTS (SELECT 1 FROM job_deps WHERE dep_id = new.id)
 BEGIN
-    UPDATE jobs
-    SET deps_left = deps_left - 1,
-        ready_at = CASE
-            WHEN deps_left = 1 AND owner IS NULL AND archived = 0
-                AND status IN ('queued', 'waiting') THEN jobplane_now()
-            ELSE ready_at END,
-        sched_key = CASE
-            WHEN deps_left = 1 AND owner IS NULL AND archived = 0
-                AND status IN ('queued', 'waiting') THEN jobplane_key(jobplane_now(), priority)
-            ELSE sched_key END
+    UPDATE jobs SET deps_left = deps_left - 1
     WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = new.id);
     DELETE FROM job_deps WHERE dep_id = new.id;
 END;
+
+-- Ready jobs without a schedule key: their last dependency just became
+-- final (or a damaged record was repaired). Claims file them first.
+CREATE INDEX jobs_unfiled ON jobs (id)
+WHERE sched_key IS NULL AND deps_left = 0 AND owner IS NULL AND archived = 0
+    AND status IN ('queued', 'waiting');
 
 -- Fill the new columns for the jobs already there: counters, dependencies
 -- still open, and the schedule of ready jobs (with the default aging
