@@ -150,7 +150,9 @@ def queue_open(path: Path, registry: Registry) -> tuple[JobQueue, float, float]:
     gc.collect()
     before = rss_mb()
     start = time.perf_counter()
-    queue = JobQueue.open(f"sqlite:///{path}", registry=registry, workers=4, start=False)
+    queue = JobQueue.open(
+        f"sqlite:///{path}", registry=registry, workers=4, start=False, max_jobs=None
+    )
     return queue, time.perf_counter() - start, rss_mb() - before
 
 
