@@ -32,7 +32,14 @@ def explain(queue: JobQueue, job_id: int) -> Explanation:
     op = job.ops[index]
     label = f"op {index} ({op.op})"
     where = snapshot["where"] if snapshot else None
-    if op.status is OpStatus.RUNNING:
+    if where == "store":
+        assert snapshot is not None
+        out.reasons.append(
+            f"job {job.id}: the store refused to record {snapshot['pending'] or 'its next step'} "
+            f"({snapshot['store_error']}); the daemon keeps the job and tries again until the "
+            "store takes it"
+        )
+    elif op.status is OpStatus.RUNNING:
         out.reasons.append(f"job {job.id} is running {label} since {_when(op.started_at)}")
     elif op.status is OpStatus.CANCELING:
         out.reasons.append(f"job {job.id} is being canceled")
@@ -81,8 +88,14 @@ def explain(queue: JobQueue, job_id: int) -> Explanation:
             held = f"held {wait['mode']} by {holders} since {_when(wait['since'])}"
             if wait["mode"] is None:
                 held = "free, about to be handed over"
+            what = f"lock {wait['level']}:{wait['name']}"
+            if "making" in wait:
+                what = (
+                    f"the names of level {wait['level']} to make lock(s) "
+                    f"{', '.join(wait['making'])} (ALL is held there)"
+                )
             out.reasons.append(
-                f"job {job.id} waits for lock {wait['level']}:{wait['name']} "
+                f"job {job.id} waits for {what} "
                 f"({'shared' if wait['shared'] else 'exclusive'}): {held}; "
                 f"{len(ahead)} waiter(s) ahead of it{first}"
             )
@@ -102,6 +115,30 @@ def _lock_waits(queue: JobQueue, job_id: int, snapshot: dict[str, Any]) -> list[
     if request is None:
         return []
     names = request.names
+    names_lock = request.waiting_on()
+    if names_lock is not None and names_lock.name == f"{request.level}:ALL":
+        # it waits to make names that do not exist yet, while someone holds ALL there
+        place = next(
+            (i for i, (_, _, owner) in enumerate(names_lock.pending) if owner == job_id), 0
+        )
+        return [
+            {
+                "level": request.level,
+                "name": "ALL",
+                "making": list(names or ()),
+                "shared": False,
+                "mode": names_lock.mode,
+                "since": names_lock.since,
+                "waiters_ahead": [
+                    {"job": owner, "priority": prio, "shared": shared}
+                    for prio, shared, owner in names_lock.pending[:place]
+                ],
+                "holders": [
+                    {"job": owner, "op": queue.processor.holder_op(owner)}
+                    for owner in names_lock.owners
+                ],
+            }
+        ]
     waits = []
     for info in queue.locks.info():
         if info.level != request.level or (names is not None and info.name not in names):

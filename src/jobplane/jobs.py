@@ -83,6 +83,9 @@ def json_error(value: Any, *, other_types: bool = False) -> str | None:
 
 
 PENDING = frozenset({OpStatus.QUEUED, OpStatus.WAITING})
+
+PRECEDING_FAILED = "Preceding operation failed"
+CANCELED_BY_REQUEST = "canceled by request"
 ALL_STATUSES = tuple(OpStatus)
 
 
@@ -228,6 +231,39 @@ class Job:
             if not op.is_final:
                 return index
         return None
+
+    def mark_unfinished(self, status: OpStatus, result: Any, now: float) -> None:
+        """Give every unfinished op ``status`` (Ganeti's ``MarkUnfinishedOps``).
+
+        A final status also records ``result`` and the end time, of the ops
+        and, once none is left unfinished, of the job. Cancel uses it: every
+        unfinished op becomes ``canceling`` (or ``canceled`` at once), never
+        just the current one.
+        """
+        final = status in FINAL
+        for op in self.ops:
+            if not op.is_final:
+                op.status = status
+                if final:
+                    op.result, op.ended_at = result, now
+        if final:
+            self.ended_at = now
+
+    def end_op(self, index: int, outcome: OpStatus, result: Any, now: float) -> None:
+        """Record op ``index``'s final ``outcome``; the ops after it end too unless it succeeded.
+
+        After an error they fail ("Preceding operation failed"); after a
+        cancel, or if the job was being canceled, they are canceled.
+        """
+        canceling = any(op.status is OpStatus.CANCELING for op in self.ops[index:])
+        op = self.ops[index]
+        op.status, op.result, op.ended_at = outcome, result, now
+        if outcome is OpStatus.ERROR:
+            self.mark_unfinished(OpStatus.ERROR, PRECEDING_FAILED, now)
+        elif outcome is OpStatus.CANCELED or canceling:
+            self.mark_unfinished(OpStatus.CANCELED, CANCELED_BY_REQUEST, now)
+        elif self.current_op() is None:
+            self.ended_at = now
 
     def clone(self) -> Job:
         """A copy whose ops can be changed without touching this one."""

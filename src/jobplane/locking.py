@@ -371,7 +371,13 @@ class SharedLock:
                 mutex.wake_one()
 
     def downgrade(self, owner: Hashable | None = None) -> None:
-        """Turn an exclusive hold into a shared one; sharers at the queue's head join at once.
+        """Turn an exclusive hold into a shared one; the first priority's sharers join at once.
+
+        As in Ganeti, the group of sharers at the first waiting priority moves
+        to the front of that priority (ahead of exclusive waiters that came
+        before it) and is granted with the downgrade; sharers at the head of
+        the queue after it are let in too. Only a change from exclusive to
+        shared does this, so a holder cannot keep pulling sharers forward.
 
         Raises:
             LockError: the owner does not hold the lock exclusively.
@@ -384,6 +390,13 @@ class SharedLock:
             self._exclusive = None
             self._shared[owner] = None
             self._since = self._clock()
+            if self._priorities:
+                first = self._priorities[0]
+                group = self._groups.get(first)
+                queue = self._queues[first]
+                if group is not None and queue[0] is not group:
+                    queue.remove(group)
+                    queue.appendleft(group)
             self._grant_unlocked()
 
     def delete(
@@ -715,6 +728,13 @@ class _Holdings:
 
 _NOTHING_HELD: Final[dict[str, SharedLock]] = {}  # read only: what release() sees at an idle level
 
+CREATE_RETRIES: Final = 5
+"""Times a ``request(create=True)`` makes again a name pruned before it could take it."""
+
+
+class _Vanished(Exception):
+    """A ``create`` request found a name it made pruned before it took it (internal)."""
+
 
 def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -748,12 +768,14 @@ class LockRequest:
 
     __slots__ = (
         "_canceled",
+        "_create",
         "_lvl",
         "_manager",
         "_mutex",
         "_names_held",
         "_on_grant",
         "_plan",
+        "_remade",
         "_taken",
         "_waiting_on",
         "error",
@@ -774,6 +796,7 @@ class LockRequest:
         priority: int,
         owner: Hashable,
         on_grant: Callable[[LockRequest], None],
+        create: bool = False,
     ) -> None:
         self._manager = manager
         self._lvl = lvl
@@ -791,6 +814,8 @@ class LockRequest:
         self._canceled = False
         self._names_held = False
         self._plan: list[tuple[str, SharedLock]] | None = None
+        self._create = create
+        self._remade = 0  # how many times it made names that vanished before it took them
         self._taken: dict[str, SharedLock] = {}
         self._waiting_on: SharedLock | None = None
 
@@ -804,6 +829,15 @@ class LockRequest:
         After False the owner holds the locks and releases them with ``LockManager.release``.
         """
         return self._manager._cancel(self)
+
+    def waiting_on(self) -> LockStatistics | None:
+        """The lock the request is queued in right now, or None.
+
+        For a request that makes names (``create=True``) this may be the level's
+        names lock, named ``<level>:ALL``, held shared by whoever holds ALL there.
+        """
+        lock = self._waiting_on
+        return None if lock is None else lock.statistics()
 
     def _lock_granted(self, error: LockError | None) -> None:
         """The lock this request queued for was granted, or deleted (dispatcher thread)."""
@@ -862,13 +896,17 @@ class LockManager:
         assert lvl.names_lock is not None
         lvl.names_lock.acquire(owner=owner)
         try:
-            locks = dict(lvl.locks)
-            for name in wanted:
-                if name not in locks or locks[name]._exclusive is _DELETED:
-                    locks[name] = SharedLock(f"{lvl.name}:{name}", clock=self._clock)
-            lvl.locks = locks
+            self._make_names(lvl, wanted)
         finally:
             lvl.names_lock.release(owner=owner)
+
+    def _make_names(self, lvl: _Level, names: Iterable[str]) -> None:
+        """Put new locks in place of missing (or deleted) names; the names lock is held."""
+        locks = dict(lvl.locks)
+        for name in names:
+            if name not in locks or locks[name]._exclusive is _DELETED:
+                locks[name] = SharedLock(f"{lvl.name}:{name}", clock=self._clock)
+        lvl.locks = locks
 
     def remove(self, level: str, names: Iterable[str], owner: Hashable | None = None) -> None:
         """Delete locks, in sorted order, each once the waiters ahead of the deletion are done.
@@ -1004,6 +1042,7 @@ class LockManager:
         priority: int = 0,
         owner: Hashable,
         on_grant: Callable[[LockRequest], None],
+        create: bool = False,
     ) -> LockRequest:
         """Ask for locks without blocking: the asynchronous form of :meth:`acquire`.
 
@@ -1014,13 +1053,25 @@ class LockManager:
         order like any waiter, and ``on_grant(request)`` is called once it holds
         them all (or with ``request.error`` set if a lock was deleted), on the
         grant dispatcher thread with no lock mutex held.
+
+        ``create=True`` makes the names that do not exist, as :meth:`add` would,
+        but without blocking: the request first takes the level's names lock
+        exclusively, queued in priority order like any waiter (it waits there
+        while someone holds ALL at the level), makes the names, lets the names
+        lock go and goes on taking them. A name pruned or removed before the
+        request holds it is made again, up to ``CREATE_RETRIES`` times; then
+        the request fails with LockError.
         """
         lvl = self._level(level)
         wanted = None if isinstance(names, _AllNames) else _sorted_names(names, "request")
         if type(priority) is not int:
             check_int(priority)
+        if create and (wanted is None or lvl is self._big):
+            raise LockError(
+                f"request(create=True) needs names at a level other than {self._big.name}"
+            )
         self._start_acquire(lvl, owner)
-        req = LockRequest(self, lvl, wanted, shared, priority, owner, on_grant)
+        req = LockRequest(self, lvl, wanted, shared, priority, owner, on_grant, create)
         try:
             if self._advance_unlocked(req):  # no mutex yet: takes only what is free
                 return req
@@ -1042,6 +1093,13 @@ class LockManager:
         False means "queue from here on"; with ``req._mutex`` (held) the request
         queues for the first busy lock, whose grant calls :meth:`_step_granted`.
         """
+        while True:
+            try:
+                return self._advance_once_unlocked(req)
+            except _Vanished:  # a name it made was pruned before it took it: make it again
+                self._remake_unlocked(req)
+
+    def _advance_once_unlocked(self, req: LockRequest) -> bool:
         lvl = req._lvl
         may_queue = req._mutex is not None
         if req.names is None and lvl.names_lock is not None and not req._names_held:
@@ -1050,13 +1108,25 @@ class LockManager:
             req._names_held = True
         plan = req._plan
         if plan is None:
-            plan = req._plan = self._resolve(lvl, req.names)
+            if req._create and not self._make_missing_unlocked(req, may_queue):
+                return False
+            try:
+                plan = req._plan = self._resolve(lvl, req.names)
+            except LockError:
+                if req._create:
+                    raise _Vanished from None
+                raise
         taken = req._taken
         for name, lock in plan:
             if name in taken:
                 continue
-            if not self._take_unlocked(req, lock, req.shared, may_queue):
-                return False
+            try:
+                if not self._take_unlocked(req, lock, req.shared, may_queue):
+                    return False
+            except LockError:
+                if req._create and lock._exclusive is _DELETED:
+                    raise _Vanished from None
+                raise
             taken[name] = lock
         req._waiting_on = None
         holdings = self._holdings[req.owner]
@@ -1067,6 +1137,46 @@ class LockManager:
             holdings.names_locks.add(lvl.index)
         req.granted = True
         return True
+
+    def _make_missing_unlocked(self, req: LockRequest, may_queue: bool) -> bool:
+        """Make the request's names that do not exist; False while it waits for the names lock.
+
+        The names lock is taken exclusively (queued in priority order when
+        ``may_queue``), held only while the names are made, and let go at once.
+        """
+        lvl, names_lock = req._lvl, req._lvl.names_lock
+        assert req.names is not None and names_lock is not None
+        if not req._names_held:
+            locks = lvl.locks
+            if all(name in locks and locks[name]._exclusive is not _DELETED for name in req.names):
+                return True
+            if not self._take_unlocked(req, names_lock, False, may_queue):
+                return False
+            req._names_held = True
+        try:
+            self._make_names(lvl, req.names)
+        finally:
+            req._names_held = False
+            names_lock.release(req.owner)
+        return True
+
+    def _remake_unlocked(self, req: LockRequest) -> None:
+        """Start a ``create`` request's level again: a name vanished before it was taken.
+
+        Raises:
+            LockError: it happened more than ``CREATE_RETRIES`` times.
+        """
+        for lock in reversed(list(req._taken.values())):
+            lock.release(req.owner)
+        req._taken.clear()
+        req._plan = None
+        req._waiting_on = None
+        req._remade += 1
+        if req._remade > CREATE_RETRIES:
+            raise LockError(
+                f"the locks {req.level}:{','.join(req.names or ())} were pruned or removed "
+                f"{req._remade} times before {req.owner!r} could take them; add it first"
+            )
 
     @staticmethod
     def _take_unlocked(req: LockRequest, lock: SharedLock, shared: bool, may_queue: bool) -> bool:
@@ -1085,18 +1195,19 @@ class LockManager:
                 return  # cancel() has dealt with this lock already
             lock = req._waiting_on
             req._waiting_on = None
-            if error is not None:
-                req.error = error
+            try:
+                if error is None:
+                    assert lock is not None
+                    self._note_taken_unlocked(req, lock)
+                elif req._create and lock is not req._lvl.names_lock:
+                    self._remake_unlocked(req)  # the name was removed while it waited
+                else:
+                    raise error
+                if not self._advance_unlocked(req):
+                    return
+            except LockError as exc:
+                req.error = exc
                 self._abandon_unlocked(req)
-            else:
-                assert lock is not None
-                self._note_taken_unlocked(req, lock)
-                try:
-                    if not self._advance_unlocked(req):
-                        return
-                except LockError as exc:
-                    req.error = exc
-                    self._abandon_unlocked(req)
         req._on_grant(req)
 
     def _cancel(self, req: LockRequest) -> bool:

@@ -5,24 +5,40 @@ one op; afterwards the job defers itself (``DeferTask``) at its recomputed
 priority, so higher-priority work overtakes it between ops.
 
 Lock waits use no worker and no thread: the turn asks the lock manager for
-the op's locks level by level (``LockManager.request``); a request that
-cannot be granted at once stays queued *inside the lock* (priority-ordered
-with every other waiter) and the turn ends. When the lock manager grants
-it, the job goes back into the pool at ``HIGHEST`` (it holds resources, so it
-should run next). Each wait is bounded by an attempt timeout from
-``lock_attempt_timeouts``; when it expires the job withdraws, releases what
-it took and goes back to the pool at its own priority. When a whole
-sequence of attempts has failed, the op's priority moves one step toward
-``HIGHEST`` (persisted) and a new sequence starts; at ``HIGHEST`` the wait
-has no timeout.
+the op's locks level by level (``LockManager.request``, which also makes
+names that do not exist yet, waiting for them in the same priority order);
+a request that cannot be granted at once stays queued *inside the lock*
+(priority-ordered with every other waiter) and the turn ends. When the lock
+manager grants it, the job goes back into the pool at ``HIGHEST`` (it holds
+resources, so it should run next) and keeps that place until it has run,
+whatever its priority becomes meanwhile. Each wait is bounded by an attempt
+timeout from ``lock_attempt_timeouts``; when it expires the job withdraws,
+releases what it took and goes back to the pool at its own priority. When
+the last attempt of a sequence expires, the op's priority moves one step
+toward ``HIGHEST`` at once (persisted) and the job is queued at its new
+priority; a new sequence starts. At ``HIGHEST`` the wait has no timeout.
+
+Store failures: the store is the truth, so every change is committed before
+it is acted upon, and a write the store refuses is never given up. The job
+stays tracked (``Where.STORE``) with what it decided kept in memory (an
+op's outcome: ``Active.pending``), keeps the locks it holds, and its turn
+is tried again after a backoff (``RETRY_FIRST_S`` doubling up to
+``RETRY_MAX_S``, on the timers) until the store takes the write; the
+failure is logged once per job and episode, and the recovery once. Nothing
+runs twice: an op whose start was not recorded does not run, and an op's
+outcome is recorded before its locks are released, its dependants are woken
+or its next op starts. A ``StoreConflict`` is not a failure to wait out: the
+working copy is stale, so the job is reloaded and the change applied again.
+Writes a user asks for (cancel, change priority) that the store refuses
+raise ``StoreError`` to the user with nothing changed.
 
 Locking discipline: each tracked job has one mutex (``Active.mutex``);
 every change of its state happens under it and is committed to the store
-before it is acted upon. A thread holds at most one job mutex at a time, and
-never holds one while releasing or withdrawing locks (those calls may run
-other jobs' grant callbacks). ``_deps_mutex`` guards the dependency
-waiters and the removal of finished jobs; it is taken after a job mutex,
-never before.
+before it is acted upon. A thread holds at most one job mutex at a time.
+Lock grants and timer callbacks take the job mutex themselves, on their own
+threads, so withdrawing or releasing locks under a job mutex is safe.
+``_deps_mutex`` guards the dependency waiters and the removal of finished
+jobs; it is taken after a job mutex, never before.
 """
 
 from __future__ import annotations
@@ -41,18 +57,29 @@ import pydantic
 
 from . import priorities
 from .errors import JobNotFound, LockError, StoreConflict, StoreError
-from .jobs import FINAL, Job, OpStatus, json_error
+from .jobs import (
+    CANCELED_BY_REQUEST,
+    FINAL,
+    PRECEDING_FAILED,
+    Job,
+    OpStatus,
+    json_error,
+)
 from .locking import ALL, LockManager, LockRequest, lock_attempt_timeouts
 from .operations import LockNeed, OpCanceled, OpContext, OpDef, Registry
 from .stores.base import Store
-from .timers import TimerHandle, TimerThread
+from .timers import TimerHandle, Timers
 from .workerpool import DeferTask, NoSuchTask, WorkerPool
 
 logger = logging.getLogger(__name__)
 
-PRECEDING_FAILED = "Preceding operation failed"
+__all__ = ["CRASHED", "PRECEDING_FAILED", "LockTimeouts", "Observer", "Processor"]
+
 CRASHED = "daemon stopped while the operation was running"
-PRUNE_RETRIES = 5  # times a job adds again a lock pruned under its feet before giving up
+RETRY_FIRST_S = 0.05
+"""The wait before trying again a write the store refused; it doubles each time ..."""
+RETRY_MAX_S = 5.0
+"""... up to this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +122,12 @@ class Where(Enum):
     LOCKS = "locks"  # parked in a lock request
     DEPS = "deps"  # parked until a dependency finishes
     MOVING = "moving"  # being taken out of a lock wait by a timeout, cancel or re-prioritisation
+    STORE = "store"  # the store refused a write: its turn is tried again after a backoff
     DONE = "done"
+
+
+Change = Callable[[Job], None]
+"""A change of a job, applied to a copy that is then committed."""
 
 
 class Active:
@@ -108,21 +140,27 @@ class Active:
         "cancel_event",
         "ctx",
         "dep_wait",
+        "escalate_due",
+        "failures",
         "held",
         "job",
         "mutex",
         "needs",
+        "pending",
         "pending_timeout",
+        "pending_what",
         "request",
         "seq",
-        "timed_out",
+        "store_error",
         "timer",
+        "unconfirmed",
         "wait_started",
         "where",
     )
 
     def __init__(self, job: Job, now: float, seq: int) -> None:
         self.job = job
+        """The job as committed: never a state the store has not taken."""
         self.mutex = threading.Lock()
         self.where = Where.POOL
         self.seq = seq
@@ -134,11 +172,19 @@ class Active:
         self.attempts: Iterator[float] | None = None
         self.pending_timeout: float | None = None
         self.attempt_deadline: float | None = None
-        self.timed_out = False
+        self.escalate_due = False
         self.wait_started: float | None = None
         self.dep_wait: int | None = None
         self.cancel_event = threading.Event()
         self.ctx: OpContext | None = None
+        self.pending: Change | None = None
+        """A decided change (an op's outcome, a recovery) the store has not taken yet."""
+        self.pending_what = ""
+        self.unconfirmed: Change | None = None
+        """The last change saved without waiting: a conflict may mean it was lost."""
+        self.failures = 0
+        """Writes of this job the store refused in a row (0: all is well)."""
+        self.store_error = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +204,7 @@ class Processor:
         registry: Registry,
         pool: WorkerPool,
         locks: LockManager,
-        timers: TimerThread,
+        timers: Timers,
         lock_timeouts: LockTimeouts = DEFAULT_LOCK_TIMEOUTS,
         aging_interval: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -179,14 +225,20 @@ class Processor:
         self._deps_mutex = threading.Lock()
         self._dep_waiters: dict[int, set[int]] = {}
         self._seq = itertools.count()
+        self._stopped = False
         self.escalations = 0
         self.observers: list[Observer] = []
 
     # -- admission ---------------------------------------------------------
 
-    def admit(self, job: Job) -> None:
-        """Track a committed, unfinished job and queue its first turn."""
+    def admit(self, job: Job, *, pending: Change | None = None, what: str = "") -> None:
+        """Track a committed, unfinished job and queue its first turn.
+
+        ``pending``: a change decided for the job that the store refused (a
+        recovery); the first turn commits it, retrying until the store takes it.
+        """
         aj = Active(job, self._clock(), next(self._seq))
+        aj.pending, aj.pending_what = pending, what
         self._active[job.id] = aj
         self._pool.add_task(self.turn, job.id, priority=job.priority, task_id=job.id)
 
@@ -210,21 +262,46 @@ class Processor:
         except RuntimeError:  # a job was admitted or finished meanwhile: look at a copy
             return _first_queued(list(self._active.values()))
 
+    def shutdown(self) -> None:
+        """The pool has stopped: requeue nothing more, and record what is still pending.
+
+        An op's outcome the store still refuses is lost: after a restart the op
+        counts as interrupted. That is logged, job by job.
+        """
+        self._stopped = True
+        for aj in list(self._active.values()):
+            with aj.mutex:
+                if aj.pending is None or aj.where is Where.DONE:
+                    continue
+                try:
+                    self._commit_unlocked(aj, aj.pending)
+                except StoreError as exc:
+                    logger.error(
+                        "job %s: %s could not be recorded before stopping (%s); it is lost",
+                        aj.job.id,
+                        aj.pending_what,
+                        exc,
+                        extra={"job_id": aj.job.id},
+                    )
+                else:
+                    aj.pending, aj.pending_what = None, ""
+
     # -- a turn ------------------------------------------------------------
 
     def turn(self, job_id: int) -> None:
-        """The pool task of a job: prepare the current op, run it, record it."""
+        """The pool task of a job: record what is pending, or prepare, run and record an op."""
         aj = self._active.get(job_id)
         if aj is None:
             return
         try:
+            if aj.pending is not None:
+                self._record(aj)
+                return
             run = self._prepare(aj)
-        except StoreError:
-            logger.exception("job %s: the store failed; retrying in 1 s", job_id)
-            self._retry_later(aj)
-            return
-        if run is not None:
-            self._run(aj, run)
+            if run is not None:
+                self._run(aj, run)
+        except StoreError as exc:
+            self._retry_later(aj, exc)
 
     def _prepare(self, aj: Active) -> _Run | None:
         with aj.mutex:
@@ -235,7 +312,7 @@ class Processor:
             assert index is not None
             op = aj.job.ops[index]
             if op.status is OpStatus.CANCELING:
-                self._end_unlocked(aj, index, OpStatus.CANCELED, "canceled by request")
+                self._end_unlocked(aj, index, OpStatus.CANCELED, CANCELED_BY_REQUEST)
                 ended = True
             elif aj.job.depends and index == 0 and op.started_at is None:
                 ended = self._check_dependencies_unlocked(aj, index)
@@ -286,7 +363,13 @@ class Processor:
                 aj.dep_wait = None
                 return False
         if aj.job.ops[index].status is not OpStatus.WAITING:
-            self._commit_unlocked(aj, lambda job: _set_status(job, index, OpStatus.WAITING))
+            try:
+                self._commit_unlocked(aj, lambda job: _set_status(job, index, OpStatus.WAITING))
+            except StoreError:
+                with self._deps_mutex:
+                    self._dep_waiters.get(aj.dep_wait, set()).discard(aj.job.id)
+                aj.dep_wait = None
+                raise
         aj.where = Where.DEPS
         return False
 
@@ -308,8 +391,8 @@ class Processor:
             params = opdef.params_model.model_validate(op.params)
             aj.needs = (index, opdef, params, self._registry.lock_needs(opdef, params))
         _, opdef, params, needs = aj.needs
-        if aj.timed_out:
-            self._next_attempt_unlocked(aj, index)
+        if aj.escalate_due:
+            self._escalate_unlocked(aj, index)
         job_id = aj.job.id
         while len(aj.held) < len(needs):
             need = needs[len(aj.held)]
@@ -335,6 +418,8 @@ class Processor:
         # Before an op runs, its start must be committed: after a crash it must
         # not run again unnoticed. An op that may run again (retry_on_crash)
         # need not wait for that commit: if it is lost, the op just runs again.
+        # If the store refuses it, the op does not run: the turn is tried again
+        # later, the locks still held.
         self._commit_unlocked(aj, start, wait=not opdef.retry_on_crash)
         aj.attempts = None
         aj.pending_timeout = None
@@ -343,7 +428,14 @@ class Processor:
 
     def _park_on_lock_unlocked(self, aj: Active, index: int, request: LockRequest) -> None:
         if aj.job.ops[index].status is not OpStatus.WAITING:
-            self._commit_unlocked(aj, lambda job: _set_status(job, index, OpStatus.WAITING))
+            try:
+                self._commit_unlocked(aj, lambda job: _set_status(job, index, OpStatus.WAITING))
+            except StoreError:
+                # Not parked after all: the turn is tried again later. What the
+                # request took meanwhile is kept, like the levels taken before.
+                if not request.cancel():
+                    aj.held.append(request.level)
+                raise
         aj.request = request
         aj.where = Where.LOCKS
         now = self._clock()
@@ -369,60 +461,71 @@ class Processor:
         aj.attempts = lock_attempt_timeouts(t.min_s, t.max_s, t.step_total_s)
         aj.pending_timeout = next(aj.attempts, None)
 
-    def _next_attempt_unlocked(self, aj: Active, index: int) -> None:
-        """After a timed-out attempt: the next timeout, or escalate and start a new sequence."""
-        aj.timed_out = False
+    def _next_attempt_unlocked(self, aj: Active) -> None:
+        """An attempt timed out: take the next timeout, or escalate when the sequence is over.
+
+        Escalating is committed at once; if the store refuses it, it stays due
+        and the job's next turn commits it before asking for locks again.
+        """
         aj.attempt_deadline = None
-        if aj.attempts is None:
-            self._new_sequence_unlocked(aj, index)
+        index = aj.job.current_op()
+        if aj.attempts is None or index is None:
             return
         aj.pending_timeout = next(aj.attempts, None)
         if aj.pending_timeout is not None:
             return
+        op = aj.job.ops[index]
+        if op.priority <= priorities.HIGHEST or op.status not in (
+            OpStatus.QUEUED,
+            OpStatus.WAITING,
+        ):
+            self._new_sequence_unlocked(aj, index)
+            return
+        aj.escalate_due = True
+        try:
+            self._escalate_unlocked(aj, index)
+        except StoreError as exc:
+            self._note_failure_unlocked(aj, exc)
+
+    def _escalate_unlocked(self, aj: Active, index: int) -> None:
+        """Move the op's priority one step toward HIGHEST (committed) and start a new sequence."""
         old = aj.job.ops[index].priority
-        if old > priorities.HIGHEST:
-            new = old - 1
-            waited = self._clock() - (aj.wait_started or self._clock())
+        new = old - 1
+        waited = self._clock() - (aj.wait_started or self._clock())
 
-            def escalate(job: Job) -> None:
-                job.ops[index].priority = new
-                job.ops[index].escalations += 1
+        def escalate(job: Job) -> None:
+            job.ops[index].priority = new
+            job.ops[index].escalations += 1
 
-            self._commit_unlocked(aj, escalate)
-            self.escalations += 1
-            for observer in self.observers:
-                observer.escalated()
-            self._log(
-                aj.job.id,
-                index,
-                f"priority raised from {old} to {new} after waiting {waited:.1f} s for locks",
-            )
+        self._commit_unlocked(aj, escalate)
+        aj.escalate_due = False
+        self.escalations += 1
+        for observer in self.observers:
+            observer.escalated()
+        self._log(
+            aj.job.id,
+            index,
+            f"priority raised from {old} to {new} after waiting {waited:.1f} s for locks",
+        )
         self._new_sequence_unlocked(aj, index)
 
     def _request(self, need: LockNeed, priority: int, job_id: int) -> LockRequest:
         """Ask for one level's locks, making named locks on demand.
 
-        The queue's maintenance prunes idle locks; one pruned between ``add``
-        and ``request`` makes the request fail with LockError: add it again.
+        Names are made by the request itself (``create=True``): it waits for
+        the level's names like any waiter, never blocking this worker (the
+        queue's maintenance prunes idle locks, so new names are common).
         """
         made_on_demand = need.names is not None and need.level != self._registry.big_lock_level
-        for attempt in range(PRUNE_RETRIES + 1):
-            if made_on_demand:
-                assert need.names is not None
-                self._locks.add(need.level, need.names, owner=job_id)
-            try:
-                return self._locks.request(
-                    need.level,
-                    need.names if need.names is not None else ALL,
-                    shared=need.shared,
-                    priority=priority,
-                    owner=job_id,
-                    on_grant=self._granted,
-                )
-            except LockError:
-                if not made_on_demand or attempt == PRUNE_RETRIES:
-                    raise
-        raise AssertionError("unreachable")
+        return self._locks.request(
+            need.level,
+            need.names if need.names is not None else ALL,
+            shared=need.shared,
+            priority=priority,
+            owner=job_id,
+            on_grant=self._granted,
+            create=made_on_demand,
+        )
 
     # -- lock callbacks (from other threads) -------------------------------
 
@@ -440,9 +543,9 @@ class Processor:
                 aj.timer = None
             if request.error is None:
                 aj.held.append(request.level)
-            else:
-                aj.timed_out = True
-            self._requeue_unlocked(aj, priorities.HIGHEST)
+                self._requeue_unlocked(aj, priorities.HIGHEST)
+            else:  # a lock was deleted under it: ask again (the attempt's deadline stands)
+                self._requeue_unlocked(aj, self._priority_unlocked(aj))
 
     def _lock_timeout(self, job_id: int, request: LockRequest) -> None:
         aj = self._active.get(job_id)
@@ -454,24 +557,27 @@ class Processor:
             aj.request = None
             aj.timer = None
             aj.where = Where.MOVING
-        self._withdraw(aj, request, timed_out=True, priority=None)
+        self._withdraw(aj, request, timed_out=True)
 
-    def _withdraw(
-        self, aj: Active, request: LockRequest, *, timed_out: bool, priority: int | None
-    ) -> None:
-        """Take a job out of its lock wait (the caller set ``Where.MOVING``) and requeue it."""
+    def _withdraw(self, aj: Active, request: LockRequest, *, timed_out: bool) -> None:
+        """Take a job out of its lock wait (the caller set ``Where.MOVING``) and requeue it.
+
+        If the wait timed out, the next attempt is set up, escalating the job
+        when that was the last of its sequence; then the job is queued at its
+        (new) priority, or at HIGHEST if the lock was granted meanwhile.
+        """
         withdrawn = request.cancel()
         with aj.mutex:
             if withdrawn:
                 release = self._take_held_unlocked(aj)
-                aj.timed_out = timed_out
-                aj.attempt_deadline = None
             else:
                 aj.held.append(request.level)
                 release = []
         self._release(aj.job.id, release)
         with aj.mutex:
-            self._requeue_unlocked(aj, aj.job.priority if priority is None else priority)
+            if withdrawn and timed_out:
+                self._next_attempt_unlocked(aj)
+            self._requeue_unlocked(aj, self._priority_unlocked(aj))
 
     # -- running and recording -----------------------------------------------
 
@@ -510,20 +616,32 @@ class Processor:
         with aj.mutex:
             aj.ctx = None
             aj.cancel_event.clear()
-            try:
-                self._end_unlocked(aj, run.index, outcome, result)
-            except StoreError:
-                logger.exception("job %s: could not record the outcome of op %s", job_id, run.index)
-                aj.where = Where.DONE
+            aj.pending = _ending(run.index, outcome, result, self._wall(), aj.job)
+            aj.pending_what = f"the outcome of op {run.index} ({outcome})"
+        self._record(aj)
+
+    def _record(self, aj: Active) -> None:
+        """Commit the pending change, then release the locks and finish or defer the job.
+
+        Raises:
+            StoreError: the store refused it; the caller tries again later.
+            DeferTask: the job has ops left (to the pool, which requeues it).
+        """
+        with aj.mutex:
+            if aj.pending is None or aj.where is Where.DONE:
+                return
+            aj.where = Where.TURN
+            self._commit_unlocked(aj, aj.pending)
+            aj.pending, aj.pending_what = None, ""
             release = self._take_held_unlocked(aj)
             aj.needs = None
-            final = aj.where is Where.DONE or aj.job.is_final
+            final = aj.job.is_final
             if not final:
                 aj.where = Where.POOL
                 aj.seq = next(self._seq)
                 aj.aged_at = self._clock()
             priority = aj.job.priority
-        self._release(job_id, release)
+        self._release(aj.job.id, release)
         if final:
             self._finish(aj)
             return
@@ -531,27 +649,10 @@ class Processor:
 
     def _end_unlocked(self, aj: Active, index: int, outcome: OpStatus, result: Any) -> None:
         """Record op ``index``'s outcome; fail or cancel the ops after it if it did not succeed."""
-        now = self._wall()
-
-        def end(job: Job) -> None:
-            op = job.ops[index]
-            was_canceling = op.status is OpStatus.CANCELING
-            op.status, op.result, op.ended_at = outcome, result, now
-            rest: OpStatus | None = None
-            if outcome is OpStatus.ERROR:
-                rest = OpStatus.ERROR
-            elif outcome is OpStatus.CANCELED or was_canceling:
-                rest = OpStatus.CANCELED
-            if rest is not None:
-                reason = PRECEDING_FAILED if rest is OpStatus.ERROR else "canceled by request"
-                for later in job.ops[index + 1 :]:
-                    later.status, later.result, later.ended_at = rest, reason, now
-            if job.current_op() is None:
-                job.ended_at = now
-
-        self._commit_unlocked(aj, end)
+        self._commit_unlocked(aj, _ending(index, outcome, result, self._wall(), None))
 
     def _finish(self, aj: Active) -> None:
+        """The job's final state is committed: forget it and wake its dependants."""
         with self._deps_mutex:
             aj.where = Where.DONE
             self._active.pop(aj.job.id, None)
@@ -569,9 +670,49 @@ class Processor:
             if aj.where is Where.DEPS:
                 self._requeue_unlocked(aj, aj.job.priority)
 
+    # -- when the store refuses a write ------------------------------------------
+
+    def _retry_later(self, aj: Active, exc: StoreError) -> None:
+        """A turn's write was refused: try the turn again after a backoff."""
+        with aj.mutex:
+            if aj.where is Where.DONE:
+                return
+            delay = self._note_failure_unlocked(aj, exc)
+            aj.where = Where.STORE
+            job_id = aj.job.id
+            aj.timer = self._timers.call_later(delay, lambda: self._retry_now(job_id))
+
+    def _retry_now(self, job_id: int) -> None:
+        aj = self._active.get(job_id)
+        if aj is None:
+            return
+        with aj.mutex:
+            if aj.where is Where.STORE:
+                aj.timer = None
+                self._requeue_unlocked(aj, self._priority_unlocked(aj))
+
+    def _note_failure_unlocked(self, aj: Active, exc: StoreError) -> float:
+        """Count a refused write; log the first of an episode. Returns the backoff."""
+        aj.failures += 1
+        aj.store_error = str(exc)
+        if aj.failures == 1:
+            logger.error(
+                "job %s: the store refused a write (%s); the job keeps its state and the "
+                "write is tried again until the store takes it",
+                aj.job.id,
+                exc,
+                extra={"job_id": aj.job.id},
+            )
+        return float(min(RETRY_FIRST_S * 2 ** (aj.failures - 1), RETRY_MAX_S))
+
     # -- cancel, change priority, aging ---------------------------------------
 
     def cancel(self, job_id: int) -> tuple[bool, str]:
+        """Cancel a job (see docs/jobs.md). Every unfinished op ends ``canceled``.
+
+        Raises:
+            StoreError: the store refused the change; nothing changed.
+        """
         aj = self._active.get(job_id)
         if aj is None:
             return self._untracked_answer(job_id)
@@ -580,10 +721,15 @@ class Processor:
             job = aj.job
             if aj.where is Where.DONE or job.is_final:
                 return False, f"job {job_id} has already finished ({job.status})"
+            if aj.pending is not None:
+                return False, (
+                    f"job {job_id} is recording {aj.pending_what}, which the store has "
+                    "refused so far (it is tried again); cancel again once it is recorded"
+                )
             index = job.current_op()
             assert index is not None
             op = job.ops[index]
-            if op.status is OpStatus.CANCELING:
+            if job.status is OpStatus.CANCELING:
                 return False, f"job {job_id} is already being canceled"
             if op.status is OpStatus.RUNNING:
                 opdef = self._registry.get(op.op)
@@ -592,24 +738,31 @@ class Processor:
                         f"job {job_id} is no longer waiting in the queue: op {index} "
                         f"({op.op}) is running and does not check for cancellation"
                     )
-                self._commit_unlocked(aj, lambda j: _set_status(j, index, OpStatus.CANCELING))
+                self._commit_unlocked(aj, _marking(OpStatus.CANCELING, None, 0.0))
                 aj.cancel_event.set()
                 return True, f"job {job_id} will be canceled at its running op's next check"
             if op.status is OpStatus.QUEUED and not aj.held:
-                self._end_unlocked(aj, index, OpStatus.CANCELED, "canceled by request")
+                self._commit_unlocked(
+                    aj, _marking(OpStatus.CANCELED, CANCELED_BY_REQUEST, self._wall())
+                )
                 finished = True
             else:
-                self._commit_unlocked(aj, lambda j: _set_status(j, index, OpStatus.CANCELING))
+                self._commit_unlocked(aj, _marking(OpStatus.CANCELING, None, 0.0))
                 kick = self._unpark_unlocked(aj)
                 finished = False
         if finished:
             self._finish(aj)
             return True, f"job {job_id} canceled"
         if kick is not None:
-            self._withdraw(aj, kick, timed_out=False, priority=None)
+            self._withdraw(aj, kick, timed_out=False)
         return True, f"job {job_id} will be canceled at its next turn"
 
     def change_priority(self, job_id: int, priority: int) -> tuple[bool, str]:
+        """Give the job's pending ops ``priority``; a job holding locks keeps its place.
+
+        Raises:
+            StoreError: the store refused the change; nothing changed.
+        """
         aj = self._active.get(job_id)
         if aj is None:
             return self._untracked_answer(job_id)
@@ -635,19 +788,25 @@ class Processor:
             self._commit_unlocked(aj, change)
             aj.attempts = None
             aj.pending_timeout = None
-            new = aj.job.priority
-            if aj.where is Where.POOL:
+            aj.escalate_due = False
+            # A job holding locks stays where it is in the pool (it runs next, so the
+            # jobs waiting for its locks wait no longer); the new priority applies to
+            # its next lock wait.
+            if aj.where is Where.POOL and not aj.held:
                 # NoSuchTask: a worker has just taken it; the next turn uses the new priority
                 with contextlib.suppress(NoSuchTask):
-                    self._pool.change_priority(job_id, new)
-            elif aj.where is Where.LOCKS:
+                    self._pool.change_priority(job_id, aj.job.priority)
+            elif aj.where in (Where.LOCKS, Where.STORE):
                 kick = self._unpark_unlocked(aj)
         if kick is not None:
-            self._withdraw(aj, kick, timed_out=False, priority=new)
+            self._withdraw(aj, kick, timed_out=False)
         return True, f"job {job_id} priority changed to {priorities.name_of(priority)}"
 
     def age(self) -> int:
-        """Raise by one step per aging interval every job queued that long; returns steps."""
+        """Raise by one step per aging interval every job queued that long; returns steps.
+
+        A job whose aging the store refuses keeps its age and is aged at the next pass.
+        """
         interval = self.aging_interval
         if interval <= 0:
             return 0
@@ -657,15 +816,15 @@ class Processor:
             if aj.where is not Where.POOL or now - aj.aged_at < interval:
                 continue
             with aj.mutex:
-                if aj.where is not Where.POOL or now - aj.aged_at < interval:
+                if aj.where is not Where.POOL or now - aj.aged_at < interval or aj.held:
                     continue
                 index = aj.job.current_op()
                 if index is None or aj.job.ops[index].status is not OpStatus.QUEUED:
                     continue
                 steps = int((now - aj.aged_at) // interval)
-                aj.aged_at += steps * interval
                 old = aj.job.priority
                 if old <= priorities.HIGHEST:
+                    aj.aged_at += steps * interval
                     continue
 
                 def raise_priority(job: Job, steps: int = steps) -> None:
@@ -674,7 +833,12 @@ class Processor:
                             op.priority = priorities.escalate(op.priority, steps)
                             op.escalations += 1
 
-                self._commit_unlocked(aj, raise_priority)
+                try:
+                    self._commit_unlocked(aj, raise_priority)
+                except StoreError as exc:
+                    self._note_failure_unlocked(aj, exc)
+                    continue
+                aj.aged_at += steps * interval
                 new = aj.job.priority
                 steps_total += old - new
                 with contextlib.suppress(NoSuchTask):
@@ -689,12 +853,21 @@ class Processor:
         return False, f"job {job_id} is not handled by this daemon"
 
     def _unpark_unlocked(self, aj: Active) -> LockRequest | None:
-        """Take the job out of a lock or dependency wait. Returns a lock request to withdraw."""
+        """Take the job out of a wait so that its next turn comes at once.
+
+        Returns a lock request to withdraw (with ``_withdraw``, mutex released).
+        """
         if aj.where is Where.DEPS:
             with self._deps_mutex:
                 if aj.dep_wait is not None:
                     self._dep_waiters.get(aj.dep_wait, set()).discard(aj.job.id)
             self._requeue_unlocked(aj, aj.job.priority)
+            return None
+        if aj.where is Where.STORE:  # the store has just taken a write: try again now
+            if aj.timer is not None:
+                aj.timer.cancel()
+                aj.timer = None
+            self._requeue_unlocked(aj, self._priority_unlocked(aj))
             return None
         if aj.where is Where.LOCKS and aj.request is not None:
             request, aj.request = aj.request, None
@@ -734,6 +907,9 @@ class Processor:
                 info["wait_started"] = aj.wait_started
             if aj.where is Where.DEPS:
                 info["dep_wait"] = aj.dep_wait
+            if aj.where is Where.STORE:
+                info["store_error"] = aj.store_error
+                info["pending"] = aj.pending_what
             return info
 
     def holder_op(self, job_id: object) -> str | None:
@@ -745,26 +921,50 @@ class Processor:
 
     # -- helpers ------------------------------------------------------------------
 
-    def _commit_unlocked(
-        self, aj: Active, change: Callable[[Job], None], *, wait: bool = True
-    ) -> None:
+    def _commit_unlocked(self, aj: Active, change: Change, *, wait: bool = True) -> None:
         """Apply ``change`` to a copy of the job, commit it, then make it the working copy.
 
         ``wait=False``: the store commits it soon but this does not wait for it.
+        A conflict means the working copy is stale (an unwaited save was lost):
+        the job is reloaded, that lost change and this one are applied again
+        and saved once more.
+
+        Raises:
+            StoreError: the store refused it (or conflicted twice); nothing changed.
         """
         job = aj.job.clone()
         change(job)
         try:
             self._store.save(job, wait=wait)
-        except StoreConflict:
-            aj.job = self._store.load(job.id)
-            raise
+        except StoreConflict as exc:
+            logger.warning("job %s: %s; reloading it", aj.job.id, exc)
+            job = self._store.load(aj.job.id)
+            if aj.unconfirmed is not None:
+                aj.unconfirmed(job)
+            change(job)
+            self._store.save(job, wait=wait)
         aj.job = job
+        aj.unconfirmed = None if wait else change
+        if aj.failures:
+            logger.info(
+                "job %s: the store took its write again after %d refusal(s)",
+                aj.job.id,
+                aj.failures,
+                extra={"job_id": aj.job.id},
+            )
+            aj.failures = 0
+            aj.store_error = ""
+
+    def _priority_unlocked(self, aj: Active) -> int:
+        """Where the job queues in the pool: at HIGHEST while it holds locks."""
+        return priorities.HIGHEST if aj.held else aj.job.priority
 
     def _requeue_unlocked(self, aj: Active, priority: int) -> None:
         aj.where = Where.POOL
         aj.seq = next(self._seq)
         aj.dep_wait = None
+        if self._stopped:
+            return  # the pool is shut down: the job stays queued in the store
         self._pool.add_task(self.turn, aj.job.id, priority=priority, task_id=aj.job.id)
 
     def _take_held_unlocked(self, aj: Active) -> list[str]:
@@ -777,16 +977,6 @@ class Processor:
                 self._locks.release(level, owner=job_id)
             except LockError:
                 logger.exception("job %s: releasing level %s failed", job_id, level)
-
-    def _retry_later(self, aj: Active) -> None:
-        def again() -> None:
-            with aj.mutex:
-                if aj.where is not Where.DONE:
-                    self._requeue_unlocked(aj, aj.job.priority)
-
-        with aj.mutex:
-            aj.where = Where.MOVING
-        self._timers.call_later(1.0, again)
 
     def _log(self, job_id: int, index: int, message: str) -> None:
         try:
@@ -802,6 +992,32 @@ def _first_queued(jobs: Iterable[Active]) -> float | None:
         if aj.where is Where.POOL and aj.job.status is OpStatus.QUEUED:
             return aj.job.received_at
     return None
+
+
+def _ending(index: int, outcome: OpStatus, result: Any, now: float, ran: Job | None) -> Change:
+    """The change that records op ``index``'s outcome (see ``Job.end_op``).
+
+    ``ran``: the job as it was when the op started, whose start times are
+    applied too, in case the record of the start was lost (a conflict).
+    """
+    started = None if ran is None else (ran.ops[index].started_at, ran.started_at)
+
+    def end(job: Job) -> None:
+        if started is not None:
+            if job.ops[index].started_at is None:
+                job.ops[index].started_at = started[0]
+            if job.started_at is None:
+                job.started_at = started[1]
+        job.end_op(index, outcome, result, now)
+
+    return end
+
+
+def _marking(status: OpStatus, result: Any, now: float) -> Change:
+    def mark(job: Job) -> None:
+        job.mark_unfinished(status, result, now)
+
+    return mark
 
 
 def _set_status(job: Job, index: int, status: OpStatus) -> None:

@@ -8,13 +8,14 @@
 
 Every accepted job is committed to the store before ``submit`` returns, so
 none is lost if the process dies; on the next open the queue recovers
-every unfinished job (see ``docs/recovery.md``). Cancel, priority changes
+every unfinished job (see ``docs/jobs.md``). Cancel, priority changes
 and waits are safe from any thread.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 import threading
 import time
@@ -25,19 +26,28 @@ from typing import Any
 
 from . import __version__, priorities
 from .errors import DependencyError, JobStateError, StoreError, ValidationError
-from .jobs import FINAL, MAX_ID, Dependency, Job, LogEntry, OpState, OpStatus, json_error
+from .jobs import (
+    CANCELED_BY_REQUEST,
+    FINAL,
+    MAX_ID,
+    Dependency,
+    Job,
+    LogEntry,
+    OpState,
+    OpStatus,
+    json_error,
+)
 from .locking import LockInfo, LockManager
 from .operations import Registry
 from .processor import (
     CRASHED,
     DEFAULT_LOCK_TIMEOUTS,
-    PRECEDING_FAILED,
     LockTimeouts,
     Observer,
     Processor,
 )
 from .stores import DEFAULT_URL, Durability, Store, Unreadable, open_store
-from .timers import TimerThread
+from .timers import Timers, TimerThread
 from .workerpool import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -104,6 +114,7 @@ class JobQueue:
         max_jobs: int | None = DEFAULT_MAX_JOBS,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        timers: Timers | None = None,
         start: bool = True,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -128,7 +139,9 @@ class JobQueue:
         self.pool = WorkerPool(num_workers=workers, name="jobs")
         if not start:
             self.pool.pause()
-        self._timers = TimerThread("lock-timers")
+        # Lock-attempt timeouts and store retries, on ``clock`` (jobplane.testing.ManualClock
+        # is both, for tests).
+        self._timers = timers if timers is not None else TimerThread("lock-timers", clock=clock)
         self.processor = Processor(
             store=store,
             registry=self.registry,
@@ -185,6 +198,7 @@ class JobQueue:
         self._closed = True
         self._stop_maintenance.set()
         self.pool.shutdown(wait=wait, cancel_pending=True)
+        self.processor.shutdown()
         self._timers.stop()
         self._maintenance.join(5)
         self.store.close()
@@ -489,12 +503,33 @@ class JobQueue:
                 logger.exception("maintenance failed; trying again in %.1f s", tick)
 
     def _recover(self) -> None:
-        """Re-queue unfinished jobs after a start (see docs/recovery.md)."""
+        """Re-queue unfinished jobs after a start (see docs/jobs.md).
+
+        A job whose recovered state the store refuses is admitted as it is
+        stored, with that change pending: the processor commits it (retrying
+        until the store takes it) before anything else happens to the job.
+        """
         recovered = 0
         for job in self.store.unfinished():
-            changed = _recover_job(job, self.registry, self._wall())
-            if changed:
-                self.store.save(job)
+            now = self._wall()
+            fixed = job.clone()
+            if _recover_job(fixed, self.registry, now):
+                try:
+                    self.store.save(fixed)
+                except StoreError as exc:
+                    logger.error(
+                        "job %s: the store refused its recovery (%s); it is tried again",
+                        job.id,
+                        exc,
+                    )
+                    self.processor.admit(
+                        job,
+                        pending=functools.partial(_recover_one, registry=self.registry, now=now),
+                        what="its recovery after a restart",
+                    )
+                    recovered += 1
+                    continue
+                job = fixed
             if not job.is_final:
                 self.processor.admit(job)
                 recovered += 1
@@ -502,7 +537,12 @@ class JobQueue:
             logger.info("recovered %d unfinished jobs", recovered)
 
 
+def _recover_one(job: Job, registry: Registry, now: float) -> None:
+    _recover_job(job, registry, now)
+
+
 def _recover_job(job: Job, registry: Registry, now: float) -> bool:
+    """Apply the recovery rules to a job found unfinished; True if it changed."""
     changed = False
     for index, op in enumerate(job.ops):
         if op.is_final:
@@ -518,13 +558,7 @@ def _recover_job(job: Job, registry: Registry, now: float) -> bool:
                 return True
             changed = True
         elif op.status is OpStatus.CANCELING:
-            for later in job.ops[index:]:
-                later.status, later.result, later.ended_at = (
-                    OpStatus.CANCELED,
-                    "canceled by request",
-                    now,
-                )
-            job.ended_at = now
+            job.mark_unfinished(OpStatus.CANCELED, CANCELED_BY_REQUEST, now)
             return True
         elif op.status is OpStatus.WAITING:
             op.status = OpStatus.QUEUED
@@ -533,12 +567,7 @@ def _recover_job(job: Job, registry: Registry, now: float) -> bool:
 
 
 def _fail_from(job: Job, index: int, message: str, now: float) -> None:
-    job.ops[index].status = OpStatus.ERROR
-    job.ops[index].result = {"error": "Crash", "message": message}
-    job.ops[index].ended_at = now
-    for later in job.ops[index + 1 :]:
-        later.status, later.result, later.ended_at = OpStatus.ERROR, PRECEDING_FAILED, now
-    job.ended_at = now
+    job.end_op(index, OpStatus.ERROR, {"error": "Crash", "message": message}, now)
 
 
 def _fingerprint(job: Job) -> tuple[OpStatus, tuple[OpStatus, ...]]:

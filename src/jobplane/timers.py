@@ -1,7 +1,9 @@
 """A single timer thread: run a callback at a monotonic deadline.
 
-The processor uses it for lock-attempt timeouts, so that a job waiting for
-locks occupies no worker and no thread of its own.
+The processor uses it for lock-attempt timeouts and for retrying a write the
+store refused, so that a job waiting for either occupies no worker and no
+thread of its own. Anything with ``call_at``/``call_later``/``stop`` will do
+(:class:`Timers`); tests use :class:`jobplane.testing.ManualClock`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,16 @@ class TimerHandle:
 
     def cancel(self) -> None:
         self.canceled = True
+
+
+class Timers(Protocol):
+    """Runs callbacks at deadlines of the clock the processor was given."""
+
+    def call_at(self, deadline: float, callback: Callable[[], None]) -> TimerHandle: ...
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
 
 
 class TimerThread:

@@ -457,18 +457,19 @@ def test_idle_job_locks_are_pruned_and_made_again_on_demand(make_queue: Any) -> 
     assert asked == [("node", 1.0), ("instance", 1.0)]
     q.locks.prune = prune
 
-    # A prune that lands between a job adding its lock and asking for it:
-    # the job adds it again (up to PRUNE_RETRIES times), then gives up cleanly.
-    add = q.locks.add
+    # A prune that lands between a job making its lock and taking it: the
+    # request makes it again (up to CREATE_RETRIES times), then the op fails cleanly.
+    make = q.locks._make_missing_unlocked
     prunes = [1]
 
-    def add_then_prune(level: str, names: Any, owner: Any = None) -> None:
-        add(level, names, owner=owner)
-        if prunes[0] > 0:
+    def make_then_prune(req: Any, may_queue: bool) -> bool:
+        made = make(req, may_queue)
+        if made and prunes[0] > 0:
             prunes[0] -= 1
-            assert q.locks.prune(level, older_than=-1) == 1  # even the lock just made
+            assert q.locks.prune(req.level, older_than=-1) >= 1  # even the lock just made
+        return made
 
-    q.locks.add = add_then_prune
+    q.locks._make_missing_unlocked = make_then_prune  # type: ignore[method-assign]
     assert wait_final(q, q.submit([delay])).status is OpStatus.SUCCESS
     assert prunes == [0]
     prunes[0] = 1000

@@ -358,6 +358,27 @@ def test_downgrade_lets_the_sharers_at_the_front_in_at_once() -> None:
     assert exclusive.join() is True
 
 
+def test_downgrade_grants_the_top_priority_sharers_ahead_of_an_exclusive_waiter() -> None:
+    """Ganeti's downgrade: the first priority's sharers move to its front and are let in.
+
+    Waiting, by priority: 0: E1, S1 (S1 arrived after E1); 5: S2. A release would
+    grant E1 first; a downgrade lets S1 share the lock at once, E1 keeps the head.
+    """
+    lock = SharedLock("node:n1")
+    lock.acquire(owner="X")
+    e1 = queue(lock, "E1")
+    s1 = queue(lock, "S1", shared=True)
+    s2 = queue(lock, "S2", shared=True, priority=5)
+    assert pending_owners(lock) == ["E1", "S1", "S2"]
+    lock.downgrade(owner="X")
+    stats = lock.statistics()
+    assert (stats.mode, stats.owners) == ("shared", ("X", "S1"))
+    assert stats.pending == ((0, False, "E1"), (5, True, "S2"))
+    assert s1.join() is True
+    assert drain(lock) == [("X", "S1"), ("E1",), ("S2",)]
+    assert e1.join() is True and s2.join() is True
+
+
 def test_downgrade_needs_an_exclusive_hold() -> None:
     lock = SharedLock("node:n1")
     lock.acquire(shared=True, owner="a")

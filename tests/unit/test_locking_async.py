@@ -125,3 +125,63 @@ def test_request_all_and_level_rules() -> None:
     assert mgr.owned("node", owner=9) == {"a", "b", "c"}
     with pytest.raises(LockError):
         mgr.request("cluster", ["cluster"], owner=9, on_grant=granted)
+
+
+# -- making names on demand (create=True) ------------------------------------------------
+
+
+def test_making_a_name_while_all_is_held_parks_the_request_in_priority_order() -> None:
+    """Adding a lock never blocks: the request waits for the level's names, like any waiter."""
+    mgr, granted = LockManager(["cluster", "node"]), Granted()
+    for owner in (1, 2, 3):
+        mgr.acquire("cluster", ["cluster"], shared=True, owner=owner)
+    mgr.acquire("node", ALL, owner=1)
+    low = mgr.request("node", ["new-b"], owner=2, on_grant=granted, create=True)
+    high = mgr.request("node", ["new-c"], priority=-20, owner=3, on_grant=granted, create=True)
+    assert not low.granted and not high.granted
+    waiting = high.waiting_on()
+    assert waiting is not None and waiting.name == "node:ALL" and waiting.owners == (1,)
+    assert waiting.pending == ((-20, False, 3), (0, False, 2))
+    assert [info.name for info in mgr.info()] == ["cluster"]  # nothing made yet
+    mgr.release("node", owner=1)
+    assert granted.wait_for(2) == [high, low]
+    assert mgr.owned("node", owner=2) == {"new-b"}
+    assert mgr.owned("node", owner=3) == {"new-c"}
+    assert high.waiting_on() is None
+
+
+def test_making_names_that_exist_takes_them_like_any_request() -> None:
+    mgr, granted = manager(), Granted()
+    mgr.acquire("cluster", ["cluster"], shared=True, owner=1)
+    req = mgr.request("node", ["a", "z"], owner=1, on_grant=granted, create=True)
+    assert req.granted
+    assert mgr.owned("node", owner=1) == {"a", "z"}
+    with pytest.raises(LockError, match="needs names"):
+        mgr.request("node", ALL, owner=2, on_grant=granted, create=True)
+
+
+def test_a_made_name_pruned_before_it_is_taken_is_made_again_a_few_times() -> None:
+    mgr, granted = LockManager(["cluster", "node"]), Granted()
+    mgr.acquire("cluster", ["cluster"], shared=True, owner=1)
+    make = mgr._make_missing_unlocked
+    prunes = [2]
+
+    def make_then_prune(req: LockRequest, may_queue: bool) -> bool:
+        made = make(req, may_queue)
+        if made and prunes[0] > 0:  # maintenance prunes it before the request takes it
+            prunes[0] -= 1
+            assert mgr.prune("node", older_than=-1) == 1
+        return made
+
+    mgr._make_missing_unlocked = make_then_prune  # type: ignore[method-assign]
+    req = mgr.request("node", ["n1"], owner=1, on_grant=granted, create=True)
+    assert req.granted and prunes == [0]
+    assert mgr.owned("node", owner=1) == {"n1"}
+    mgr.release("node", owner=1)
+    assert mgr.prune("node", older_than=-1) == 1
+
+    prunes[0] = 1000  # pruned every time: it gives up cleanly, holding nothing at the level
+    with pytest.raises(LockError, match="pruned or removed 6 times"):
+        mgr.request("node", ["n2"], owner=1, on_grant=granted, create=True)
+    assert mgr.owned("node", owner=1) == frozenset()
+    assert granted.requests == []

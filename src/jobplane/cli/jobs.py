@@ -45,14 +45,16 @@ def _params(pairs: list[str], params_json: str | None) -> dict[str, Any]:
 
 
 def _depends(specs: list[str]) -> list[dict[str, Any]]:
+    """``ID`` (go on if it succeeds), ``ID:status,...``, or ``ID:any`` (whatever its end)."""
     result = []
     for spec in specs:
         match = re.fullmatch(r"(\d+)(?::([a-z,]+))?", spec)
         if not match:
-            raise ValidationError(f"--depends {spec!r} must be ID or ID:status,status")
-        statuses = match.group(2).split(",") if match.group(2) else ["success"]
+            raise ValidationError(f"--depends {spec!r} must be ID, ID:status,status or ID:any")
+        given = match.group(2)
+        statuses = [] if given == "any" else given.split(",") if given else ["success"]
         if "" in statuses:
-            raise ValidationError(f"--depends {spec!r} must be ID or ID:status,status")
+            raise ValidationError(f"--depends {spec!r} must be ID, ID:status,status or ID:any")
         result.append(args.dependency(match.group(1), statuses, f"--depends {spec!r}"))
     return result
 
@@ -94,7 +96,9 @@ def register(app: typer.Typer) -> None:
         params: Annotated[list[str] | None, typer.Argument(help="key=value parameters")] = None,
         params_json: Annotated[str | None, typer.Option(help="parameters as a JSON object")] = None,
         priority: Annotated[str | None, typer.Option(help="high, normal, low or -20..19")] = None,
-        depends: Annotated[list[str] | None, typer.Option(help="ID or ID:status,...")] = None,
+        depends: Annotated[
+            list[str] | None, typer.Option(help="ID, ID:status,... or ID:any (any final status)")
+        ] = None,
         file: Annotated[Path | None, typer.Option(help="a JSON job, or a batch")] = None,
         wait: Annotated[bool, typer.Option(help="wait for the job to finish")] = False,
         url: Url = "",
@@ -196,7 +200,8 @@ def register(app: typer.Typer) -> None:
             f"ended {when(job['ended_at'])}"
         )
         for dep in job["depends"]:
-            console.print(f"depends on job {dep['job']} ({', '.join(dep['statuses'])})")
+            accepted = ", ".join(dep["statuses"]) or "any final status"
+            console.print(f"depends on job {dep['job']} ({accepted})")
         for index, op in enumerate(job["ops"]):
             console.print(
                 f"  op {index} {op['op']} {op['status']} priority {op['priority']} "

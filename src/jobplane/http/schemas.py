@@ -76,7 +76,11 @@ class DependencySpec(_Body):
     job: int = pydantic.Field(
         ge=-MAX_ID, le=MAX_ID, description="a job id; negative ids name earlier jobs of a batch"
     )
-    statuses: list[str] = pydantic.Field(default_factory=lambda: ["success"])
+    statuses: list[str] = pydantic.Field(
+        default_factory=lambda: ["success"],
+        description="the final statuses of that job that let this one go on; [] accepts any "
+        "final status, canceled included",
+    )
 
 
 class JobSpec(_Body):
