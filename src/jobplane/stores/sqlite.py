@@ -29,6 +29,13 @@ How it keeps the contract of :mod:`jobplane.stores.base`:
   status ``error``) in a write of its own, so that counts, filters and
   archiving agree with what reads return. A failed mark is logged: the next
   read tries again.
+* **Counts** (guarantee 13): the store counts unarchived jobs by (status,
+  priority) once when it opens (the covering index ``jobs_unarchived``), then
+  in memory: each write notes how it moves jobs between counts
+  (``_Deltas``), and the counts take the notes of the writes that were
+  committed. One daemon per file makes that exact; a trigger per save cost
+  more than the save itself. ``oldest_queued`` seeks the first queued job
+  of each priority that the counts hold.
 * **Durability**: WAL always; ``synchronous=NORMAL`` survives a crash of the
   process, ``FULL`` also a loss of power.
 """
@@ -44,7 +51,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import priorities
@@ -83,9 +90,13 @@ BUSY_TIMEOUT_S = 10.0
 FLUSH_DELAY = 0.002
 """Longest time a write that need not wait stays uncommitted when nothing else commits."""
 
+RECENT_ROWS = 32_768
+"""Most rows whose counted columns the store remembers from its own writes (about 4 MB)."""
+
 CLAMP_BATCH = 10_000
 """Most jobs a claim files in the schedule, and under HIGHEST when their aging gets there."""
 _FINAL = frozenset(str(status) for status in FINAL)
+_PENDING_COLUMN = frozenset(str(status) for status in PENDING)
 
 _LIST_QUERIES = {
     None: Q["list_jobs"],
@@ -96,6 +107,10 @@ _LIST_QUERIES = {
 _STATUSES = {status.value: status for status in OpStatus}
 _T = TypeVar("_T")
 _Row = tuple[Any, ...]
+_Deltas = dict[tuple[Any, Any], int]
+"""How a write moves unarchived jobs between (status, priority) counts (the columns as stored)."""
+_DEPENDENCIES = ("job_deps", "rows")
+"""The key of a write's change to the number of job_deps rows in its ``_Deltas``."""
 _encode = encode_json
 
 
@@ -239,7 +254,17 @@ def _flock_holder(info: os.stat_result) -> str | None:
 class _Write(Generic[_T]):
     """One caller's share of a group commit; ``done`` once committed or failed."""
 
-    __slots__ = ("after", "apply", "done", "error", "lost_job", "result", "single")
+    __slots__ = (
+        "after",
+        "apply",
+        "autocommit",
+        "counted",
+        "done",
+        "error",
+        "lost_job",
+        "result",
+        "single",
+    )
 
     def __init__(
         self,
@@ -247,8 +272,14 @@ class _Write(Generic[_T]):
         single: bool = False,
         after: Callable[[], None] | None = None,
         lost_job: int | None = None,
+        counted: _Deltas | None = None,
+        autocommit: bool | None = None,
     ) -> None:
         self.apply = apply
+        self.autocommit = single if autocommit is None else autocommit
+        """Committed alone, ``apply`` runs without BEGIN/COMMIT (only if ``single``)."""
+        self.counted = counted
+        """Filled by ``apply``; the counts take it once the write is committed."""
         self.single = single
         """True if ``apply`` writes with one statement: alone, it needs no BEGIN/COMMIT."""
         self.after = after
@@ -290,6 +321,12 @@ class SQLiteStore(Store):
         self._unlocking = False  # close() closed the writer: the last connection out unlocks
         self._reported: set[int] = set()  # unreadable records logged by this process
         self._reported_lock = threading.Lock()
+        self._counts: _Deltas = {}  # unarchived jobs by (status, priority): see the docstring
+        self._counts_lock = threading.Lock()
+        # The writer's (guarded by _writer_lock): rows of job_deps, never fewer
+        # than there are; and counted columns of rows it wrote last.
+        self._dependencies = 0
+        self._recent: dict[int, tuple[int, Any, Any, int]] = {}
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise StoreError(f"cannot open the store {url}: the directory {folder} does not exist")
@@ -320,12 +357,15 @@ class SQLiteStore(Store):
             conn.execute(Q[f"synchronous_{self.durability}"])
             apply_migrations(conn, MIGRATIONS)
             conn.execute(Q["end_all_leases"])  # we hold the lock: earlier daemons are gone
+            counts = conn.execute(Q["count_jobs"]).fetchall()
+            self._dependencies = conn.execute(Q["count_dependencies"]).fetchone()[0]
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
         except BaseException:
             conn.close()
             raise
+        self._counts = {(status, priority): n for status, priority, n in counts}
         return conn
 
     def close(self) -> None:
@@ -360,13 +400,24 @@ class SQLiteStore(Store):
 
     # -- group commit -----------------------------------------------------
 
-    def _write(self, apply: Callable[[sqlite3.Connection], _T], *, single: bool = False) -> _T:
+    def _write(
+        self,
+        apply: Callable[[sqlite3.Connection], _T],
+        *,
+        single: bool = False,
+        counted: _Deltas | None = None,
+        autocommit: bool | None = None,
+    ) -> _T:
         """Run ``apply`` in a committed transaction, maybe shared with other callers.
 
         ``single``: ``apply`` makes one write statement (any other statements only
         read); committed alone it runs in autocommit mode, one statement instead of three.
+        ``counted``: the dict in which ``apply`` notes how it moves jobs between counts.
+        ``autocommit=False``: a ``single`` write that reads first; alone it still runs
+        in a transaction, since in autocommit mode each read is a transaction of its
+        own (a read costs 3 times more than BEGIN and COMMIT together).
         """
-        item = _Write(apply, single)
+        item = _Write(apply, single, counted=counted, autocommit=autocommit)
         with self._pending_lock:
             self._pending.append(item)
         batch: list[_Write[Any]] = []
@@ -385,9 +436,18 @@ class SQLiteStore(Store):
         job_id: int,
         *,
         single: bool = True,
+        counted: _Deltas | None = None,
+        autocommit: bool | None = None,
     ) -> None:
         """Queue a save without waiting; ``after()`` runs once it is committed."""
-        item = _Write(apply, single=single, after=after, lost_job=job_id)
+        item = _Write(
+            apply,
+            single=single,
+            after=after,
+            lost_job=job_id,
+            counted=counted,
+            autocommit=autocommit,
+        )
         with self._pending_lock:
             if self._closed:
                 raise StoreError(f"the store {self.url} is closed")
@@ -426,8 +486,24 @@ class SQLiteStore(Store):
         finally:
             for item in batch:
                 self._note_if_lost(item)
+                if item.counted and item.error is None:
+                    self._count(item.counted)
                 item.done = True
         return batch
+
+    def _count(self, deltas: _Deltas) -> None:
+        """Take a committed write's moves between counts; ``_writer_lock`` must be held."""
+        if _DEPENDENCIES in deltas:
+            deltas = dict(deltas)
+            self._dependencies += deltas.pop(_DEPENDENCIES)
+        with self._counts_lock:
+            counts = self._counts
+            for key, delta in deltas.items():
+                n = counts.get(key, 0) + delta
+                if n:
+                    counts[key] = n
+                else:
+                    counts.pop(key, None)
 
     def _note_if_lost(self, item: _Write[Any]) -> None:
         """A failed save nobody waited for makes the job's next save fail (guarantee 4)."""
@@ -450,7 +526,7 @@ class SQLiteStore(Store):
         try:
             if conn is None:
                 raise StoreError(f"the store {self.url} is closed")
-            if len(batch) == 1 and batch[0].single:
+            if len(batch) == 1 and batch[0].autocommit:
                 batch[0].result = batch[0].apply(conn)  # autocommit: one statement
                 return
             conn.execute("BEGIN IMMEDIATE")
@@ -492,7 +568,6 @@ class SQLiteStore(Store):
                 raise QueueFull(queue_full_message(unarchived, len(batch), max_unarchived))
             now, interval = self.clock(), self.aging_interval
             placed = []
-            counts: dict[tuple[str, int], int] = {}
             for index, job in enumerate(batch):
                 job_id = last_id + 1 + index
                 depends = tuple(
@@ -525,15 +600,15 @@ class SQLiteStore(Store):
                 )
                 for dep_id in open_deps:
                     conn.execute(Q["insert_dependency"], {"dep_id": dep_id, "job_id": job_id})
+                    self._dependencies += 1  # now: a later write in this commit may need it
+                self._remember_unlocked(job_id, 1, job.status.value, priority, 0)
                 placed.append((job_id, depends))
-                group = (job.status.value, priority)
-                counts[group] = counts.get(group, 0) + 1
-            for (status, priority), n in counts.items():
-                conn.execute(Q["count_inserted"], {"status": status, "priority": priority, "n": n})
+                _move(counted, None, (job.status.value, priority))
             conn.execute(Q["add_unarchived"], {"delta": len(batch)})
             return placed
 
-        placed = self._write(apply)
+        counted: _Deltas = {}
+        placed = self._write(apply, counted=counted)
         for job, (job_id, depends) in zip(batch, placed, strict=True):
             job.id, job.version, job.depends, job.archived = job_id, 1, depends, False
             job.owner, job.fence = None, 0
@@ -558,6 +633,13 @@ class SQLiteStore(Store):
             "release": release,
             "pending": status in PENDING,
         }
+        counted: _Deltas = {}
+        # Out of the schedule after the save, whatever the row: not pending, or
+        # owned and kept. In place if it was out before too, with the same owner;
+        # else only its key goes. Any other save computes its place in SQL.
+        stays_owned = owner is not None and not (release or final)
+        out_after = status not in PENDING or stays_owned
+        same_owner = owner is None or stays_owned
 
         def apply(conn: sqlite3.Connection) -> None:
             if job_id in self._lost:
@@ -567,7 +649,27 @@ class SQLiteStore(Store):
                 )
             params["now"] = now = self.clock()
             params["new_key"] = schedule_key(now, priority, self.aging_interval)
-            if conn.execute(Q["save_job"], params).rowcount == 1:
+            before = self._counted_before_unlocked(conn, job_id, version)
+            dependents = (
+                final
+                and self._dependencies > 0
+                and conn.execute(Q["has_dependents"], params).fetchone()[0]
+            )
+            if not (out_after and same_owner):
+                query = Q["save_job"]
+            elif before is not None and (owner is not None or before[0] not in _PENDING_COLUMN):
+                query = Q["save_job_in_place"]
+            else:
+                query = Q["save_job_unscheduled"]
+            with _atomic(conn) if dependents else nullcontext():
+                saved = conn.execute(query, params).rowcount == 1
+                if saved and dependents:
+                    counted[_DEPENDENCIES] = -_release_dependents(conn, job_id)
+            if saved and before is not None:
+                old_status, old_priority, archived = before
+                if not archived:
+                    _move(counted, (old_status, old_priority), (status.value, priority))
+                self._remember_unlocked(job_id, version + 1, status.value, priority, archived)
                 return
             row = conn.execute(Q["save_diagnosis"], params).fetchone()
             if row is None:
@@ -584,15 +686,45 @@ class SQLiteStore(Store):
                 f"job {job_id} is owned by daemon {stored_owner}; only it may save it"
             )
 
+        # One write statement (several, made atomic by _atomic, when jobs wait for it).
         if wait:
-            self._write(apply, single=True)
+            self._write(apply, single=True, counted=counted)
         else:
-            self._write_soon(apply, lambda: self._notify((job_id,)), job_id)
+            self._write_soon(apply, lambda: self._notify((job_id,)), job_id, counted=counted)
         job.version = version + 1
         if release or final:
             job.owner = None
         if wait:
             self._notify((job_id,))
+
+    def _counted_before_unlocked(
+        self, conn: sqlite3.Connection, job_id: int, version: int
+    ) -> tuple[Any, Any, int] | None:
+        """The counted columns of the job's row at ``version``; ``_writer_lock`` must be held.
+
+        Usually remembered from this store's own last write of the row (a read
+        costs more than the save's update); None if the row does not exist.
+        """
+        known = self._recent.get(job_id)
+        if known is not None and known[0] == version:
+            return known[1], known[2], known[3]
+        row = conn.execute(Q["counted_columns"], {"id": job_id}).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def _remember_unlocked(
+        self, job_id: int, version: int, status: Any, priority: Any, archived: int
+    ) -> None:
+        """Note a row's counted columns as this store wrote them at ``version``.
+
+        Entries are checked by version, so a write that was rolled back leaves
+        one that no row matches. Writes that change these columns without a
+        new version (marks) or that this store does not follow forget the row.
+        """
+        recent = self._recent
+        recent.pop(job_id, None)
+        recent[job_id] = (version, status, priority, archived)
+        if len(recent) > RECENT_ROWS:
+            del recent[next(iter(recent))]
 
     def _check_fence(
         self,
@@ -648,13 +780,18 @@ class SQLiteStore(Store):
         return self._archive(Q["archive_finished_before"], {"ended_before": ended_before})
 
     def _archive(self, query: str, params: dict[str, Any]) -> list[int]:
-        def apply(conn: sqlite3.Connection) -> list[int]:
-            archived = sorted(row[0] for row in conn.execute(query, params).fetchall())
-            if archived:
-                conn.execute(Q["add_unarchived"], {"delta": -len(archived)})
-            return archived
+        counted: _Deltas = {}
 
-        archived = self._write(apply)
+        def apply(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(query, params).fetchall()
+            for job_id, status, priority in rows:
+                _move(counted, (status, priority), None)
+                self._recent.pop(job_id, None)
+            if rows:
+                conn.execute(Q["add_unarchived"], {"delta": -len(rows)})
+            return sorted(row[0] for row in rows)
+
+        archived = self._write(apply, counted=counted)
         self._notify(archived)
         return archived
 
@@ -690,6 +827,8 @@ class SQLiteStore(Store):
             raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
 
     def claim(self, daemon_id: int, limit: int) -> list[Job]:
+        counted: _Deltas = {}
+
         def apply(conn: sqlite3.Connection) -> list[Job]:
             now, interval = self.clock(), self.aging_interval
             self._check_live(conn, daemon_id, now)
@@ -702,10 +841,11 @@ class SQLiteStore(Store):
                 conn.execute(Q["clamp_aged"], params)
             claimed = []
             for row in conn.execute(Q["next_ready"], {"limit": max(0, limit)}).fetchall():
-                job = _job_in_write(conn, row)
+                job = _job_in_write(conn, row, counted, self._recent)
                 if job is None:
                     continue  # quarantined now: final, never claimed
                 apply_aging(job, row[12], now, interval)
+                _move(counted, (row[13], row[14]), (row[13], job.priority))
                 conn.execute(
                     Q["take_job"],
                     {
@@ -716,23 +856,29 @@ class SQLiteStore(Store):
                     },
                 )
                 job.owner, job.fence, job.version = daemon_id, job.fence + 1, job.version + 1
+                self._remember_unlocked(job.id, job.version, row[13], job.priority, 0)
                 claimed.append(job)
             return claimed
 
-        claimed = self._write(apply)
+        claimed = self._write(apply, counted=counted)
         self._notify([job.id for job in claimed])
         return claimed
 
     def reclaim(self, daemon_id: int) -> list[Job]:
+        counted: _Deltas = {}
+
         def apply(conn: sqlite3.Connection) -> list[Job]:
             now = self.clock()
             self._check_live(conn, daemon_id, now)
             conn.execute(Q["end_expired_leases"], {"daemon": daemon_id, "now": now})
             rows = conn.execute(Q["reclaim_jobs"], {"daemon": daemon_id}).fetchall()
-            jobs = [job for row in rows if (job := _job_in_write(conn, row)) is not None]
+            for row in rows:
+                self._recent.pop(row[0], None)
+            recent = self._recent
+            jobs = [job for row in rows if (job := _job_in_write(conn, row, counted, recent))]
             return sorted(jobs, key=lambda job: job.id)
 
-        taken = self._write(apply)
+        taken = self._write(apply, counted=counted)
         self._notify([job.id for job in taken])
         return taken
 
@@ -740,15 +886,16 @@ class SQLiteStore(Store):
         self, job_id: int, *, cancel: bool = False, priority: int | None = None
     ) -> Job | None:
         params = {"id": job_id, "cancel": int(cancel), "priority": priority}
+        counted: _Deltas = {}
 
         def apply(conn: sqlite3.Connection) -> Job | None:
             recorded = conn.execute(Q["request_control"], params).rowcount == 1
             row = conn.execute(Q["load_job"], params).fetchone()
             if row is None:
                 raise JobNotFound(f"job {job_id} does not exist")
-            return _job_in_write(conn, row) if recorded else None
+            return _job_in_write(conn, row, counted, self._recent) if recorded else None
 
-        job = self._write(apply, single=True)
+        job = self._write(apply, counted=counted)
         if job is not None:
             self._notify((job_id,))
         return job
@@ -769,6 +916,7 @@ class SQLiteStore(Store):
 
     def remove_unreadable(self, job_id: int) -> None:
         params = {"id": job_id, "delta": -1}
+        counted: _Deltas = {}
 
         def apply(conn: sqlite3.Connection) -> None:
             row = conn.execute(Q["load_job"], params).fetchone()
@@ -783,12 +931,14 @@ class SQLiteStore(Store):
                     f"job {job_id} is readable: only a record that cannot be read is "
                     "removed (archive a finished job instead)"
                 )
-            [(archived,)] = conn.execute(Q["delete_job"], params).fetchall()
+            [(archived, status, priority)] = conn.execute(Q["delete_job"], params).fetchall()
+            self._recent.pop(job_id, None)
             conn.execute(Q["delete_log"], params)
             if not archived:
                 conn.execute(Q["add_unarchived"], params)
+                _move(counted, (status, priority), None)
 
-        self._write(apply)
+        self._write(apply, counted=counted)
         logger.warning(
             "job %s: the unreadable record was removed", job_id, extra={"job_id": job_id}
         )
@@ -950,13 +1100,14 @@ class SQLiteStore(Store):
     def _mark(self, marks: list[tuple[str, Job]]) -> None:
         """Make the rows' columns say what reads return (best effort; a later read retries)."""
 
+        counted: _Deltas = {}
+
         def apply(conn: sqlite3.Connection) -> None:
             for query, job in marks:
-                params = {"id": job.id, "version": job.version, "status": job.status.value}
-                conn.execute(Q[query], {**params, "priority": job.priority})
+                _mark_row(conn, query, job, counted, self._recent)
 
         try:
-            self._write(apply, single=len(marks) == 1)
+            self._write(apply, counted=counted)
         except StoreError as exc:
             logger.warning("could not mark records (un)readable (a later read will): %s", exc)
             return
@@ -967,10 +1118,10 @@ class SQLiteStore(Store):
             return bool(conn.execute(Q["is_drained"]).fetchone()[0])
 
     def counts(self) -> dict[tuple[OpStatus, int], int]:
-        with self._reading() as conn:
-            rows = conn.execute(Q["count_jobs"]).fetchall()
+        with self._counts_lock:
+            rows = list(self._counts.items())
         counts: dict[tuple[OpStatus, int], int] = {}
-        for status, priority, count in rows:
+        for (status, priority), count in rows:
             key = (_STATUSES.get(status, OpStatus.ERROR), priority)  # a damaged column: error
             if not isinstance(priority, int):
                 key = (key[0], priorities.NORMAL)
@@ -978,8 +1129,12 @@ class SQLiteStore(Store):
         return counts
 
     def oldest_queued(self) -> float | None:
+        with self._counts_lock:
+            queued = [priority for status, priority in self._counts if status == "queued"]
+        if not queued:
+            return None
         with self._reading() as conn:
-            row = conn.execute(Q["oldest_queued"]).fetchone()
+            row = conn.execute(Q["oldest_queued"], {"priorities": _encode(queued)}).fetchone()
         return None if row is None else float(row[0])
 
 
@@ -1038,7 +1193,9 @@ def _parse(row: _Row) -> Job:
     return job
 
 
-def _job_in_write(conn: sqlite3.Connection, row: _Row) -> Job | None:
+def _job_in_write(
+    conn: sqlite3.Connection, row: _Row, counted: _Deltas, recent: dict[int, Any]
+) -> Job | None:
     """The row's job, for a write that read it; None if it cannot be read.
 
     An unreadable row met here is quarantined in the same transaction (what
@@ -1048,9 +1205,75 @@ def _job_in_write(conn: sqlite3.Connection, row: _Row) -> Job | None:
         return _parse(row)
     except UnreadableRecord:
         job = quarantined_job(row[0], row[1], bool(row[2]), row[5], row[6])
-        params = {"id": job.id, "version": job.version, "status": job.status.value}
-        conn.execute(Q["mark_unreadable"], {**params, "priority": job.priority})
+        _mark_row(conn, "mark_unreadable", job, counted, recent)
         return None
+
+
+def _mark_row(
+    conn: sqlite3.Connection, query: str, job: Job, counted: _Deltas, recent: dict[int, Any]
+) -> None:
+    """Mark a row (un)readable with ``query``; one made final releases its dependents.
+
+    A mark keeps the row's version: the writer's ``recent`` forgets the row.
+    """
+    recent.pop(job.id, None)
+    before = conn.execute(Q["counted_columns"], {"id": job.id}).fetchone()
+    params = {"id": job.id, "version": job.version, "status": job.status.value}
+    if before is None or conn.execute(Q[query], {**params, "priority": job.priority}).rowcount != 1:
+        return
+    old_status, old_priority, archived = before
+    if not archived:
+        _move(counted, (old_status, old_priority), (job.status.value, job.priority))
+    if job.is_final and old_status not in _FINAL:
+        released = _release_dependents(conn, job.id)
+        counted[_DEPENDENCIES] = counted.get(_DEPENDENCIES, 0) - released
+
+
+@contextmanager
+def _atomic(conn: sqlite3.Connection) -> Iterator[None]:
+    """Make a ``single`` write's statements atomic when it needs more than one.
+
+    Inside a batch's transaction a savepoint of its own; alone (autocommit),
+    a transaction of its own. Either is undone if a statement fails.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT statements")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:  # else SQLite rolled the whole transaction back
+                conn.execute("ROLLBACK TO statements")
+                conn.execute("RELEASE statements")
+            raise
+        conn.execute("RELEASE statements")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _release_dependents(conn: sqlite3.Connection, job_id: int) -> int:
+    """``job_id`` became final: each job waiting for it waits for one job less.
+
+    Returns how many job_deps rows went.
+    """
+    conn.execute(Q["release_dependents"], {"id": job_id})
+    return int(conn.execute(Q["forget_dependents"], {"id": job_id}).rowcount)
+
+
+def _move(counted: _Deltas, old: tuple[Any, Any] | None, new: tuple[Any, Any] | None) -> None:
+    """Note that one unarchived job moves from count ``old`` to ``new`` (None: none)."""
+    if old == new:
+        return
+    if old is not None:
+        counted[old] = counted.get(old, 0) - 1
+    if new is not None:
+        counted[new] = counted.get(new, 0) + 1
 
 
 def _is_final(conn: sqlite3.Connection, job_id: int) -> bool:

@@ -49,25 +49,39 @@ VALUES (:id, :status, :priority, 0, :received_at, :ended_at, 1, :doc,
 -- name: job_status
 SELECT status FROM jobs WHERE id = :id
 
--- name: count_inserted
--- What the trigger job_counted does for changes, once per (status, priority) of a batch.
-INSERT INTO job_counts (status, priority, n) VALUES (:status, :priority, :n)
-ON CONFLICT (status, priority) DO UPDATE SET n = n + :n
-
 -- name: insert_dependency
 INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (:dep_id, :job_id)
 
 -- name: add_unarchived
 UPDATE meta SET value = CAST(value AS INTEGER) + :delta WHERE key = 'unarchived'
 
+-- name: has_dependents
+SELECT EXISTS (SELECT 1 FROM job_deps WHERE dep_id = :id)
+
+-- name: count_dependencies
+SELECT COUNT(*) FROM job_deps
+
+-- name: counted_columns
+SELECT status, priority, archived FROM jobs WHERE id = :id
+
+-- name: release_dependents
+-- A job became final: each job waiting for it waits for one job less. One
+-- whose count reaches 0 is ready but not yet filed in the schedule (no
+-- key): the next claim files it (jobs_unfiled), with the store's clock.
+UPDATE jobs SET deps_left = deps_left - 1
+WHERE id IN (SELECT job_id FROM job_deps WHERE dep_id = :id)
+
+-- name: forget_dependents
+DELETE FROM job_deps WHERE dep_id = :id
+
 -- name: save_job
 -- One statement: compare-and-set on the version, the fence (an owned job is
 -- saved only by its owner, alive by the store's clock), and the schedule:
 -- :unown gives the job up (released, or final); the job's key is set exactly
 -- while it is ready, kept while it stays ready unless :restart (released,
--- or a new priority), else :new_key from :now. The triggers of 0002 keep the
--- counters and the dependents. Changes nothing if a check fails;
--- save_diagnosis says why.
+-- or a new priority), else :new_key from :now. The store keeps the counts
+-- and releases the dependents (see SQLiteStore.save). Changes nothing if a
+-- check fails; save_diagnosis says why.
 UPDATE jobs
 SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
     version = version + 1, unreadable = 0,
@@ -82,6 +96,31 @@ SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
             THEN NULL
         WHEN :release OR priority != :priority OR sched_key IS NULL THEN :new_key
         ELSE sched_key END
+WHERE id = :id AND version = :version
+  AND ((:owner IS NULL AND owner IS NULL)
+       OR (owner = :owner AND fence = :fence
+           AND EXISTS (SELECT 1 FROM daemons
+                       WHERE id = :owner AND ended = 0 AND lease_until > :now)))
+
+-- name: save_job_in_place
+-- save_job for a job that stays out of the schedule and keeps its owner
+-- (SQLiteStore.save knows when): the same checks, without the schedule's
+-- columns, so the write leaves the indexes on owner and schedule alone.
+UPDATE jobs
+SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
+    version = version + 1, unreadable = 0
+WHERE id = :id AND version = :version
+  AND ((:owner IS NULL AND owner IS NULL)
+       OR (owner = :owner AND fence = :fence
+           AND EXISTS (SELECT 1 FROM daemons
+                       WHERE id = :owner AND ended = 0 AND lease_until > :now)))
+
+-- name: save_job_unscheduled
+-- save_job for a job that leaves the schedule (if it was in it) and keeps
+-- its owner: the same checks; ready_at stays.
+UPDATE jobs
+SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
+    version = version + 1, unreadable = 0, sched_key = NULL
 WHERE id = :id AND version = :version
   AND ((:owner IS NULL AND owner IS NULL)
        OR (owner = :owner AND fence = :fence
@@ -137,7 +176,7 @@ WHERE id IN (
 -- The claim: ready jobs in schedule order (stores/schedule.py).
 SELECT id, version, archived, doc, unreadable, received_at, ended_at,
        owner, fence, req_serial, req_cancel, req_priority,
-       ready_at
+       ready_at, status, priority
 FROM jobs INDEXED BY jobs_schedule
 WHERE sched_key IS NOT NULL
 ORDER BY sched_key, id
@@ -188,7 +227,7 @@ UPDATE jobs NOT INDEXED SET archived = 1, version = version + 1
 WHERE id IN (SELECT value FROM json_each(:ids))
   AND archived = 0
   AND status IN ('success', 'error', 'canceled')
-RETURNING id
+RETURNING id, status, priority
 
 -- name: archive_finished_before
 -- A finished job without an end time counts from the time it was received.
@@ -196,7 +235,7 @@ UPDATE jobs INDEXED BY jobs_unarchived SET archived = 1, version = version + 1
 WHERE archived = 0
   AND status IN ('success', 'error', 'canceled')
   AND COALESCE(ended_at, received_at) < :ended_before
-RETURNING id
+RETURNING id, status, priority
 
 -- name: set_drained
 UPDATE meta SET value = :value WHERE key = 'drained'
@@ -232,7 +271,7 @@ WHERE unreadable = 1
 ORDER BY id
 
 -- name: delete_job
-DELETE FROM jobs WHERE id = :id RETURNING archived
+DELETE FROM jobs WHERE id = :id RETURNING archived, status, priority
 
 -- name: delete_log
 DELETE FROM job_log WHERE job_id = :id
@@ -287,11 +326,18 @@ WHERE archived = 0 AND status NOT IN ('success', 'error', 'canceled')
 ORDER BY id
 
 -- name: count_jobs
--- The counters the triggers of migration 0002 keep.
-SELECT status, priority, n FROM job_counts WHERE n > 0
+-- Once, when the store opens: it keeps the counts from then on. Reads only
+-- the (covering) index.
+SELECT status, priority, COUNT(*) FROM jobs INDEXED BY jobs_unarchived
+WHERE archived = 0
+GROUP BY status, priority
 
 -- name: oldest_queued
-SELECT received_at FROM jobs INDEXED BY jobs_unarchived
-WHERE archived = 0 AND status = 'queued'
-ORDER BY id
-LIMIT 1
+-- :priorities (a JSON array) are those with queued jobs (the store's counts):
+-- the first job of each is one seek in jobs_unarchived (status, priority).
+SELECT received_at FROM jobs
+WHERE id = (
+    SELECT MIN((SELECT MIN(id) FROM jobs INDEXED BY jobs_unarchived
+                WHERE archived = 0 AND status = 'queued' AND priority = p.value))
+    FROM json_each(:priorities) AS p
+)
