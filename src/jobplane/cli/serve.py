@@ -39,9 +39,6 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(metavar="INTEGER", help=f"[default: {D.port}]"),
         ] = None,
-        ops: Annotated[str | None, typer.Option(help="Python module with your ops")] = None,
-        host: Annotated[str | None, typer.Option(help=f"[default: {D.host}]")] = None,
-        port: Annotated[str | None, typer.Option(help=f"[default: {D.port}]")] = None,
         tokens: Annotated[
             str | None,
             typer.Option(
