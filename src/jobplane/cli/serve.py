@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the daemon: the job queue and its HTTP API (stops cleanly on SIGTERM/SIGINT).
 
-        Each option can also be set as JOBPLANE_<NAME> (JOBPLANE_WORKERS=4,
+        Each option can also be set as JOBPLANE_ and its name (JOBPLANE_WORKERS=4,
         JOBPLANE_CONFIG=jobplane.toml) or in the --config TOML file (workers = 4);
         an option wins over the environment, which wins over the file.
         """
