@@ -73,7 +73,7 @@ class _Protocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_Coalescing(transport, self.loop))  # type: ignore[arg-type]
         self._start_deadline()
 
     def on_message_begin(self) -> None:
@@ -106,6 +106,41 @@ class _Protocol(HttpToolsProtocol):
                 self.read_timeout,
             )
             self.transport.close()
+
+
+class _Coalescing:
+    """A transport whose writes of one turn of the event loop go out as one ``send``.
+
+    uvicorn writes an answer's status line and headers, then its body, each with
+    a ``write``: two system calls, and often two segments the client reads one by
+    one. Here writes are gathered and sent once the current callback is done
+    (``call_soon``); ``close`` sends what is gathered first. Everything else is
+    the real transport's.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._gathered: list[bytes] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def write(self, data: bytes) -> None:
+        if not self._gathered:
+            self._loop.call_soon(self._send)
+        self._gathered.append(data)
+
+    def close(self) -> None:
+        self._send()
+        self._transport.close()
+
+    def _send(self) -> None:
+        if self._gathered:
+            data = b"".join(self._gathered)
+            self._gathered.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
 
 
 class _ConnectionLimit:
