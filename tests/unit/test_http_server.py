@@ -61,3 +61,21 @@ def test_close_sends_what_is_gathered_first_and_the_rest_is_the_real_transports(
 
     real = asyncio.run(scenario())
     assert real.sent == [b"last answer"] and real.closed
+
+
+def test_a_large_answer_is_sent_as_soon_as_the_limit_is_gathered() -> None:
+    async def scenario() -> list[int]:
+        real = Recording()
+        transport = _Coalescing(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+        chunk = b"x" * (_Coalescing.GATHER_LIMIT // 2)
+        for _ in range(5):
+            transport.write(chunk)
+        sizes = [len(data) for data in real.sent]  # before the turn ends
+        await asyncio.sleep(0)
+        return [*sizes, len(real.sent[-1])]
+
+    assert asyncio.run(scenario()) == [
+        _Coalescing.GATHER_LIMIT,
+        _Coalescing.GATHER_LIMIT,
+        _Coalescing.GATHER_LIMIT // 2,
+    ]
