@@ -18,8 +18,7 @@ from . import priorities
 from .jobs import Job, OpStatus
 
 if TYPE_CHECKING:
-    from .lock_service import LockService
-    from .locking import LockInfo, LockStatistics
+    from .locking import LockInfo, LockManager, LockStatistics
     from .processor import Processor
     from .stores import Store
     from .workerpool import WorkerPool
@@ -97,7 +96,7 @@ class JobSnapshot:
         processor: Processor,
         store: Store,
         pool: WorkerPool,
-        locks: LockService,
+        locks: LockManager,
     ) -> JobSnapshot:
         """Read the job's state from the processor, or from the store if it is not tracked."""
         seen = processor.snapshot(job_id)
