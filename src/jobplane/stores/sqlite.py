@@ -29,6 +29,13 @@ How it keeps the contract of :mod:`jobplane.stores.base`:
   status ``error``) in a write of its own, so that counts, filters and
   archiving agree with what reads return. A failed mark is logged: the next
   read tries again.
+* **Counts** (guarantee 13): the store counts unarchived jobs by (status,
+  priority) once when it opens (the covering index ``jobs_unarchived``), then
+  in memory: each write notes how it moves jobs between counts
+  (``_Deltas``), and the counts take the notes of the writes that were
+  committed. One daemon per file makes that exact; a trigger per save cost
+  more than the save itself. ``oldest_queued`` seeks the first queued job
+  of each priority that the counts hold.
 * **Durability**: WAL always; ``synchronous=NORMAL`` survives a crash of the
   process, ``FULL`` also a loss of power.
 """
@@ -37,7 +44,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import logging
 import math
 import os
@@ -45,16 +51,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from typing import Any, ClassVar, Generic, TypeVar
-
-import orjson
 
 from .. import priorities
 from ..errors import (
     DependencyError,
     JobNotFound,
     JobStateError,
+    LeaseLost,
     QueueDrained,
     QueueFull,
     StoreConflict,
@@ -62,9 +67,19 @@ from ..errors import (
     StoreLocked,
     ValidationError,
 )
-from ..jobs import Dependency, Job, LogEntry, OpStatus
-from .base import Durability, Store
+from ..jobs import FINAL, PENDING, ControlRequests, Dependency, Job, LogEntry, OpStatus
+from .base import (
+    DEFAULT_AGING_INTERVAL,
+    DEFAULT_LEASE_S,
+    Clock,
+    Durability,
+    Lease,
+    Store,
+    encode_json,
+    queue_full_message,
+)
 from .records import Unreadable, UnreadableRecord, job_from_record, quarantined_job, size_of
+from .schedule import apply_aging, clamp_limit, is_ready, schedule_key
 from .sql import SQL_ROOT, Migration, load_migrations, load_queries
 
 logger = logging.getLogger(__name__)
@@ -74,6 +89,14 @@ URL_PREFIX = "sqlite:///"
 BUSY_TIMEOUT_S = 10.0
 FLUSH_DELAY = 0.002
 """Longest time a write that need not wait stays uncommitted when nothing else commits."""
+
+RECENT_ROWS = 32_768
+"""Most rows whose counted columns the store remembers from its own writes (about 4 MB)."""
+
+CLAMP_BATCH = 10_000
+"""Most jobs a claim files in the schedule, and under HIGHEST when their aging gets there."""
+_FINAL = frozenset(str(status) for status in FINAL)
+_PENDING_COLUMN = frozenset(str(status) for status in PENDING)
 
 _LIST_QUERIES = {
     (None, False): Q["list_jobs"],
@@ -89,15 +112,11 @@ MAX_ROWID = 2**63 - 1
 _STATUSES = {status.value: status for status in OpStatus}
 _T = TypeVar("_T")
 _Row = tuple[Any, ...]
-_json_encode = json.JSONEncoder(separators=(",", ":")).encode
-
-
-def _encode(value: Any) -> str:
-    """Compact JSON text; orjson where it can (much faster), the standard library otherwise."""
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits
-        return _json_encode(value)
+_Deltas = dict[tuple[Any, Any], int]
+"""How a write moves unarchived jobs between (status, priority) counts (the columns as stored)."""
+_DEPENDENCIES = ("job_deps", "rows")
+"""The key of a write's change to the number of job_deps rows in its ``_Deltas``."""
+_encode = encode_json
 
 
 def database_path(url: str) -> str:
@@ -240,7 +259,17 @@ def _flock_holder(info: os.stat_result) -> str | None:
 class _Write(Generic[_T]):
     """One caller's share of a group commit; ``done`` once committed or failed."""
 
-    __slots__ = ("after", "apply", "done", "error", "lost_job", "result", "single")
+    __slots__ = (
+        "after",
+        "apply",
+        "autocommit",
+        "counted",
+        "done",
+        "error",
+        "lost_job",
+        "result",
+        "single",
+    )
 
     def __init__(
         self,
@@ -248,8 +277,14 @@ class _Write(Generic[_T]):
         single: bool = False,
         after: Callable[[], None] | None = None,
         lost_job: int | None = None,
+        counted: _Deltas | None = None,
+        autocommit: bool | None = None,
     ) -> None:
         self.apply = apply
+        self.autocommit = single if autocommit is None else autocommit
+        """Committed alone, ``apply`` runs without BEGIN/COMMIT (only if ``single``)."""
+        self.counted = counted
+        """Filled by ``apply``; the counts take it once the write is committed."""
         self.single = single
         """True if ``apply`` writes with one statement: alone, it needs no BEGIN/COMMIT."""
         self.after = after
@@ -264,8 +299,16 @@ class _Write(Generic[_T]):
 class SQLiteStore(Store):
     """The store in one SQLite file (see the module docstring for the model)."""
 
-    def __init__(self, url: str, *, durability: Durability = "normal") -> None:
-        super().__init__()
+    def __init__(
+        self,
+        url: str,
+        *,
+        durability: Durability = "normal",
+        clock: Clock = time.time,
+        lease_s: float = DEFAULT_LEASE_S,
+        aging_interval: float = DEFAULT_AGING_INTERVAL,
+    ) -> None:
+        super().__init__(clock=clock, lease_s=lease_s, aging_interval=aging_interval)
         self.url = url
         self.durability = durability
         self.path = database_path(url)
@@ -283,6 +326,12 @@ class SQLiteStore(Store):
         self._unlocking = False  # close() closed the writer: the last connection out unlocks
         self._reported: set[int] = set()  # unreadable records logged by this process
         self._reported_lock = threading.Lock()
+        self._counts: _Deltas = {}  # unarchived jobs by (status, priority): see the docstring
+        self._counts_lock = threading.Lock()
+        # The writer's (guarded by _writer_lock): rows of job_deps, never fewer
+        # than there are; and counted columns of rows it wrote last.
+        self._dependencies = 0
+        self._recent: dict[int, tuple[int, Any, Any, int]] = {}
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise StoreError(f"cannot open the store {url}: the directory {folder} does not exist")
@@ -312,12 +361,16 @@ class SQLiteStore(Store):
                 raise StoreError(f"{self.path}: SQLite refused the WAL journal (it uses {mode!r})")
             conn.execute(Q[f"synchronous_{self.durability}"])
             apply_migrations(conn, MIGRATIONS)
+            conn.execute(Q["end_all_leases"])  # we hold the lock: earlier daemons are gone
+            counts = conn.execute(Q["count_jobs"]).fetchall()
+            self._dependencies = conn.execute(Q["count_dependencies"]).fetchone()[0]
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
         except BaseException:
             conn.close()
             raise
+        self._counts = {(status, priority): n for status, priority, n in counts}
         return conn
 
     def close(self) -> None:
@@ -352,13 +405,24 @@ class SQLiteStore(Store):
 
     # -- group commit -----------------------------------------------------
 
-    def _write(self, apply: Callable[[sqlite3.Connection], _T], *, single: bool = False) -> _T:
+    def _write(
+        self,
+        apply: Callable[[sqlite3.Connection], _T],
+        *,
+        single: bool = False,
+        counted: _Deltas | None = None,
+        autocommit: bool | None = None,
+    ) -> _T:
         """Run ``apply`` in a committed transaction, maybe shared with other callers.
 
         ``single``: ``apply`` makes one write statement (any other statements only
         read); committed alone it runs in autocommit mode, one statement instead of three.
+        ``counted``: the dict in which ``apply`` notes how it moves jobs between counts.
+        ``autocommit=False``: a ``single`` write that reads first; alone it still runs
+        in a transaction, since in autocommit mode each read is a transaction of its
+        own (a read costs 3 times more than BEGIN and COMMIT together).
         """
-        item = _Write(apply, single)
+        item = _Write(apply, single, counted=counted, autocommit=autocommit)
         with self._pending_lock:
             self._pending.append(item)
         batch: list[_Write[Any]] = []
@@ -371,10 +435,24 @@ class SQLiteStore(Store):
         return item.result  # type: ignore[return-value]
 
     def _write_soon(
-        self, apply: Callable[[sqlite3.Connection], Any], after: Callable[[], None], job_id: int
+        self,
+        apply: Callable[[sqlite3.Connection], Any],
+        after: Callable[[], None],
+        job_id: int,
+        *,
+        single: bool = True,
+        counted: _Deltas | None = None,
+        autocommit: bool | None = None,
     ) -> None:
-        """Queue a one-statement save without waiting; ``after()`` runs once it is committed."""
-        item = _Write(apply, single=True, after=after, lost_job=job_id)
+        """Queue a save without waiting; ``after()`` runs once it is committed."""
+        item = _Write(
+            apply,
+            single=single,
+            after=after,
+            lost_job=job_id,
+            counted=counted,
+            autocommit=autocommit,
+        )
         with self._pending_lock:
             if self._closed:
                 raise StoreError(f"the store {self.url} is closed")
@@ -413,8 +491,24 @@ class SQLiteStore(Store):
         finally:
             for item in batch:
                 self._note_if_lost(item)
+                if item.counted and item.error is None:
+                    self._count(item.counted)
                 item.done = True
         return batch
+
+    def _count(self, deltas: _Deltas) -> None:
+        """Take a committed write's moves between counts; ``_writer_lock`` must be held."""
+        if _DEPENDENCIES in deltas:
+            deltas = dict(deltas)
+            self._dependencies += deltas.pop(_DEPENDENCIES)
+        with self._counts_lock:
+            counts = self._counts
+            for key, delta in deltas.items():
+                n = counts.get(key, 0) + delta
+                if n:
+                    counts[key] = n
+                else:
+                    counts.pop(key, None)
 
     def _note_if_lost(self, item: _Write[Any]) -> None:
         """A failed save nobody waited for makes the job's next save fail (guarantee 4)."""
@@ -437,7 +531,7 @@ class SQLiteStore(Store):
         try:
             if conn is None:
                 raise StoreError(f"the store {self.url} is closed")
-            if len(batch) == 1 and batch[0].single:
+            if len(batch) == 1 and batch[0].autocommit:
                 batch[0].result = batch[0].apply(conn)  # autocommit: one statement
                 return
             conn.execute("BEGIN IMMEDIATE")
@@ -476,47 +570,81 @@ class SQLiteStore(Store):
             if drained:
                 raise QueueDrained()
             if max_unarchived is not None and unarchived + len(batch) > max_unarchived:
-                raise QueueFull(_full_message(unarchived, len(batch), max_unarchived))
+                raise QueueFull(queue_full_message(unarchived, len(batch), max_unarchived))
+            now, interval = self.clock(), self.aging_interval
             placed = []
             for index, job in enumerate(batch):
                 job_id = last_id + 1 + index
                 depends = tuple(
                     _resolve(conn, dep, index, job_id, len(batch)) for dep in job.depends
                 )
+                open_deps = [
+                    dep_id
+                    for dep_id in sorted({dep.job_id for dep in depends})
+                    if dep_id > last_id or not _is_final(conn, dep_id)
+                ]
                 doc = job.to_doc()
                 doc["depends"] = [dep.to_doc() for dep in depends]
+                priority = job.priority
+                ready = is_ready(
+                    archived=False, owner=None, deps_left=len(open_deps), status=job.status
+                )
                 conn.execute(
                     Q["insert_job"],
                     {
                         "id": job_id,
                         "status": job.status.value,
-                        "priority": job.priority,
+                        "priority": priority,
                         "received_at": job.received_at,
                         "ended_at": job.ended_at,
                         "doc": _encode(doc),
+                        "deps_left": len(open_deps),
+                        "ready_at": now if ready else None,
+                        "sched_key": schedule_key(now, priority, interval) if ready else None,
                     },
                 )
+                for dep_id in open_deps:
+                    conn.execute(Q["insert_dependency"], {"dep_id": dep_id, "job_id": job_id})
+                    self._dependencies += 1  # now: a later write in this commit may need it
+                self._remember_unlocked(job_id, 1, job.status.value, priority, 0)
                 placed.append((job_id, depends))
+                _move(counted, None, (job.status.value, priority))
             conn.execute(Q["add_unarchived"], {"delta": len(batch)})
             return placed
 
-        placed = self._write(apply)
+        counted: _Deltas = {}
+        placed = self._write(apply, counted=counted)
         for job, (job_id, depends) in zip(batch, placed, strict=True):
             job.id, job.version, job.depends, job.archived = job_id, 1, depends, False
+            job.owner, job.fence = None, 0
         ids = [job_id for job_id, _ in placed]
         self._notify(ids)
         return ids
 
-    def save(self, job: Job, *, wait: bool = True) -> None:
-        job_id, version = job.id, job.version
-        params = {
+    def save(self, job: Job, *, wait: bool = True, release: bool = False) -> None:
+        job_id, version, owner, fence = job.id, job.version, job.owner, job.fence
+        status, priority = job.status, job.priority
+        final = status in FINAL
+        params: dict[str, Any] = {
             "id": job_id,
             "version": version,
-            "status": job.status.value,
-            "priority": job.priority,
+            "owner": owner,
+            "fence": fence,
+            "status": status.value,
+            "priority": priority,
             "ended_at": job.ended_at,
             "doc": _encode(job.to_doc()),
+            "unown": release or final,
+            "release": release,
+            "pending": status in PENDING,
         }
+        counted: _Deltas = {}
+        # Out of the schedule after the save, whatever the row: not pending, or
+        # owned and kept. In place if it was out before too, with the same owner;
+        # else only its key goes. Any other save computes its place in SQL.
+        stays_owned = owner is not None and not (release or final)
+        out_after = status not in PENDING or stays_owned
+        same_owner = owner is None or stays_owned
 
         def apply(conn: sqlite3.Connection) -> None:
             if job_id in self._lost:
@@ -524,28 +652,120 @@ class SQLiteStore(Store):
                 raise StoreConflict(
                     f"job {job_id}: an earlier save that was not waited for failed; reload the job"
                 )
-            if conn.execute(Q["save_job"], params).rowcount == 1:
+            params["now"] = now = self.clock()
+            params["new_key"] = schedule_key(now, priority, self.aging_interval)
+            before = self._counted_before_unlocked(conn, job_id, version)
+            dependents = (
+                final
+                and self._dependencies > 0
+                and conn.execute(Q["has_dependents"], params).fetchone()[0]
+            )
+            if not (out_after and same_owner):
+                query = Q["save_job"]
+            elif before is not None and (owner is not None or before[0] not in _PENDING_COLUMN):
+                query = Q["save_job_in_place"]
+            else:
+                query = Q["save_job_unscheduled"]
+            with _atomic(conn) if dependents else nullcontext():
+                saved = conn.execute(query, params).rowcount == 1
+                if saved and dependents:
+                    counted[_DEPENDENCIES] = -_release_dependents(conn, job_id)
+            if saved and before is not None:
+                old_status, old_priority, archived = before
+                if not archived:
+                    _move(counted, (old_status, old_priority), (status.value, priority))
+                self._remember_unlocked(job_id, version + 1, status.value, priority, archived)
                 return
-            row = conn.execute(Q["job_version"], params).fetchone()
+            row = conn.execute(Q["save_diagnosis"], params).fetchone()
             if row is None:
                 raise JobNotFound(f"job {job_id} does not exist")
+            stored_version, stored_owner, stored_fence = row
+            if owner is not None:
+                self._check_fence(conn, job_id, (stored_owner, stored_fence), (owner, fence), now)
+            if stored_version != version:
+                raise StoreConflict(
+                    f"job {job_id} changed since it was read: the store has version "
+                    f"{stored_version}, this copy version {version}"
+                )
             raise StoreConflict(
-                f"job {job_id} changed since it was read: the store has version {row[0]}, "
-                f"this copy version {version}"
+                f"job {job_id} is owned by daemon {stored_owner}; only it may save it"
             )
 
+        # One write statement (several, made atomic by _atomic, when jobs wait for it).
         if wait:
-            self._write(apply, single=True)
+            self._write(apply, single=True, counted=counted)
         else:
-            self._write_soon(apply, lambda: self._notify((job_id,)), job_id)
+            self._write_soon(apply, lambda: self._notify((job_id,)), job_id, counted=counted)
         job.version = version + 1
+        if release or final:
+            job.owner = None
         if wait:
             self._notify((job_id,))
 
-    def append_log(self, job_id: int, op_index: int, time: float, message: str) -> LogEntry:
+    def _counted_before_unlocked(
+        self, conn: sqlite3.Connection, job_id: int, version: int
+    ) -> tuple[Any, Any, int] | None:
+        """The counted columns of the job's row at ``version``; ``_writer_lock`` must be held.
+
+        Usually remembered from this store's own last write of the row (a read
+        costs more than the save's update); None if the row does not exist.
+        """
+        known = self._recent.get(job_id)
+        if known is not None and known[0] == version:
+            return known[1], known[2], known[3]
+        row = conn.execute(Q["counted_columns"], {"id": job_id}).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def _remember_unlocked(
+        self, job_id: int, version: int, status: Any, priority: Any, archived: int
+    ) -> None:
+        """Note a row's counted columns as this store wrote them at ``version``.
+
+        Entries are checked by version, so a write that was rolled back leaves
+        one that no row matches. Writes that change these columns without a
+        new version (marks) or that this store does not follow forget the row.
+        """
+        recent = self._recent
+        recent.pop(job_id, None)
+        recent[job_id] = (version, status, priority, archived)
+        if len(recent) > RECENT_ROWS:
+            del recent[next(iter(recent))]
+
+    def _check_fence(
+        self,
+        conn: sqlite3.Connection,
+        job_id: int,
+        stored: tuple[int | None, int],
+        given: tuple[int, int],
+        now: float,
+    ) -> None:
+        """Guarantee 9: raise LeaseLost unless ``given`` is the job's owner and fence, alive."""
+        if stored != given:
+            raise LeaseLost(
+                f"job {job_id} is no longer owned by daemon {given[0]} with fence {given[1]}"
+            )
+        if conn.execute(Q["daemon_live"], {"daemon": given[0], "now": now}).fetchone() is None:
+            raise LeaseLost(
+                f"the lease of daemon {given[0]} has ended; job {job_id} is not its own"
+            )
+
+    def append_log(
+        self,
+        job_id: int,
+        op_index: int,
+        time: float,
+        message: str,
+        *,
+        fence: tuple[int, int] | None = None,
+    ) -> LogEntry:
         params = {"job_id": job_id, "op_index": op_index, "time": time, "message": message}
 
         def apply(conn: sqlite3.Connection) -> int:
+            if fence is not None:
+                row = conn.execute(Q["job_fence"], {"id": job_id}).fetchone()
+                if row is None:
+                    raise JobNotFound(f"job {job_id} does not exist")
+                self._check_fence(conn, job_id, (row[0], row[1]), fence, self.clock())
             rows = conn.execute(Q["append_log"], params).fetchall()
             if not rows:
                 raise JobNotFound(f"job {job_id} does not exist")
@@ -565,13 +785,18 @@ class SQLiteStore(Store):
         return self._archive(Q["archive_finished_before"], {"ended_before": ended_before})
 
     def _archive(self, query: str, params: dict[str, Any]) -> list[int]:
-        def apply(conn: sqlite3.Connection) -> list[int]:
-            archived = sorted(row[0] for row in conn.execute(query, params).fetchall())
-            if archived:
-                conn.execute(Q["add_unarchived"], {"delta": -len(archived)})
-            return archived
+        counted: _Deltas = {}
 
-        archived = self._write(apply)
+        def apply(conn: sqlite3.Connection) -> list[int]:
+            rows = conn.execute(query, params).fetchall()
+            for job_id, status, priority in rows:
+                _move(counted, (status, priority), None)
+                self._recent.pop(job_id, None)
+            if rows:
+                conn.execute(Q["add_unarchived"], {"delta": -len(rows)})
+            return sorted(row[0] for row in rows)
+
+        archived = self._write(apply, counted=counted)
         self._notify(archived)
         return archived
 
@@ -579,8 +804,124 @@ class SQLiteStore(Store):
         params = {"value": "1" if drained else "0"}
         self._write(lambda conn: conn.execute(Q["set_drained"], params))
 
+    # -- daemons, the schedule, control --------------------------------------
+
+    def register_daemon(self, name: str = "") -> Lease:
+        def apply(conn: sqlite3.Connection) -> Lease:
+            now = self.clock()
+            params = {"name": name, "now": now, "lease_until": now + self.lease_s}
+            daemon_id, epoch = conn.execute(Q["register_daemon"], params).fetchone()
+            return Lease(daemon_id, epoch)
+
+        return self._write(apply, single=True)
+
+    def heartbeat(self, daemon_id: int) -> None:
+        def apply(conn: sqlite3.Connection) -> None:
+            now = self.clock()
+            params = {"daemon": daemon_id, "now": now, "lease_until": now + self.lease_s}
+            if conn.execute(Q["heartbeat"], params).rowcount != 1:
+                raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
+
+        self._write(apply, single=True)
+
+    def unregister_daemon(self, daemon_id: int) -> None:
+        self._write(lambda conn: conn.execute(Q["unregister_daemon"], {"daemon": daemon_id}))
+
+    def _check_live(self, conn: sqlite3.Connection, daemon_id: int, now: float) -> None:
+        if conn.execute(Q["daemon_live"], {"daemon": daemon_id, "now": now}).fetchone() is None:
+            raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
+
+    def claim(self, daemon_id: int, limit: int) -> list[Job]:
+        counted: _Deltas = {}
+
+        def apply(conn: sqlite3.Connection) -> list[Job]:
+            now, interval = self.clock(), self.aging_interval
+            self._check_live(conn, daemon_id, now)
+            unfiled = conn.execute(Q["unfiled_jobs"], {"batch": CLAMP_BATCH}).fetchall()
+            for job_id, priority in unfiled:
+                key = schedule_key(now, priority, interval)
+                conn.execute(Q["file_job"], {"id": job_id, "now": now, "sched_key": key})
+            if interval > 0:
+                params = {"limit_key": clamp_limit(now, interval), "batch": CLAMP_BATCH}
+                conn.execute(Q["clamp_aged"], params)
+            claimed = []
+            for row in conn.execute(Q["next_ready"], {"limit": max(0, limit)}).fetchall():
+                job = _job_in_write(conn, row, counted, self._recent)
+                if job is None:
+                    continue  # quarantined now: final, never claimed
+                apply_aging(job, row[12], now, interval)
+                _move(counted, (row[13], row[14]), (row[13], job.priority))
+                conn.execute(
+                    Q["take_job"],
+                    {
+                        "id": job.id,
+                        "owner": daemon_id,
+                        "priority": job.priority,
+                        "doc": _encode(job.to_doc()),
+                    },
+                )
+                job.owner, job.fence, job.version = daemon_id, job.fence + 1, job.version + 1
+                self._remember_unlocked(job.id, job.version, row[13], job.priority, 0)
+                claimed.append(job)
+            return claimed
+
+        claimed = self._write(apply, counted=counted)
+        self._notify([job.id for job in claimed])
+        return claimed
+
+    def reclaim(self, daemon_id: int) -> list[Job]:
+        counted: _Deltas = {}
+
+        def apply(conn: sqlite3.Connection) -> list[Job]:
+            now = self.clock()
+            self._check_live(conn, daemon_id, now)
+            conn.execute(Q["end_expired_leases"], {"daemon": daemon_id, "now": now})
+            rows = conn.execute(Q["reclaim_jobs"], {"daemon": daemon_id}).fetchall()
+            for row in rows:
+                self._recent.pop(row[0], None)
+            recent = self._recent
+            jobs = [job for row in rows if (job := _job_in_write(conn, row, counted, recent))]
+            return sorted(jobs, key=lambda job: job.id)
+
+        taken = self._write(apply, counted=counted)
+        self._notify([job.id for job in taken])
+        return taken
+
+    def request_control(
+        self, job_id: int, *, cancel: bool = False, priority: int | None = None
+    ) -> Job | None:
+        params = {"id": job_id, "cancel": int(cancel), "priority": priority}
+        counted: _Deltas = {}
+
+        def apply(conn: sqlite3.Connection) -> Job | None:
+            recorded = conn.execute(Q["request_control"], params).rowcount == 1
+            row = conn.execute(Q["load_job"], params).fetchone()
+            if row is None:
+                raise JobNotFound(f"job {job_id} does not exist")
+            return _job_in_write(conn, row, counted, self._recent) if recorded else None
+
+        job = self._write(apply, counted=counted)
+        if job is not None:
+            self._notify((job_id,))
+        return job
+
+    def clear_requests(self, job: Job, serial: int) -> None:
+        job_id, owner, fence = job.id, job.owner, job.fence
+        if owner is None:
+            raise StoreConflict(f"job {job_id}: only its owner clears its requests")
+
+        def apply(conn: sqlite3.Connection) -> None:
+            row = conn.execute(Q["job_fence"], {"id": job_id}).fetchone()
+            if row is None:
+                raise JobNotFound(f"job {job_id} does not exist")
+            self._check_fence(conn, job_id, (row[0], row[1]), (owner, fence), self.clock())
+            conn.execute(Q["clear_requests"], {"id": job_id, "serial": serial})
+
+        self._write(apply, single=True)
+
     def remove_unreadable(self, job_id: int) -> None:
         params = {"id": job_id, "delta": -1}
+        counted: _Deltas = {}
 
         def apply(conn: sqlite3.Connection) -> None:
             row = conn.execute(Q["load_job"], params).fetchone()
@@ -595,12 +936,14 @@ class SQLiteStore(Store):
                     f"job {job_id} is readable: only a record that cannot be read is "
                     "removed (archive a finished job instead)"
                 )
-            [(archived,)] = conn.execute(Q["delete_job"], params).fetchall()
+            [(archived, status, priority)] = conn.execute(Q["delete_job"], params).fetchall()
+            self._recent.pop(job_id, None)
             conn.execute(Q["delete_log"], params)
             if not archived:
                 conn.execute(Q["add_unarchived"], params)
+                _move(counted, (status, priority), None)
 
-        self._write(apply)
+        self._write(apply, counted=counted)
         logger.warning(
             "job %s: the unreadable record was removed", job_id, extra={"job_id": job_id}
         )
@@ -734,7 +1077,7 @@ class SQLiteStore(Store):
         """
         jobs, marks = [], []
         for row in rows:
-            job_id, version, archived, text, marked, received_at, ended_at = row
+            job_id, version, archived, text, marked, received_at, ended_at = row[:7]
             try:
                 job = _parse(row)
             except UnreadableRecord as exc:
@@ -770,13 +1113,14 @@ class SQLiteStore(Store):
     def _mark(self, marks: list[tuple[str, Job]]) -> None:
         """Make the rows' columns say what reads return (best effort; a later read retries)."""
 
+        counted: _Deltas = {}
+
         def apply(conn: sqlite3.Connection) -> None:
             for query, job in marks:
-                params = {"id": job.id, "version": job.version, "status": job.status.value}
-                conn.execute(Q[query], {**params, "priority": job.priority})
+                _mark_row(conn, query, job, counted, self._recent)
 
         try:
-            self._write(apply, single=len(marks) == 1)
+            self._write(apply, counted=counted)
         except StoreError as exc:
             logger.warning("could not mark records (un)readable (a later read will): %s", exc)
             return
@@ -787,15 +1131,24 @@ class SQLiteStore(Store):
             return bool(conn.execute(Q["is_drained"]).fetchone()[0])
 
     def counts(self) -> dict[tuple[OpStatus, int], int]:
-        with self._reading() as conn:
-            rows = conn.execute(Q["count_jobs"]).fetchall()
+        with self._counts_lock:
+            rows = list(self._counts.items())
         counts: dict[tuple[OpStatus, int], int] = {}
-        for status, priority, count in rows:
+        for (status, priority), count in rows:
             key = (_STATUSES.get(status, OpStatus.ERROR), priority)  # a damaged column: error
             if not isinstance(priority, int):
                 key = (key[0], priorities.NORMAL)
             counts[key] = counts.get(key, 0) + count
         return counts
+
+    def oldest_queued(self) -> float | None:
+        with self._counts_lock:
+            queued = [priority for status, priority in self._counts if status == "queued"]
+        if not queued:
+            return None
+        with self._reading() as conn:
+            row = conn.execute(Q["oldest_queued"], {"priorities": _encode(queued)}).fetchone()
+        return None if row is None else float(row[0])
 
 
 def _apply_one(conn: sqlite3.Connection, item: _Write[Any], what: str) -> None:
@@ -838,11 +1191,107 @@ def _translate(exc: Exception, what: str) -> Exception:
 
 
 def _parse(row: _Row) -> Job:
-    """The job of a row read by a job query (see ``load_job``). Raises UnreadableRecord."""
+    """The job of a row read by a job query (see ``load_job``). Raises UnreadableRecord.
+
+    The row's columns: ``id, version, archived, doc, unreadable, received_at,
+    ended_at, owner, fence, req_serial, req_cancel, req_priority``.
+    """
     job_id, version, archived, text = row[:4]
     if not isinstance(version, int):
         raise UnreadableRecord("its version is not a number")
-    return job_from_record(job_id, version, bool(archived), text)
+    job = job_from_record(job_id, version, bool(archived), text)
+    job.owner, job.fence = row[7], row[8]
+    if row[9]:
+        job.requests = ControlRequests(row[9], bool(row[10]), row[11])
+    return job
+
+
+def _job_in_write(
+    conn: sqlite3.Connection, row: _Row, counted: _Deltas, recent: dict[int, Any]
+) -> Job | None:
+    """The row's job, for a write that read it; None if it cannot be read.
+
+    An unreadable row met here is quarantined in the same transaction (what
+    ``_mark`` does for reads): it reads as an error from then on.
+    """
+    try:
+        return _parse(row)
+    except UnreadableRecord:
+        job = quarantined_job(row[0], row[1], bool(row[2]), row[5], row[6])
+        _mark_row(conn, "mark_unreadable", job, counted, recent)
+        return None
+
+
+def _mark_row(
+    conn: sqlite3.Connection, query: str, job: Job, counted: _Deltas, recent: dict[int, Any]
+) -> None:
+    """Mark a row (un)readable with ``query``; one made final releases its dependents.
+
+    A mark keeps the row's version: the writer's ``recent`` forgets the row.
+    """
+    recent.pop(job.id, None)
+    before = conn.execute(Q["counted_columns"], {"id": job.id}).fetchone()
+    params = {"id": job.id, "version": job.version, "status": job.status.value}
+    if before is None or conn.execute(Q[query], {**params, "priority": job.priority}).rowcount != 1:
+        return
+    old_status, old_priority, archived = before
+    if not archived:
+        _move(counted, (old_status, old_priority), (job.status.value, job.priority))
+    if job.is_final and old_status not in _FINAL:
+        released = _release_dependents(conn, job.id)
+        counted[_DEPENDENCIES] = counted.get(_DEPENDENCIES, 0) - released
+
+
+@contextmanager
+def _atomic(conn: sqlite3.Connection) -> Iterator[None]:
+    """Make a ``single`` write's statements atomic when it needs more than one.
+
+    Inside a batch's transaction a savepoint of its own; alone (autocommit),
+    a transaction of its own. Either is undone if a statement fails.
+    """
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT statements")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:  # else SQLite rolled the whole transaction back
+                conn.execute("ROLLBACK TO statements")
+                conn.execute("RELEASE statements")
+            raise
+        conn.execute("RELEASE statements")
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _release_dependents(conn: sqlite3.Connection, job_id: int) -> int:
+    """``job_id`` became final: each job waiting for it waits for one job less.
+
+    Returns how many job_deps rows went.
+    """
+    conn.execute(Q["release_dependents"], {"id": job_id})
+    return int(conn.execute(Q["forget_dependents"], {"id": job_id}).rowcount)
+
+
+def _move(counted: _Deltas, old: tuple[Any, Any] | None, new: tuple[Any, Any] | None) -> None:
+    """Note that one unarchived job moves from count ``old`` to ``new`` (None: none)."""
+    if old == new:
+        return
+    if old is not None:
+        counted[old] = counted.get(old, 0) - 1
+    if new is not None:
+        counted[new] = counted.get(new, 0) + 1
+
+
+def _is_final(conn: sqlite3.Connection, job_id: int) -> bool:
+    row = conn.execute(Q["job_status"], {"id": job_id}).fetchone()
+    return row is not None and row[0] in _FINAL
 
 
 def _log_entry(row: _Row) -> LogEntry:
@@ -890,11 +1339,3 @@ def _resolve(
     if conn.execute(Q["job_exists"], {"id": ref}).fetchone() is None:
         raise DependencyError(f"{who} depends on unknown job {ref}")
     return dep
-
-
-def _full_message(unarchived: int, adding: int, limit: int) -> str:
-    if adding == 1 or unarchived >= limit:
-        held = f"the queue holds {unarchived} unarchived jobs, the limit is {limit}"
-    else:
-        held = f"the queue holds {unarchived} unarchived jobs, {adding} more pass the limit {limit}"
-    return f"{held}: archive finished jobs or raise the limit"

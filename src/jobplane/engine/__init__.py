@@ -1,0 +1,4 @@
+"""The engine: how a daemon gets work from the store and drives it (docs/design/engine.md).
+
+``claimer``: the lease, reclaiming lost daemons' jobs, claiming ready work.
+"""
