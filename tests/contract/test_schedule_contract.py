@@ -446,11 +446,10 @@ def test_counts_follow_claims_and_aging(
 # -- guarantee 5: listeners, for several daemons ---------------------------------
 
 
+@pytest.mark.stores("memory")  # SQLite admits one daemon per database
 def test_a_store_on_the_same_database_hears_of_the_other_stores_changes(
     store: Store, open_new: OpenStore, make_job: MakeJob, store_url: str
 ) -> None:
-    if store_url.startswith("sqlite:"):
-        pytest.skip("SQLite admits one daemon per database")
     other = open_new()
     heard: list[int] = []
     other.add_listener(heard.append)

@@ -648,6 +648,7 @@ def test_load_of_an_unknown_job_raises_job_not_found(store: Store) -> None:
 # -- guarantee 6: errors ----------------------------------------------------
 
 
+@pytest.mark.stores("sqlite")  # a database in memory cannot be damaged
 def test_an_unusable_database_raises_store_error(unusable_url: str) -> None:
     with pytest.raises(StoreError):
         open_store(unusable_url)

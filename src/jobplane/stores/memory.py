@@ -15,6 +15,7 @@ scans here: fine for tests, not for a million jobs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -498,9 +499,14 @@ class InMemoryStore(Store):
         archived: bool | None = False,
         after: int | None = None,
         limit: int = 100,
+        before: int | None = None,
+        newest_first: bool = False,
+        priority: tuple[int, int] | None = None,
+        op: str | None = None,
     ) -> list[Job]:
         wanted = None if statuses is None else set(statuses)
         after = 0 if after is None else after
+        needle = None if op is None else _ascii_lower(op)
         with self.db.mutex:
             self._check_open_locked()
             rows = sorted(
@@ -508,10 +514,14 @@ class InMemoryStore(Store):
                     row
                     for row in self.db.rows.values()
                     if row.id > after
+                    and (before is None or row.id < before)
                     and (archived is None or row.archived == archived)
                     and (wanted is None or row.status in wanted)
+                    and (priority is None or priority[0] <= row.priority <= priority[1])
+                    and (needle is None or _has_op(row, needle))
                 ),
                 key=lambda row: row.id,
+                reverse=newest_first,
             )
             return [self._read_locked(row) for row in rows[: max(0, limit)]]
 
@@ -599,3 +609,19 @@ def _parse(row: _Row) -> Job:
     job = job_from_record(row.id, row.version, row.archived, row.doc)
     job.owner, job.fence, job.requests = row.owner, row.fence, row.requests
     return job
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
+
+
+def _has_op(row: _Row, needle: str) -> bool:
+    """Whether the name of one of the row's ops contains ``needle`` (ASCII case ignored)."""
+    try:
+        ops = json.loads(row.doc)["ops"]
+        return any(needle in _ascii_lower(str(one["op"])) for one in ops)
+    except (ValueError, TypeError, KeyError):
+        return False
