@@ -62,8 +62,8 @@ from dataclasses import dataclass
 from queue import SimpleQueue
 from typing import Final, Literal, cast
 
-from .errors import LockError as LockError
-from .priorities import check_int
+from ..errors import LockError as LockError
+from ..priorities import check_int
 
 logger = logging.getLogger(__name__)
 
