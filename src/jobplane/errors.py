@@ -16,6 +16,7 @@
     ├── JobStateError            the job is in a state that does not allow this
     ├── WaitTimeout              a wait ended before the job did (also a TimeoutError)
     ├── NoSuchTask               no queued worker-pool task has this id
+    ├── OpCanceled               the job was canceled while an op ran (raised inside the op)
     ├── LockError                misuse of a lock (re-entry, level order, deleted lock)
     ├── StoreError               the store failed (driver errors are translated to this)
     │   ├── StoreLocked          another daemon holds this store
@@ -124,6 +125,12 @@ class NoSuchTask(JobplaneError):
     """No queued task in the worker pool has this id."""
 
     code = "no_such_task"
+
+
+class OpCanceled(JobplaneError):
+    """The job was canceled while this op was running."""
+
+    code = "canceled"
 
 
 class LockError(JobplaneError):

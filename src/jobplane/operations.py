@@ -43,7 +43,8 @@ from typing import Any, Literal
 import orjson
 import pydantic
 
-from .errors import SHOWN, JobplaneError, OpNotFound, ValidationError, shown
+from .errors import SHOWN, OpNotFound, ValidationError, shown
+from .errors import OpCanceled as OpCanceled
 from .locking import ALL
 
 DEFAULT_LEVELS = ("cluster", "node", "instance")
@@ -73,12 +74,6 @@ class LockNeed:
     names: tuple[str, ...] | None
     """``None`` means every lock of the level (ALL)."""
     shared: bool
-
-
-class OpCanceled(JobplaneError):
-    """The job was canceled while this op was running."""
-
-    code = "canceled"
 
 
 class OpContext:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -40,3 +41,25 @@ def test_the_command_line_does_not_import_the_job_queue() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_every_jobplane_error_lives_in_the_one_drawn_error_tree() -> None:
+    """Each error class anywhere in the package is defined in errors.py and drawn there."""
+    import importlib
+    import pkgutil
+
+    from jobplane import errors
+
+    for module in pkgutil.walk_packages(jobplane.__path__, "jobplane."):
+        if module.name != "jobplane.__main__":
+            importlib.import_module(module.name)
+    pending: list[type[errors.JobplaneError]] = list(errors.JobplaneError.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        assert cls.__module__ == "jobplane.errors", f"{cls.__qualname__} is in {cls.__module__}"
+        drawn = re.search(rf"── {cls.__name__}\b", errors.__doc__ or "")
+        assert drawn, f"{cls.__name__} is not drawn in the errors module docstring"
+    from jobplane.operations import OpCanceled
+
+    assert OpCanceled is errors.OpCanceled
