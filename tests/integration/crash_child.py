@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from jobplane.builtin_ops import NoopParams
 from jobplane.operations import OpContext, Registry
+from jobplane.operations.builtin import NoopParams
 from jobplane.queue import JobQueue
 
 

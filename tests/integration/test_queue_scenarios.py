@@ -9,7 +9,6 @@ from typing import Any
 import pydantic
 import pytest
 
-from jobplane.builtin_ops import NoopParams
 from jobplane.errors import (
     DependencyError,
     JobNotFound,
@@ -20,6 +19,7 @@ from jobplane.errors import (
 )
 from jobplane.jobs import OpStatus
 from jobplane.operations import OpContext, Registry
+from jobplane.operations.builtin import NoopParams
 
 from .conftest import TIMEOUT, Recorder, gate, mark, wait_final, wait_status
 

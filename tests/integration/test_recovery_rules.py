@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from jobplane.builtin_ops import NoopParams
 from jobplane.jobs import Job, OpState, OpStatus
 from jobplane.operations import OpContext, Registry
+from jobplane.operations.builtin import NoopParams
 from jobplane.processor import CRASHED, PRECEDING_FAILED
 from jobplane.queue import JobQueue
 from jobplane.stores import open_store

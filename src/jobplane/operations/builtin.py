@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import pydantic
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 if TYPE_CHECKING:
-    from .operations import LockSpec, OpContext, Registry
+    from .registry import LockSpec, OpContext, Registry
 
 
 class DelayParams(pydantic.BaseModel):
@@ -45,7 +45,7 @@ class NoopParams(pydantic.BaseModel):
 
 def _delay_locks(params: DelayParams) -> LockSpec:
     spec: dict[str, Any] = {}
-    from .operations import shared
+    from .registry import shared
 
     for mode, names in (("exclusive", params.exclusive), ("shared", params.shared)):
         for full in names:

@@ -43,9 +43,9 @@ from typing import Any, Literal
 import orjson
 import pydantic
 
-from .errors import SHOWN, OpNotFound, ValidationError, shown
-from .errors import OpCanceled as OpCanceled
-from .locking import ALL
+from ..errors import SHOWN, OpNotFound, ValidationError, shown
+from ..errors import OpCanceled as OpCanceled
+from ..locking import ALL
 
 DEFAULT_LEVELS = ("cluster", "node", "instance")
 
@@ -201,9 +201,9 @@ class Registry:
         self.levels: tuple[str, ...] = tuple(levels)
         self._ops: dict[str, OpDef] = {}
         if builtins:
-            from . import builtin_ops
+            from . import builtin
 
-            builtin_ops.register(self)
+            builtin.register(self)
 
     @property
     def big_lock_level(self) -> str:
