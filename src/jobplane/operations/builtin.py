@@ -1,15 +1,13 @@
-"""The ops every registry has: ``test.delay`` and ``test.noop``."""
+"""The ops every registry has: ``test.delay`` and ``test.noop`` (``Registry(builtins=True)``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pydantic
 
 from ..errors import ValidationError
-
-if TYPE_CHECKING:
-    from .registry import LockSpec, OpContext, Registry
+from .spec import LockSpec, OpContext, shared
 
 
 class DelayParams(pydantic.BaseModel):
@@ -43,10 +41,8 @@ class NoopParams(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(extra="forbid")
 
 
-def _delay_locks(params: DelayParams) -> LockSpec:
+def delay_locks(params: DelayParams) -> LockSpec:
     spec: dict[str, Any] = {}
-    from .registry import shared
-
     for mode, names in (("exclusive", params.exclusive), ("shared", params.shared)):
         for full in names:
             level, _, name = full.partition(":")
@@ -82,8 +78,3 @@ def delay(ctx: OpContext, params: DelayParams) -> dict[str, Any]:
 def noop(ctx: OpContext, params: NoopParams) -> None:
     """Do nothing (so running it again after a crash is harmless: retry_on_crash)."""
     return None
-
-
-def register(registry: Registry) -> None:
-    registry.add("test.delay", delay, params=DelayParams, locks=_delay_locks)
-    registry.add("test.noop", noop, params=NoopParams, retry_on_crash=True)
