@@ -8,7 +8,7 @@ OpenAPI document, and the fuzz test checks every answer against them), and
 The names follow ``JobQueue``'s where one exists: a ``JobInfo`` has the
 ``id``, ``status``, ``priority``, ``ops`` and timestamps of a ``jobs.Job``;
 ``JobUpdate`` is what ``wait_for_change`` returns; ``Explanation`` and
-``DaemonStatus`` mirror ``queue.Explanation`` and ``queue.QueueStatus``.
+``DaemonStatus`` mirror ``explain.Explanation`` and ``queue.QueueStatus``.
 
 The models ignore fields they do not know, so a client keeps working
 against a newer daemon that answers with more; they are frozen (answers

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -35,6 +35,8 @@ from .errors import (
     ValidationError,
     WaitTimeout,
 )
+from .explain import Explanation, JobSnapshot
+from .explain import explain as explain_job
 from .jobs import (
     CANCELED_BY_REQUEST,
     FINAL,
@@ -124,32 +126,6 @@ class QueueStatus:
     jobs_by_priority: dict[int, int]
     drained: bool
     version: str = __version__
-
-
-@dataclass(slots=True)
-class Explanation:
-    """Why a job is where it is, in words (``reasons``) and in fields."""
-
-    job: int
-    status: str
-    priority: int
-    reasons: list[str] = field(default_factory=list)
-    ahead: dict[str, int] | None = None
-    waiting_for_locks: list[dict[str, Any]] = field(default_factory=list)
-    waiting_for_job: int | None = None
-    escalations: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "job": self.job,
-            "status": self.status,
-            "priority": self.priority,
-            "reasons": list(self.reasons),
-            "ahead": self.ahead,
-            "waiting_for_locks": self.waiting_for_locks,
-            "waiting_for_job": self.waiting_for_job,
-            "escalations": self.escalations,
-        }
 
 
 class JobQueue:
@@ -551,9 +527,11 @@ class JobQueue:
 
     def explain(self, job_id: int) -> Explanation:
         """Why the job is not running (or what it is doing), in plain words."""
-        from .explain import explain
-
-        return explain(self, self._known(job_id))
+        known = self._known(job_id)
+        seen = JobSnapshot.gather(
+            known, processor=self.processor, store=self.store, pool=self.pool, locks=self.locks
+        )
+        return explain_job(seen)
 
     def add_observer(self, observer: Observer) -> None:
         """Be told of op durations, lock waits and escalations (see ``processor.Observer``)."""
