@@ -247,6 +247,7 @@ class JobQueue:
         self._stop_maintenance.set()
         self.pool.shutdown(wait=wait, cancel_pending=True)
         self.processor.shutdown()
+        self.locks.close()
         self._timers.stop()
         self._maintenance.join(5)
         self.store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -22,6 +23,10 @@ class Granted:
         with self._cond:
             self.requests.append(request)
             self._cond.notify_all()
+
+    def told_within(self, seconds: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: bool(self.requests), seconds)
 
     def wait_for(self, count: int) -> list[LockRequest]:
         with self._cond:
@@ -185,3 +190,47 @@ def test_a_made_name_pruned_before_it_is_taken_is_made_again_a_few_times() -> No
         mgr.request("node", ["n2"], owner=1, on_grant=granted, create=True)
     assert mgr.owned("node", owner=1) == frozenset()
     assert granted.requests == []
+
+
+# -- the grant dispatcher: one per manager, stopped by close() ------------------------------
+
+
+def wait_in_queue_then_grant(mgr: LockManager, on_grant: Callable[[LockRequest], None]) -> None:
+    """Make owner 2 queue for node:a behind owner 1, then release it: a grant is told."""
+    for owner in (1, 2):
+        mgr.acquire("cluster", ["cluster"], shared=True, owner=owner)
+    mgr.acquire("node", ["a"], owner=1)
+    assert not mgr.request("node", ["a"], owner=2, on_grant=on_grant).granted
+    mgr.release("node", owner=1)
+
+
+def test_a_slow_grant_callback_does_not_hold_up_another_managers_grants() -> None:
+    first, second = manager(), manager()
+    in_slow, let_slow_go = threading.Event(), threading.Event()
+
+    def slow(request: LockRequest) -> None:
+        in_slow.set()
+        let_slow_go.wait(WAIT)
+
+    try:
+        wait_in_queue_then_grant(first, slow)
+        assert in_slow.wait(WAIT)
+        granted = Granted()
+        wait_in_queue_then_grant(second, granted)
+        assert granted.told_within(1.0), "the second manager's grant waited for the first's"
+    finally:
+        let_slow_go.set()
+        first.close()
+        second.close()
+
+
+def test_close_runs_the_grants_already_made_then_stops_the_managers_thread() -> None:
+    mgr, granted = manager(), Granted()
+    before = set(threading.enumerate())
+    wait_in_queue_then_grant(mgr, granted)
+    granted.wait_for(1)
+    (grants_thread,) = [t for t in set(threading.enumerate()) - before if "lock-grants" in t.name]
+    mgr.close()
+    grants_thread.join(WAIT)
+    assert not grants_thread.is_alive()
+    mgr.close()  # closing twice is harmless

@@ -16,6 +16,7 @@ from typing import Final
 
 from ..errors import LockError
 from ..priorities import check_int
+from .dispatcher import GrantDispatcher
 from .requests import LockRequest
 from .shared import _DELETED, Mode, Pending, SharedLock, _check_timeout
 
@@ -132,19 +133,30 @@ class LockManager:
         names = _name_list(levels, "LockManager(levels=...)")
         if not names or len(set(names)) != len(names):
             raise ValueError(f"levels must be distinct names, outermost first, not {names!r}")
+        # its own dispatcher thread: a slow grant callback delays only this manager's grants
+        self._grants = grants = GrantDispatcher()
         self._levels: dict[str, _Level] = {}
         for index, level in enumerate(names):
-            names_lock = SharedLock(f"{level}:ALL", clock=clock) if index else None
+            names_lock = SharedLock(f"{level}:ALL", clock=clock, grants=grants) if index else None
             self._levels[level] = _Level(index, level, names_lock)
         self._order = tuple(self._levels.values())
         self._big = self._order[0]
-        self._big.locks = {self._big.name: SharedLock(self._big.name, clock=clock)}
+        self._big.locks = {self._big.name: SharedLock(self._big.name, clock=clock, grants=grants)}
         self._clock = clock
         self._holdings: dict[Hashable, _Holdings] = {}
 
     @property
     def levels(self) -> tuple[str, ...]:
         return tuple(level.name for level in self._order)
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Stop the manager's grant dispatcher once the grants already made are told.
+
+        For the manager's owner shutting down: a request granted after this is
+        never told (its ``on_grant`` does not run). Blocking calls still work.
+        Waits up to ``timeout`` seconds for the dispatcher thread to end.
+        """
+        self._grants.close(timeout)
 
     def add(self, level: str, names: Iterable[str], owner: Hashable | None = None) -> None:
         """Create locks; names that exist already are left as they are.
@@ -176,7 +188,9 @@ class LockManager:
         locks = dict(lvl.locks)
         for name in names:
             if name not in locks or locks[name]._exclusive is _DELETED:
-                locks[name] = SharedLock(f"{lvl.name}:{name}", clock=self._clock)
+                locks[name] = SharedLock(
+                    f"{lvl.name}:{name}", clock=self._clock, grants=self._grants
+                )
         lvl.locks = locks
 
     def remove(self, level: str, names: Iterable[str], owner: Hashable | None = None) -> None:

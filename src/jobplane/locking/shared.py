@@ -18,7 +18,7 @@ from typing import Final, Literal, cast
 
 from ..errors import LockError
 from ..priorities import check_int
-from .dispatcher import _GRANTS, GrantCallback
+from .dispatcher import DEFAULT_DISPATCHER, GrantCallback, GrantDispatcher
 from .mutex import _Mutex
 
 Mode = Literal["exclusive", "shared"]
@@ -89,6 +89,7 @@ class SharedLock:
         "_clock",
         "_created",
         "_exclusive",
+        "_grants",
         "_groups",
         "_mutex",
         "_name",
@@ -99,9 +100,16 @@ class SharedLock:
         "_waiting",
     )
 
-    def __init__(self, name: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        grants: GrantDispatcher = DEFAULT_DISPATCHER,
+    ) -> None:
         self._name = name
         self._clock = clock
+        self._grants = grants  # tells asynchronous waiters of their grants
         self._created = clock()
         self._mutex = _Mutex()
         self._exclusive: Hashable | None = None
@@ -262,7 +270,7 @@ class SharedLock:
                     request.wakeup.notify_all()
                     if request.callbacks:
                         for callback in request.callbacks.values():
-                            _GRANTS.put(functools.partial(callback, error))
+                            self._grants.put(functools.partial(callback, error))
             self._queues.clear()
             self._priorities.clear()
             self._groups.clear()
@@ -464,7 +472,7 @@ class SharedLock:
             request.wakeup.notify_all()
             if request.callbacks:
                 for callback in request.callbacks.values():
-                    _GRANTS.put(functools.partial(callback, None))
+                    self._grants.put(functools.partial(callback, None))
 
     def _withdraw_unlocked(self, request: _Request, owner: Hashable) -> None:
         """Take ``owner`` out of the queue (a sharer leaves its group only)."""
