@@ -11,14 +11,19 @@ other, each ``--threads`` threads, ``--connections`` connections,
 * ``GET /healthz`` (the HTTP stack's floor).
 
 Each answer is counted by status in Lua: a run fails if any answer is not
-the expected one (201 or 200), so the figure is of accepted requests. Before
-and after code can be compared on one machine with ``--python``: the
-interpreter (of a virtualenv with that code installed) that runs the daemon.
+the expected one (201 or 200), so the figure is of accepted requests. Each
+figure is also given per ``GET /healthz`` of the same round (the floor), which
+moves less with what else the machine runs. ``--python`` is the interpreter
+(of a virtualenv with the code to measure installed) that runs the daemon;
+with ``--baseline`` another one (say, of a worktree of the old code) runs a
+round before each of ``--python``'s: before, after, before, after ... and the
+median of the ratios of the pairs is printed (``after_per_before``).
 
 ``wrk`` is not installed by this script: on Debian or Ubuntu run
 ``apt-get install wrk``. Prints one JSON object. Usage:
     .venv/bin/python bench/wrk.py [--rounds 3] [--duration 10] [--connections 8]
-                                  [--threads 1] [--workers 4] [--python PATH] [--quick]
+                                  [--threads 1] [--workers 4] [--python PATH]
+                                  [--baseline PATH] [--quick]
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+FLOOR = "GET /healthz"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 POLL_INTERVAL = 0.05
@@ -170,13 +176,13 @@ def run_wrk(
     }
 
 
-def one_round(args: argparse.Namespace, directory: Path) -> dict[str, dict[str, Any]]:
+def one_round(args: argparse.Namespace, python: str, directory: Path) -> dict[str, dict[str, Any]]:
     post = directory / "post.lua"
     post.write_text(lua_script("POST", BODY))
     get = directory / "get.lua"
     get.write_text(lua_script("GET", None))
     options = {"threads": args.threads, "connections": args.connections, "duration": args.duration}
-    with running_daemon(args.python, directory, args.workers) as (url, pid):
+    with running_daemon(python, directory, args.workers) as (url, pid):
         job_id = call("POST", f"{url}/v1/jobs", BODY)["id"]
         call("GET", f"{url}/v1/jobs/{job_id}/wait?timeout=10")
         runs = {
@@ -201,13 +207,34 @@ def summarise(rounds: list[dict[str, dict[str, Any]]]) -> dict[str, Any]:
     for name in rounds[0]:
         rates = [r[name]["requests_per_s"] for r in rounds]
         cpu = [r[name]["daemon_cpu_ms_per_request"] for r in rounds]
+        floor = [r[name]["requests_per_s"] / r[FLOOR]["requests_per_s"] for r in rounds]
         summary[name] = {
             "median_requests_per_s": round(statistics.median(rates)),
             "min": min(rates),
             "max": max(rates),
+            "median_per_healthz": round(statistics.median(floor), 2),
             "median_daemon_cpu_ms_per_request": round(statistics.median(cpu), 3),
+            "median_latency_p50_ms": statistics.median(
+                r[name]["latency_ms"]["p50"] for r in rounds
+            ),
         }
     return summary
+
+
+def compare(
+    before: list[dict[str, dict[str, Any]]], after: list[dict[str, dict[str, Any]]]
+) -> dict[str, float]:
+    """Per endpoint, the median over the alternated pairs of after / before."""
+    return {
+        name: round(
+            statistics.median(
+                a[name]["requests_per_s"] / b[name]["requests_per_s"]
+                for b, a in zip(before, after, strict=True)
+            ),
+            2,
+        )
+        for name in after[0]
+    }
 
 
 def main() -> None:
@@ -221,6 +248,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="the daemon's workers")
     parser.add_argument(
         "--python", default=sys.executable, help="the interpreter that runs the daemon"
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="PYTHON",
+        help="also run the daemon with this interpreter (other code), each round before "
+        "--python's, and compare: before, after, before, after ...",
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 s runs")
     args = parser.parse_args()
@@ -236,10 +269,13 @@ def main() -> None:
     # SIGTERM unwinds like Ctrl-C, so the daemon of the current round is stopped too
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     load = os.getloadavg()[0]
-    rounds = []
+    rounds: list[dict[str, dict[str, Any]]] = []
+    baseline: list[dict[str, dict[str, Any]]] = []
     for _ in range(args.rounds):
-        with tempfile.TemporaryDirectory(prefix="jobplane-bench-wrk-") as tmp:
-            rounds.append(one_round(args, Path(tmp)))
+        sides = [(args.baseline, baseline)] if args.baseline else []
+        for python, results in [*sides, (args.python, rounds)]:
+            with tempfile.TemporaryDirectory(prefix="jobplane-bench-wrk-") as tmp:
+                results.append(one_round(args, python, Path(tmp)))
     result = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -252,12 +288,20 @@ def main() -> None:
             "daemon": f"{args.python} -m jobplane serve --workers {args.workers} (SQLite, "
             "durability normal, a fresh daemon and database per round, workers draining)",
             "wrk": f"wrk -t {args.threads} -c {args.connections} -d {args.duration}s",
+            "machine_busy": "other work on the machine moves every figure: compare a round "
+            "with the GET /healthz of the same round (per_healthz) and before with after "
+            "alternated (--baseline)",
             "post_body": BODY,
             "rounds": args.rounds,
         },
         "summary": summarise(rounds),
         "rounds": rounds,
     }
+    if args.baseline:
+        result["parameters"]["baseline"] = f"{args.baseline} -m jobplane serve, alternated"
+        result["baseline_summary"] = summarise(baseline)
+        result["after_per_before"] = compare(baseline, rounds)
+        result["baseline_rounds"] = baseline
     print(json.dumps(result, indent=2))
 
 

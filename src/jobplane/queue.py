@@ -29,6 +29,7 @@ from .activity import OpRun
 from .errors import (
     DependencyError,
     InvalidPriority,
+    JobplaneError,
     JobStateError,
     ShuttingDown,
     StoreError,
@@ -282,6 +283,42 @@ class JobQueue:
         for job in built:
             self.processor.admit(job)
         return ids
+
+    def submit_each(self, jobs: Sequence[Mapping[str, Any]]) -> list[int | JobplaneError]:
+        """Submit jobs that have nothing to do with each other: each as :meth:`submit` would.
+
+        Each job is accepted or refused on its own, with what :meth:`submit` would
+        return or raise for it alone; the accepted ones usually share one commit,
+        which is the point: the HTTP layer hands over the single submits that arrive
+        together. Returns, per job in order, its id or the error that refused it.
+        Every returned id is committed.
+        """
+        self._check_open()
+        now = self._wall()
+        built: list[Job] = []
+        refused: dict[int, JobplaneError] = {}  # by position in jobs
+        for position, spec in enumerate(jobs):
+            try:
+                built.append(self._build_job(spec, 0, now, batch=False))
+            except JobplaneError as exc:
+                refused[position] = exc
+        placed: list[int | JobplaneError] = []
+        if built:
+            try:
+                placed.extend(self.store.insert_jobs(built, max_unarchived=self.max_jobs))
+            except JobplaneError:  # which job? one at a time, as separate submits would go
+                placed = [self._insert_alone(job) for job in built]
+        for job, outcome in zip(built, placed, strict=True):
+            if not isinstance(outcome, JobplaneError):
+                self.processor.admit(job)
+        accepted = iter(placed)
+        return [refused[i] if i in refused else next(accepted) for i in range(len(jobs))]
+
+    def _insert_alone(self, job: Job) -> int | JobplaneError:
+        try:
+            return self.store.insert_jobs([job], max_unarchived=self.max_jobs)[0]
+        except JobplaneError as exc:
+            return exc
 
     def _build_job(self, spec: Mapping[str, Any], index: int, now: float, *, batch: bool) -> Job:
         where = f"job {index}: " if batch else ""

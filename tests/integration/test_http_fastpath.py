@@ -336,17 +336,17 @@ def test_the_ordinary_requests_take_the_fast_path_and_commit_off_the_loop(
 ) -> None:
     threads: list[str] = []
     with running_daemon(tmp_path) as (url, queue), httpx.Client(base_url=url) as client:
-        submit_many, get = queue.submit_many, queue.get
+        submit_each, get = queue.submit_each, queue.get
 
-        def recording_submit(jobs: Any) -> list[int]:
+        def recording_submit(jobs: Any) -> list[Any]:
             threads.append(threading.current_thread().name)
-            return submit_many(jobs)
+            return submit_each(jobs)
 
         def recording_get(job_id: int, **kwargs: Any) -> Any:
             threads.append(threading.current_thread().name)
             return get(job_id, **kwargs)
 
-        monkeypatch.setattr(queue, "submit_many", recording_submit)
+        monkeypatch.setattr(queue, "submit_each", recording_submit)
         monkeypatch.setattr(queue, "get", recording_get)
         job_id = client.post("/v1/jobs", content=NOOP, headers=JSON).json()["id"]
         assert client.get(f"/v1/jobs/{job_id}").json()["id"] == job_id

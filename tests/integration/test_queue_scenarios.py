@@ -547,3 +547,43 @@ def test_pruning_all_the_time_never_breaks_mutual_exclusion(make_queue: Any) -> 
     assert violations == []
     assert [job.id for job in finals if job.status is not OpStatus.SUCCESS] == []
     assert pruned[0] > 0, "the pruner never found an idle lock: the test tested nothing"
+
+
+def test_submit_each_accepts_or_refuses_each_job_as_if_alone(make_queue: Any) -> None:
+    q = make_queue(start=False, max_jobs=3)
+    q.submit([mark("already")])
+    outcomes = q.submit_each(
+        [
+            {"ops": [mark("a")]},
+            {"ops": [{"op": "no.such.op"}]},
+            {"ops": [mark("b")], "depends": [(999, ["success"])]},
+            {"ops": [mark("c")]},
+            {"ops": [mark("d")]},  # the limit of 3 unarchived jobs is reached by then
+        ]
+    )
+    a, unknown_op, unknown_dependency, c, full = outcomes
+    assert isinstance(a, int) and isinstance(c, int) and a < c
+    assert isinstance(unknown_op, OpNotFound)
+    assert isinstance(unknown_dependency, DependencyError)
+    assert str(unknown_dependency) == "the job depends on unknown job 999"  # not "in the batch"
+    assert isinstance(full, QueueFull)
+    assert "holds 3 unarchived jobs, the limit is 3" in str(full)
+    assert [q.get(job_id).status for job_id in (a, c)] == [OpStatus.QUEUED, OpStatus.QUEUED]
+
+
+def test_submit_each_commits_jobs_that_all_pass_together(
+    make_queue: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    q = make_queue(start=False)
+    inserts: list[int] = []
+    insert_jobs = q.store.insert_jobs
+
+    def counting(jobs: Any, **options: Any) -> list[int]:
+        inserts.append(len(jobs))
+        return insert_jobs(jobs, **options)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(q.store, "insert_jobs", counting)
+    ids = q.submit_each([{"ops": [mark(tag)], "priority": "high"} for tag in "abc"])
+    assert inserts == [3]
+    assert ids == [ids[0], ids[0] + 1, ids[0] + 2]
+    assert all(q.get(job_id).priority == -10 for job_id in ids)

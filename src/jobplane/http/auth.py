@@ -7,7 +7,8 @@ Without a tokens file the daemon serves loopback clients only.
 
 A request's token is read by FastAPI's ``HTTPBearer`` (``bearer``), which also
 declares the scheme in the OpenAPI document; ``check`` then decides. The fast
-paths (``fastpath.py``) read it through the same ``bearer``.
+paths (``fastpath.py``) read it with ``bearer_token``, which reads it as ``bearer``
+does (a test compares the two) without a ``Request`` and a credentials object.
 """
 
 from __future__ import annotations
@@ -92,13 +93,38 @@ def check(
     ``credentials`` are what ``bearer`` read from the request: None when it
     sent no ``Authorization: Bearer <token>`` header.
     """
+    check_token(
+        tokens, None if credentials is None else credentials.credentials, client, write=write
+    )
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization`` header's value, read exactly as ``bearer`` reads it.
+
+    For the fast paths, which have no FastAPI ``Request`` to give ``bearer``:
+    ``"Bearer abc"`` (any case of ``Bearer``) -> ``"abc"``; None for no header,
+    another scheme or no token.
+    """
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if not scheme or not token or scheme.lower() != "bearer":
+        return None
+    return token
+
+
+def check_token(
+    tokens: TokenStore | None, token: str | None, client: str | None, *, write: bool
+) -> None:
+    """``check`` for a token already read (``bearer_token``); None if the request sent none."""
     if tokens is None:
         if not is_loopback(client):
             raise Forbidden("this daemon has no tokens file and serves loopback clients only")
         return
-    if credentials is None:
+    if token is None:
         raise AuthError("a token is required: send 'Authorization: Bearer <token>'")
-    role = tokens.role_of(credentials.credentials)
+    role = tokens.role_of(token)
     if role is None:
         raise AuthError("unknown token")
     if write and role != "write":

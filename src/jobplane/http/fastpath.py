@@ -20,15 +20,17 @@ untouched (a body it has read is replayed). So:
 * Anything unusual goes to FastAPI, which answers with its precise error: a
   content type other than plain ``application/json``, a query string, a body
   that orjson cannot parse or that is not a valid job (or whose priority
-  ``to_queue`` refuses), a missing or wrong token (read by the routes'
-  ``HTTPBearer``, ``auth.bearer``), a job id that is not a
+  ``to_queue`` refuses), a missing or wrong token (read by ``auth.bearer_token``
+  as the routes' ``HTTPBearer`` reads it), a job id that is not a
   plain decimal in range without leading zeros.
 * The queue's own refusals (unknown op, bad params, bad priority, queue full
   or drained, shutting down, no such job) are answered here, through the one
   table of ``errors.py``; the call is not repeated.
 
-The queue call itself runs on ``Offload``'s threads, never on the event loop,
-and a job is committed before its 201 is sent, as through FastAPI.
+The queue call itself runs on ``Offload``'s threads, never on the event loop:
+a read alone, submits gathered by ``Submits`` (``submits.py``), so that those
+arriving together share one hop and one commit. A job is committed before its
+201 is sent, as through FastAPI.
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from typing import Any
 
 import orjson
 import pydantic
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,7 +48,8 @@ from ..queue import JobQueue
 from . import auth
 from .errors import answer_for
 from .offload import Offload
-from .schemas import JobBody, job_json
+from .schemas import JobSpec, job_json
+from .submits import Submits
 
 _JOBS = "/v1/jobs"
 _ONE_JOB = "/v1/jobs/"
@@ -69,6 +71,7 @@ class FastPaths:
         self.queue = queue
         self.tokens = tokens
         self.offload = offload
+        self.submits = Submits(queue, offload)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and not scope.get("query_string"):
@@ -78,7 +81,7 @@ class FastPaths:
                 return
             if method == "GET" and path.startswith(_ONE_JOB):
                 job_id = _job_id(path[len(_ONE_JOB) :])
-                if job_id is not None and await self._allowed(scope, write=False):
+                if job_id is not None and self._allowed(scope, write=False):
                     await self._get(job_id, scope, receive, send)
                     return
         await self.app(scope, receive, send)
@@ -95,16 +98,16 @@ class FastPaths:
         body = await _read_body(receive)
         if body is None:
             return  # the client went away: there is nobody to answer
-        spec = _job_spec(body) if await self._allowed(scope, write=True) else None
+        spec = _job_spec(body) if self._allowed(scope, write=True) else None
         if spec is None:  # FastAPI says what is wrong, or takes what it is unsure of
             await self.app(scope, _replay(body, receive), send)
             return
         try:
-            ids = await self.offload.run(self.queue.submit_many, [spec])
+            job_id = await self.submits.submit(spec)
         except jobplane_errors.JobplaneError as exc:
             await answer_for(exc)(scope, receive, send)
             return
-        await _answer(send, 201, {"id": ids[0]})
+        await _answer(send, 201, {"id": job_id})
 
     @staticmethod
     def _json_body(scope: Scope) -> bool:
@@ -112,14 +115,17 @@ class FastPaths:
         types = [value for name, value in scope["headers"] if name == b"content-type"]
         return len(types) == 1 and types[0].split(b";", 1)[0].strip().lower() == _JSON
 
-    async def _allowed(self, scope: Scope, *, write: bool) -> bool:
+    def _allowed(self, scope: Scope, *, write: bool) -> bool:
         """True if ``auth.check`` allows the request, its token read as the routes read it."""
-        if sum(1 for name, _ in scope["headers"] if name == b"authorization") > 1:
-            return False  # FastAPI reads one of them: let it say which
-        credentials = None if self.tokens is None else await auth.bearer(Request(scope))
+        token = None
+        if self.tokens is not None:
+            values = [value for name, value in scope["headers"] if name == b"authorization"]
+            if len(values) > 1:
+                return False  # FastAPI reads one of them: let it say which
+            token = auth.bearer_token(values[0].decode("latin-1") if values else None)
         client = scope.get("client")
         try:
-            auth.check(self.tokens, credentials, client[0] if client else None, write=write)
+            auth.check_token(self.tokens, token, client[0] if client else None, write=write)
         except jobplane_errors.JobplaneError:
             return False
         return True
@@ -138,8 +144,8 @@ def _job_spec(body: bytes) -> dict[str, Any] | None:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    try:
-        return JobBody.model_validate(data).to_queue()
+    try:  # JobSpec is JobBody without its check for NaN and lone surrogates: orjson refuses both
+        return JobSpec.model_validate(data).to_queue()
     except (pydantic.ValidationError, jobplane_errors.JobplaneError):
         return None
 

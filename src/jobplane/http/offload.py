@@ -53,12 +53,19 @@ class Offload:
 
     async def run(self, call: Callable[..., _T], *args: Any) -> _T:
         """``call(*args)`` on one of the threads; its result, or its exception, raised here."""
+        return await self.start(call, *args)
+
+    def start(self, call: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
+        """Start ``call(*args)`` on one of the threads; the future of its outcome.
+
+        Called on the event loop, whose future it is.
+        """
         if not self._threads:
             self._start()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         self._inbox.put((call, args, loop, future))
-        return await future
+        return future
 
     def close(self) -> None:
         with self._mutex:

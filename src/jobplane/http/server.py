@@ -8,6 +8,8 @@
   the connection is closed. uvicorn has no such timeout (its keep-alive
   timeout covers the idle time between requests, and the first byte cancels
   it), so headers that never finish would hold a connection for ever.
+* **One send per answer**: the writes of one turn of the event loop (an
+  answer's head and body) go to the socket together (``_Coalescing``).
 * **A connection limit**: a request on a connection beyond ``max_connections``
   open ones is answered 503 ``too_many_connections`` and the connection closed.
   Each open wait holds a connection, so the limit should exceed the waits'.
@@ -73,7 +75,7 @@ class _Protocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_Coalescing(transport, self.loop))  # type: ignore[arg-type]
         self._start_deadline()
 
     def on_message_begin(self) -> None:
@@ -106,6 +108,49 @@ class _Protocol(HttpToolsProtocol):
                 self.read_timeout,
             )
             self.transport.close()
+
+
+class _Coalescing:
+    """A transport whose writes of one turn of the event loop go out as one ``send``.
+
+    uvicorn writes an answer's status line and headers, then its body, each with
+    a ``write``: two system calls, and often two segments the client reads one by
+    one. Here writes are gathered and sent once the current callback is done
+    (``call_soon``), or as soon as ``GATHER_LIMIT`` bytes are gathered (so a
+    large answer meets the real transport's flow control as before); ``close``
+    sends what is gathered first. Everything else is the real transport's.
+    """
+
+    GATHER_LIMIT = 65536
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._gathered: list[bytes] = []
+        self._size = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def write(self, data: bytes) -> None:
+        if not self._gathered:
+            self._loop.call_soon(self._send)
+        self._gathered.append(data)
+        self._size += len(data)
+        if self._size >= self.GATHER_LIMIT:
+            self._send()
+
+    def close(self) -> None:
+        self._send()
+        self._transport.close()
+
+    def _send(self) -> None:
+        if self._gathered:
+            data = b"".join(self._gathered)
+            self._gathered.clear()
+            self._size = 0
+            if not self._transport.is_closing():
+                self._transport.write(data)
 
 
 class _ConnectionLimit:
