@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import priorities
-from .jobs import OpStatus
+from .jobs import FINAL, Job, OpStatus
 
 if TYPE_CHECKING:
     from .queue import Explanation, JobQueue
@@ -44,7 +44,7 @@ def explain(queue: JobQueue, job_id: int) -> Explanation:
     elif op.status is OpStatus.CANCELING:
         out.reasons.append(f"job {job.id} is being canceled")
     elif snapshot is None:
-        out.reasons.append(f"job {job.id} is {job.status} but not handled by this daemon")
+        _unclaimed(queue, job, out)
     elif where == "pool":
         higher, same = snapshot["ahead_higher"], snapshot["ahead_same"]
         out.ahead = {"higher_priority": higher, "same_priority": same}
@@ -58,15 +58,6 @@ def explain(queue: JobQueue, job_id: int) -> Explanation:
             f"job {job.id} is queued at priority {priorities.name_of(job.priority)}: "
             f"{higher} job(s) of higher priority and {same} earlier job(s) of the same "
             f"priority are ahead of it; {busy}"
-        )
-    elif where == "deps":
-        dep = snapshot.get("dep_wait")
-        out.waiting_for_job = dep
-        wanted = next((d for d in job.depends if d.job_id == dep), None)
-        accepted = ", ".join(str(s) for s in wanted.statuses) if wanted else "any"
-        out.reasons.append(
-            f"job {job.id} waits for job {dep} to finish (it goes on if that job ends in: "
-            f"{accepted or 'any final status'})"
         )
     elif where == "locks":
         out.waiting_for_locks = _lock_waits(queue, job.id, snapshot)
@@ -108,6 +99,25 @@ def explain(queue: JobQueue, job_id: int) -> Explanation:
             f"(now {priorities.name_of(job.priority)})"
         )
     return out
+
+
+def _unclaimed(queue: JobQueue, job: Job, out: Explanation) -> None:
+    """A job no daemon holds: it waits for a dependency, or in the store's schedule."""
+    for dep in job.depends:
+        status = queue.store.load(dep.job_id).status
+        if status not in FINAL:
+            out.waiting_for_job = dep.job_id
+            accepted = ", ".join(str(s) for s in dep.statuses)
+            out.reasons.append(
+                f"job {job.id} waits for job {dep.job_id} to finish (it goes on if that job "
+                f"ends in: {accepted or 'any final status'})"
+            )
+            return
+    owner = "" if job.owner is None else f"daemon {job.owner} holds it; "
+    out.reasons.append(
+        f"job {job.id} is {job.status} at priority {priorities.name_of(job.priority)}: "
+        f"{owner}it waits in the store's schedule until a daemon with a free worker claims it"
+    )
 
 
 def _lock_waits(queue: JobQueue, job_id: int, snapshot: dict[str, Any]) -> list[dict[str, Any]]:

@@ -7,15 +7,17 @@
         q.wait(jid, timeout=10)
 
 Every accepted job is committed to the store before ``submit`` returns, so
-none is lost if the process dies; on the next open the queue recovers
-every unfinished job (see ``docs/jobs.md``). Cancel, priority changes
-and waits are safe from any thread.
+none is lost if the process dies. The queue *pulls*: it claims from the
+store only the jobs it can start soon (free workers plus ``prefetch``) in
+the store's schedule order, and on the next open it takes back what the
+previous daemon held, under the crash rules (see ``docs/jobs.md`` and
+``docs/design/engine.md``). Cancel, priority changes and waits are safe
+from any thread.
 """
 
 from __future__ import annotations
 
 import builtins
-import functools
 import logging
 import threading
 import time
@@ -26,6 +28,8 @@ from typing import Any
 
 from . import __version__, priorities
 from .activity import OpRun
+from .engine.control import Control
+from .engine.intake import Intake
 from .errors import (
     DependencyError,
     InvalidPriority,
@@ -36,7 +40,6 @@ from .errors import (
     WaitTimeout,
 )
 from .jobs import (
-    CANCELED_BY_REQUEST,
     FINAL,
     MAX_ID,
     Dependency,
@@ -49,7 +52,6 @@ from .jobs import (
 from .locking import LockInfo, LockManager
 from .operations import Registry
 from .processor import (
-    CRASHED,
     DEFAULT_LOCK_TIMEOUTS,
     LockTimeouts,
     Observer,
@@ -168,6 +170,10 @@ class JobQueue:
         wall: Callable[[], float] = time.time,
         timers: Timers | None = None,
         start: bool = True,
+        prefetch: int | None = None,
+        max_parked: int | None = None,
+        lease_s: float | None = None,
+        heartbeat_s: float | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValidationError(f"workers must be a positive integer, not {workers!r}")
@@ -175,6 +181,15 @@ class JobQueue:
             raise ValidationError("aging_interval must be >= 0 seconds (0 disables aging)")
         if max_jobs is not None and max_jobs < 1:
             raise ValidationError("max_jobs must be a positive integer or None")
+        prefetch = 2 * workers if prefetch is None else prefetch
+        max_parked = 20 * workers if max_parked is None else max_parked
+        for what, value in (("prefetch", prefetch), ("max_parked", max_parked)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValidationError(f"{what} must be an integer >= 0, not {value!r}")
+        if heartbeat_s is not None and not heartbeat_s > 0:
+            raise ValidationError(f"heartbeat_s must be a positive number, not {heartbeat_s!r}")
+        if lease_s is not None:
+            store.configure(lease_s=lease_s)
         if not isinstance(lock_timeouts, LockTimeouts):
             try:
                 lock_timeouts = LockTimeouts(*lock_timeouts)
@@ -205,6 +220,21 @@ class JobQueue:
             aging_interval=aging_interval,
             clock=clock,
             wall=wall,
+            on_slot_free=self._slot_free,
+        )
+        self._control = Control(store, self.registry, self.processor, wall)
+        self._intake = Intake(
+            store,
+            self.registry,
+            self.processor,
+            timers=self._timers,
+            clock=clock,
+            wall=wall,
+            workers=workers,
+            prefetch=prefetch,
+            max_parked=max_parked,
+            heartbeat_s=heartbeat_s,
+            apply_requests=self._control.apply,
         )
         store.add_listener(self._on_change)
         self._stop_maintenance = threading.Event()
@@ -252,6 +282,7 @@ class JobQueue:
         cancels still work. Then :meth:`wait_stopped` and :meth:`close`.
         """
         self._stopping = True
+        self._intake.stop(unregister=False)
         self.pool.shutdown(wait=False, cancel_pending=True)
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
@@ -269,8 +300,10 @@ class JobQueue:
         self._stopping = True
         self._closed = True
         self._stop_maintenance.set()
+        self._intake.stop(unregister=False)
         self.pool.shutdown(wait=wait, cancel_pending=True)
         self.processor.shutdown()
+        self._intake.stop(unregister=True)  # what it still holds is reclaimable at once
         self._timers.stop()
         self._maintenance.join(5)
         self.store.close()
@@ -302,8 +335,7 @@ class JobQueue:
             for index, spec in enumerate(jobs)
         ]
         ids = self.store.insert_jobs(built, max_unarchived=self.max_jobs)
-        for job in built:
-            self.processor.admit(job)
+        self._intake.submitted(min(job.priority for job in built))
         return ids
 
     def _build_job(self, spec: Mapping[str, Any], index: int, now: float, *, batch: bool) -> Job:
@@ -469,6 +501,7 @@ class JobQueue:
             self.wait_for_change(job_id, serial, min(remaining, MAX_WAIT), since_status=job.status)
 
     def _on_change(self, job_id: int) -> None:
+        self._control.heard(job_id)
         if job_id not in self._watchers:  # the common case, without the mutex
             return
         with self._watch_mutex:
@@ -479,12 +512,12 @@ class JobQueue:
 
     def cancel(self, job_id: int) -> tuple[bool, str]:
         """Cancel a job: queued at once, waiting at its next turn, running if it cooperates."""
-        return self.processor.cancel(self._known(job_id))
+        return self._control.cancel(self._known(job_id))
 
     def change_priority(self, job_id: int, priority: priorities.Priority) -> tuple[bool, str]:
         """Give the job's pending ops a new priority (overrides escalation and aging)."""
         value = priorities.parse(priority)
-        return self.processor.change_priority(self._known(job_id), value)
+        return self._control.change_priority(self._known(job_id), value)
 
     def archive(self, job_id: int) -> None:
         """Archive a finished job (it stays readable). JobStateError if it is not finished."""
@@ -564,8 +597,8 @@ class JobQueue:
         self.processor.run_observers.append(observer)
 
     def oldest_queued_age(self) -> float | None:
-        """Seconds the oldest queued job (waiting for a worker) has waited, or None."""
-        received = self.processor.oldest_queued()
+        """Seconds the oldest queued job has waited, or None (from the store's index)."""
+        received = self.store.oldest_queued()
         return None if received is None else max(0.0, self._wall() - received)
 
     def lock_info(self) -> builtins.list[LockInfo]:
@@ -607,71 +640,14 @@ class JobQueue:
                 logger.exception("maintenance failed; trying again in %.1f s", tick)
 
     def _recover(self) -> None:
-        """Re-queue unfinished jobs after a start (see docs/jobs.md).
+        """Take back what the previous daemon held, under the crash rules, and claim work.
 
-        A job whose recovered state the store refuses is admitted as it is
-        stored, with that change pending: the processor commits it (retrying
-        until the store takes it) before anything else happens to the job.
+        See :mod:`jobplane.engine.intake` and docs/jobs.md.
         """
-        recovered = 0
-        for job in self.store.unfinished():
-            now = self._wall()
-            fixed = job.clone()
-            if _recover_job(fixed, self.registry, now):
-                try:
-                    self.store.save(fixed)
-                except StoreError as exc:
-                    logger.error(
-                        "job %s: the store refused its recovery (%s); it is tried again",
-                        job.id,
-                        exc,
-                    )
-                    self.processor.admit(
-                        job,
-                        pending=functools.partial(_recover_one, registry=self.registry, now=now),
-                        what="its recovery after a restart",
-                    )
-                    recovered += 1
-                    continue
-                job = fixed
-            if not job.is_final:
-                self.processor.admit(job)
-                recovered += 1
-        if recovered:
-            logger.info("recovered %d unfinished jobs", recovered)
+        self._intake.open()
 
-
-def _recover_one(job: Job, registry: Registry, now: float) -> None:
-    _recover_job(job, registry, now)
-
-
-def _recover_job(job: Job, registry: Registry, now: float) -> bool:
-    """Apply the recovery rules to a job found unfinished; True if it changed."""
-    changed = False
-    for index, op in enumerate(job.ops):
-        if op.is_final:
-            continue
-        if op.op not in registry:
-            _fail_from(job, index, f"op {op.op!r} is not registered in this daemon", now)
-            return True
-        if op.status in (OpStatus.RUNNING, OpStatus.CANCELING) and op.started_at is not None:
-            if op.status is OpStatus.RUNNING and registry.get(op.op).retry_on_crash:
-                op.status, op.started_at = OpStatus.QUEUED, None
-            else:
-                _fail_from(job, index, CRASHED, now)
-                return True
-            changed = True
-        elif op.status is OpStatus.CANCELING:
-            job.mark_unfinished(OpStatus.CANCELED, CANCELED_BY_REQUEST, now)
-            return True
-        elif op.status is OpStatus.WAITING:
-            op.status = OpStatus.QUEUED
-            changed = True
-    return changed
-
-
-def _fail_from(job: Job, index: int, message: str, now: float) -> None:
-    job.end_op(index, OpStatus.ERROR, {"error": "Crash", "message": message}, now)
+    def _slot_free(self) -> None:
+        self._intake.slot_free()
 
 
 def _fingerprint(job: Job) -> tuple[OpStatus, tuple[OpStatus, ...]]:
