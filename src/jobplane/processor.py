@@ -55,7 +55,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -150,6 +150,7 @@ class Active:
         "failures",
         "held",
         "job",
+        "lock_owner",
         "mutex",
         "needs",
         "pending",
@@ -167,6 +168,8 @@ class Active:
     def __init__(self, job: Job, now: float, seq: int) -> None:
         self.job = job
         """The job as committed: never a state the store has not taken."""
+        self.lock_owner: Hashable = job.id
+        """Who holds and waits for its locks: the job id, or (daemon id, job id) if shared."""
         self.mutex = threading.Lock()
         self.where = Where.POOL
         self.seq = seq
@@ -216,6 +219,7 @@ class Processor:
         wall: Callable[[], float] = time.time,
         on_finished: Callable[[Job], None] | None = None,
         on_slot_free: Callable[[], None] | None = None,
+        lock_owner: Callable[[Job], Hashable] | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -228,6 +232,7 @@ class Processor:
         self._wall = wall
         self._on_finished = on_finished
         self._on_slot_free = on_slot_free
+        self._lock_owner = lock_owner
         self._active: dict[int, Active] = {}
         self._writing = threading.local()
         self._seq = itertools.count()
@@ -246,6 +251,8 @@ class Processor:
         recovery); the first turn commits it, retrying until the store takes it.
         """
         aj = Active(job, self._clock(), next(self._seq))
+        if self._lock_owner is not None:
+            aj.lock_owner = self._lock_owner(job)
         aj.pending, aj.pending_what = pending, what
         self._active[job.id] = aj
         try:
@@ -274,7 +281,10 @@ class Processor:
         return worst
 
     def drop_all(self) -> None:
-        """The daemon's lease is lost: drop every job it holds (see :meth:`_drop_unlocked`)."""
+        """The daemon's lease is lost: drop every job it holds (see :meth:`_drop_unlocked`).
+
+        Called by the claimer inside its pass, which then claims anew itself.
+        """
         for aj in list(self._active.values()):
             with aj.mutex:
                 if aj.where is not Where.DONE:
@@ -303,8 +313,11 @@ class Processor:
         if request is not None and not request.cancel():
             aj.held.append(request.level)
         self._pool.remove(aj.job.id)
-        self._release(aj.job.id, self._take_held_unlocked(aj))
+        self._release(aj, self._take_held_unlocked(aj))
         self._active.pop(aj.job.id, None)
+
+    def _slot_freed(self) -> None:
+        """A job left its worker slot: tell the daemon (never with a job mutex held)."""
         if self._on_slot_free is not None:
             self._on_slot_free()
 
@@ -374,10 +387,13 @@ class Processor:
             run = self._prepare(aj)
             if run is not None:
                 self._run(aj, run)
+            elif aj.where is Where.LOCKS:
+                self._slot_freed()  # parked in a lock wait: it holds no worker now
         except LeaseLost as exc:
             with aj.mutex:
                 if aj.where is not Where.DONE:
                     self._drop_unlocked(aj, exc)
+            self._slot_freed()
         except StoreError as exc:
             self._retry_later(aj, exc)
 
@@ -403,7 +419,7 @@ class Processor:
                     logger.error("job %s op %s: %s", aj.job.id, index, exc)
                     self._end_unlocked(aj, index, OpStatus.ERROR, _error(exc))
             release = self._take_held_unlocked(aj)
-        self._release(aj.job.id, release)
+        self._release(aj, release)
         self._finish(aj)
         return None
 
@@ -454,10 +470,9 @@ class Processor:
         _, opdef, params, needs = aj.needs
         if aj.escalate_due:
             self._escalate_unlocked(aj, index)
-        job_id = aj.job.id
         while len(aj.held) < len(needs):
             need = needs[len(aj.held)]
-            request = self._request(need, aj.job.ops[index].priority, job_id)
+            request = self._request(need, aj.job.ops[index].priority, aj.lock_owner)
             if request.granted:
                 aj.held.append(need.level)
                 continue
@@ -499,8 +514,6 @@ class Processor:
                 raise
         aj.request = request
         aj.where = Where.LOCKS
-        if self._on_slot_free is not None:
-            self._on_slot_free()
         now = self._clock()
         if aj.wait_started is None:
             aj.wait_started = now
@@ -572,7 +585,7 @@ class Processor:
         )
         self._new_sequence_unlocked(aj, index)
 
-    def _request(self, need: LockNeed, priority: int, job_id: int) -> LockRequest:
+    def _request(self, need: LockNeed, priority: int, owner: Hashable) -> LockRequest:
         """Ask for one level's locks, making named locks on demand.
 
         Names are made by the request itself (``create=True``): it waits for
@@ -585,7 +598,7 @@ class Processor:
             need.names if need.names is not None else ALL,
             shared=need.shared,
             priority=priority,
-            owner=job_id,
+            owner=owner,
             on_grant=self._granted,
             create=made_on_demand,
         )
@@ -594,6 +607,8 @@ class Processor:
 
     def _granted(self, request: LockRequest) -> None:
         owner = request.owner
+        if isinstance(owner, tuple):  # (daemon id, job id): a lock manager shared by daemons
+            owner = owner[1]
         aj = self._active.get(owner) if isinstance(owner, int) else None
         if aj is None:
             return
@@ -636,7 +651,7 @@ class Processor:
             else:
                 aj.held.append(request.level)
                 release = []
-        self._release(aj.job.id, release)
+        self._release(aj, release)
         with aj.mutex:
             if withdrawn and timed_out:
                 self._next_attempt_unlocked(aj)
@@ -720,7 +735,7 @@ class Processor:
                 aj.seq = next(self._seq)
                 aj.aged_at = self._clock()
             priority = aj.job.priority
-        self._release(aj.job.id, release)
+        self._release(aj, release)
         if final:
             self._finish(aj)
             return
@@ -734,8 +749,7 @@ class Processor:
         """The job's final state is committed (and the store unowned it): forget it."""
         aj.where = Where.DONE
         self._active.pop(aj.job.id, None)
-        if self._on_slot_free is not None:
-            self._on_slot_free()
+        self._slot_freed()
         if self._on_finished is not None:
             self._on_finished(aj.job)
 
@@ -972,6 +986,8 @@ class Processor:
             return info
 
     def holder_op(self, job_id: object) -> str | None:
+        if isinstance(job_id, tuple):
+            job_id = job_id[1]
         aj = self._active.get(job_id) if isinstance(job_id, int) else None
         if aj is None:
             return None
@@ -1028,18 +1044,21 @@ class Processor:
         aj.seq = next(self._seq)
         if self._stopped:
             return  # the pool is shut down: the job stays queued in the store
-        self._pool.add_task(self.turn, aj.job.id, priority=priority, task_id=aj.job.id)
+        try:
+            self._pool.add_task(self.turn, aj.job.id, priority=priority, task_id=aj.job.id)
+        except RuntimeError:  # shut down meanwhile (the queue is closing): the same
+            logger.info("job %s: not queued again, the daemon is stopping", aj.job.id)
 
     def _take_held_unlocked(self, aj: Active) -> list[str]:
         held, aj.held = aj.held, []
         return held
 
-    def _release(self, job_id: int, levels: list[str]) -> None:
+    def _release(self, aj: Active, levels: list[str]) -> None:
         for level in reversed(levels):
             try:
-                self._locks.release(level, owner=job_id)
+                self._locks.release(level, owner=aj.lock_owner)
             except LockError:
-                logger.exception("job %s: releasing level %s failed", job_id, level)
+                logger.exception("job %s: releasing level %s failed", aj.job.id, level)
 
     def _log(self, job_id: int, index: int, message: str) -> None:
         aj = self._active.get(job_id)

@@ -174,6 +174,7 @@ class JobQueue:
         max_parked: int | None = None,
         lease_s: float | None = None,
         heartbeat_s: float | None = None,
+        locks: LockManager | None = None,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValidationError(f"workers must be a positive integer, not {workers!r}")
@@ -203,7 +204,9 @@ class JobQueue:
         self._stopping = False
         self._watch_mutex = threading.Lock()
         self._watchers: dict[int, list[threading.Event]] = {}
-        self.locks = LockManager(levels=self.registry.levels)
+        # A lock manager shared by several queues stands for the elected lock
+        # scheduler of several daemons (docs/design/engine.md); one of its own otherwise.
+        self.locks = locks if locks is not None else LockManager(levels=self.registry.levels)
         self.pool = WorkerPool(num_workers=workers, name="jobs")
         if not start:
             self.pool.pause()
@@ -221,6 +224,7 @@ class JobQueue:
             clock=clock,
             wall=wall,
             on_slot_free=self._slot_free,
+            lock_owner=None if locks is None else _shared_lock_owner,
         )
         self._control = Control(store, self.registry, self.processor, wall)
         self._intake = Intake(
@@ -648,6 +652,11 @@ class JobQueue:
 
     def _slot_free(self) -> None:
         self._intake.slot_free()
+
+
+def _shared_lock_owner(job: Job) -> tuple[int | None, int]:
+    """Lock owners in a lock manager shared by daemons: a job held by two is two owners."""
+    return job.owner, job.id
 
 
 def _fingerprint(job: Job) -> tuple[OpStatus, tuple[OpStatus, ...]]:

@@ -118,28 +118,23 @@ class Claimer:
 
     # -- one pass ---------------------------------------------------------------
 
-    def run_once(self) -> int:
-        """Heartbeat if due, reclaim if due, then claim what is wanted; returns jobs claimed."""
-        with self._pass_mutex:
+    def run_once(self, *, blocking: bool = True) -> int:
+        """Heartbeat if due, reclaim if due, then claim what is wanted; returns jobs claimed.
+
+        ``blocking=False``: if a pass is under way (on another thread, or
+        this one: a callback of the pass), ask for one more and return 0.
+        """
+        if not self._pass_mutex.acquire(blocking=blocking):
+            self.kick()
+            return 0
+        try:
             if self.daemon_id is None:
                 self.register()
             if self._clock() >= self._next_heartbeat and not self._heartbeat():
                 return 0
             return self._claim()
-
-    def claim_now(self, limit: int) -> int:
-        """Claim up to ``limit`` jobs at once, on this thread, whatever ``wanted()`` says.
-
-        For a submission that must not wait for the claimer thread (a job
-        that beats every job the daemon holds); returns the jobs claimed.
-        """
-        with self._pass_mutex:
-            if self.daemon_id is None:
-                return 0
-            jobs = self._store.claim(self.daemon_id, limit)
-            if jobs:
-                self._admit(jobs)
-            return len(jobs)
+        finally:
+            self._pass_mutex.release()
 
     def _heartbeat(self) -> bool:
         """Renew the lease and reclaim; False if the lease was lost (and a new one taken)."""

@@ -28,7 +28,6 @@ processor:
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from ..errors import LeaseLost, StoreConflict, StoreError
@@ -73,9 +72,8 @@ class Intake:
         self.max_parked = max_parked
         """Claimed jobs in lock waits at which the daemon claims nothing new."""
         self._stopped = False
-        self._urgent: int | None = None
-        """The best priority submitted that waits in the store behind the jobs held."""
-        self._urgent_mutex = threading.Lock()
+        self._urgent = False
+        """A submitted job beats the claimed job that would start last: claim one more."""
         self._registry = registry
         self._processor = processor
         self._timers = timers
@@ -115,48 +113,43 @@ class Intake:
     def wanted(self) -> int:
         """How many jobs to claim now: free workers plus prefetch, minus what is held.
 
-        Nothing while ``max_parked`` jobs wait for locks, or once stopped.
+        One more, up to ``prefetch`` over, while a submitted job beats the
+        claimed job that would start last. Nothing while ``max_parked`` jobs
+        wait for locks, or once stopped.
         """
         if self._stopped:
             return 0
         taken, parked = self._processor.load()
         if parked >= self.max_parked:
             return 0
-        return self.capacity - taken
+        wanted = self.capacity - taken
+        if wanted <= 0 and self._urgent and taken < self.capacity + self.prefetch:
+            return 1
+        return wanted
 
     def submitted(self, priority: int) -> None:
         """Jobs (best: ``priority``) entered the schedule: claim now if they should start soon."""
-        if self.wanted() > 0:
-            self._claim_here(self.claimer.run_once)
-            return
-        worst = self._processor.worst_queued()
-        if worst is None or priority >= worst:
-            return  # it waits in the store, behind what the daemon holds
-        with self._urgent_mutex:
-            if self._urgent is None or priority < self._urgent:
-                self._urgent = priority
-        self._claim_urgent()
+        if self._processor.load()[0] >= self.capacity:
+            worst = self._processor.worst_queued()
+            if worst is None or priority >= worst:
+                return  # it waits in the store, behind what the daemon holds
+            self._urgent = True
+        self._pass(blocking=True)
 
     def slot_free(self) -> None:
-        """A claimed job left its worker slot (finished, parked or dropped)."""
-        if self._urgent is not None:
-            self._claim_urgent()  # on this thread, before the worker takes its next task
-        self.claimer.kick()
+        """A claimed job left its worker slot (finished, parked or dropped).
 
-    def _claim_urgent(self) -> None:
-        """Claim one job over the prefetch, at most ``prefetch`` over, for an urgent submission."""
-        if self._stopped:
-            return
-        taken, _ = self._processor.load()
-        if taken >= self.capacity + self.prefetch:
-            return  # the next slot that frees claims it
-        with self._urgent_mutex:
-            self._urgent = None
-        self._claim_here(lambda: self.claimer.claim_now(1))
+        An urgent job is claimed on this thread, before the worker takes its
+        next task; otherwise the claimer thread refills.
+        """
+        if self._urgent:
+            self._pass(blocking=False)
+        else:
+            self.claimer.kick()
 
-    def _claim_here(self, claim: Callable[[], int]) -> None:
+    def _pass(self, *, blocking: bool) -> None:
         try:
-            claim()
+            self.claimer.run_once(blocking=blocking)
         except StoreError:
             logger.exception("claiming failed; the claimer thread tries again")
             self.claimer.kick()
@@ -164,6 +157,7 @@ class Intake:
     # -- claimed jobs -----------------------------------------------------------
 
     def _admit(self, jobs: list[Job]) -> None:
+        self._urgent = False  # the best ready job is among these
         now = self._wall()
         for job in jobs:
             fixed = job.clone()
