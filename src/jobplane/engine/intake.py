@@ -66,7 +66,10 @@ class Intake:
     ) -> None:
         self._store = store
         self._apply_requests = apply_requests
+        self.workers = workers
         self.capacity = workers + prefetch
+        self.batch = max(1, prefetch // 2)
+        """Claim at least this many at a time while the pool has work queued."""
         """Claimed jobs that may hold or wait for a worker."""
         self.prefetch = prefetch
         self.max_parked = max_parked
@@ -113,7 +116,9 @@ class Intake:
     def wanted(self) -> int:
         """How many jobs to claim now: free workers plus prefetch, minus what is held.
 
-        One more, up to ``prefetch`` over, while a submitted job beats the
+        In batches: while every worker has a job and one more waits, nothing
+        until half the prefetch is free (a claim is a store write). One
+        more, up to ``prefetch`` over, while a submitted job beats the
         claimed job that would start last. Nothing while ``max_parked`` jobs
         wait for locks, or once stopped.
         """
@@ -122,18 +127,20 @@ class Intake:
         taken, parked = self._processor.load()
         if parked >= self.max_parked:
             return 0
-        wanted = self.capacity - taken
-        if wanted <= 0 and self._urgent and taken < self.capacity + self.prefetch:
-            return 1
-        return wanted
+        free = self.capacity - taken
+        if self._urgent and taken < self.capacity + self.prefetch:
+            return max(free, 1)
+        if taken > self.workers and free < self.batch:
+            return 0
+        return free
 
     def submitted(self, priority: int) -> None:
         """Jobs (best: ``priority``) entered the schedule: claim now if they should start soon."""
-        if self._processor.load()[0] >= self.capacity:
-            worst = self._processor.worst_queued()
-            if worst is None or priority >= worst:
-                return  # it waits in the store, behind what the daemon holds
+        worst = self._processor.worst_queued()
+        if worst is not None and priority < worst:
             self._urgent = True
+        elif self._processor.load()[0] >= self.capacity:
+            return  # it waits in the store, behind what the daemon holds
         self._pass(blocking=True)
 
     def slot_free(self) -> None:
