@@ -849,17 +849,12 @@ class SQLiteStore(Store):
                 job = _job_in_write(conn, row, counted, self._recent)
                 if job is None:
                     continue  # quarantined now: final, never claimed
-                apply_aging(job, row[12], now, interval)
-                _move(counted, (row[13], row[14]), (row[13], job.priority))
-                conn.execute(
-                    Q["take_job"],
-                    {
-                        "id": job.id,
-                        "owner": daemon_id,
-                        "priority": job.priority,
-                        "doc": _encode(job.to_doc()),
-                    },
-                )
+                if apply_aging(job, row[12], now, interval):
+                    _move(counted, (row[13], row[14]), (row[13], job.priority))
+                    doc = {"priority": job.priority, "doc": _encode(job.to_doc())}
+                    conn.execute(Q["take_job"], {"id": job.id, "owner": daemon_id, **doc})
+                else:  # no aging earned: the document stays as it is
+                    conn.execute(Q["take_job_as_is"], {"id": job.id, "owner": daemon_id})
                 job.owner, job.fence, job.version = daemon_id, job.fence + 1, job.version + 1
                 self._remember_unlocked(job.id, job.version, row[13], job.priority, 0)
                 claimed.append(job)

@@ -188,6 +188,12 @@ SET owner = :owner, fence = fence + 1, version = version + 1, sched_key = NULL,
     priority = :priority, doc = :doc
 WHERE id = :id
 
+-- name: take_job_as_is
+-- The claim of a job that earned no aging: its document is unchanged.
+UPDATE jobs
+SET owner = :owner, fence = fence + 1, version = version + 1, sched_key = NULL
+WHERE id = :id
+
 -- name: end_expired_leases
 UPDATE daemons SET ended = 1 WHERE id != :daemon AND ended = 0 AND lease_until <= :now
 
