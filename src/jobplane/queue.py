@@ -155,7 +155,17 @@ class Explanation:
 
 
 class JobQueue:
-    """A persistent priority job queue: a store, a worker pool, a lock manager."""
+    """A persistent priority job queue: a store, a worker pool, a lock manager.
+
+    The queue claims from the store only what it can start soon: ``workers``
+    plus ``prefetch`` (default ``2 * workers``) jobs that run or wait for a
+    worker, and jobs parked in lock waits up to ``max_parked`` (default
+    ``20 * workers``; at the cap it claims nothing new until one of them is
+    granted, times out or ends). ``lease_s`` (default the store's, 15 s) and
+    ``heartbeat_s`` (default a third of it) are its lease in the store.
+    ``locks``: a lock manager shared with other queues on the same store
+    (tests of several daemons); lock owners are then ``(daemon id, job id)``.
+    """
 
     def __init__(
         self,
