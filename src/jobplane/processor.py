@@ -71,7 +71,9 @@ from .jobs import (
     PRECEDING_FAILED,
     Job,
     OpStatus,
+    end_op,
     json_error,
+    start_op,
 )
 from .locking import ALL, LockManager, LockRequest, lock_attempt_timeouts
 from .operations import LockNeed, OpCanceled, OpContext, OpDef, Registry
@@ -486,10 +488,7 @@ class Processor:
         now = self._wall()
 
         def start(job: Job) -> None:
-            job.ops[index].status = OpStatus.RUNNING
-            job.ops[index].started_at = now
-            if job.started_at is None:
-                job.started_at = now
+            start_op(job, index, now)
 
         # Before an op runs, its start must be committed: after a crash it must
         # not run again unnoticed. An op that may run again (retry_on_crash)
@@ -1083,7 +1082,7 @@ def _first_queued(jobs: Iterable[Active]) -> float | None:
 
 
 def _ending(index: int, outcome: OpStatus, result: Any, now: float, ran: Job | None) -> Change:
-    """The change that records op ``index``'s outcome (see ``Job.end_op``).
+    """The change that records op ``index``'s outcome (see ``jobs.end_op``).
 
     ``ran``: the job as it was when the op started, whose start times are
     applied too, in case the record of the start was lost (a conflict).
@@ -1096,7 +1095,7 @@ def _ending(index: int, outcome: OpStatus, result: Any, now: float, ran: Job | N
                 job.ops[index].started_at = started[0]
             if job.started_at is None:
                 job.started_at = started[1]
-        job.end_op(index, outcome, result, now)
+        end_op(job, index, outcome, result, now)
 
     return end
 
