@@ -114,8 +114,9 @@ class Intake:
     # -- submissions ----------------------------------------------------------
 
     def wanted(self) -> int:
-        """How many jobs to claim now: free workers plus prefetch, minus what is held.
+        """How many jobs to claim now (the claimer asks before each claim, in its pass).
 
+        Free workers plus prefetch, minus what is held.
         In batches: while every worker has a job and one more waits, nothing
         until half the prefetch is free (a claim is a store write). One
         more, up to ``prefetch`` over, while a submitted job beats the
@@ -129,6 +130,8 @@ class Intake:
             return 0
         free = self.capacity - taken
         if self._urgent and taken < self.capacity + self.prefetch:
+            # Taken before the claim: an urgent job submitted from now on asks again.
+            self._urgent = False
             return max(free, 1)
         if taken > self.workers and free < self.batch:
             return 0
@@ -164,7 +167,6 @@ class Intake:
     # -- claimed jobs -----------------------------------------------------------
 
     def _admit(self, jobs: list[Job]) -> None:
-        self._urgent = False  # the best ready job is among these
         now = self._wall()
         for job in jobs:
             fixed = job.clone()
