@@ -348,9 +348,7 @@ class JobQueue:
             self._build_job(spec, index, now, batch=len(jobs) > 1)
             for index, spec in enumerate(jobs)
         ]
-        ids = self.store.insert_jobs(built, max_unarchived=self.max_jobs)
-        self._intake.submitted(min(job.priority for job in built))
-        return ids
+        return self._intake.insert(built, self.max_jobs)
 
     def _build_job(self, spec: Mapping[str, Any], index: int, now: float, *, batch: bool) -> Job:
         where = f"job {index}: " if batch else ""

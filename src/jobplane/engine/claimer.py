@@ -136,6 +136,24 @@ class Claimer:
         finally:
             self._pass_mutex.release()
 
+    def claim_with(self, claim: Callable[[int, int], list[Job]]) -> bool:
+        """One claim made by ``claim(daemon_id, limit)``, if the engine wants any.
+
+        For a claim that rides on another write (``Store.insert_and_claim``
+        on submit). Returns False, without calling ``claim``, if nothing is
+        wanted or the daemon is not registered.
+        """
+        with self._pass_mutex:
+            if self.daemon_id is None:
+                return False
+            limit = self._wanted()
+            if limit <= 0:
+                return False
+            jobs = claim(self.daemon_id, limit)
+            if jobs:
+                self._admit(jobs)
+            return True
+
     def _heartbeat(self) -> bool:
         """Renew the lease and reclaim; False if the lease was lost (and a new one taken)."""
         assert self.daemon_id is not None

@@ -15,7 +15,8 @@ processor:
   ``waiting`` goes back to ``queued``, an op this daemon does not know
   fails the job) and, unless that ended it, joins the processor.
 * **On submit** the submitting thread claims at once if the daemon wants
-  work (no thread hop before an urgent job can start). If it holds all it
+  work, in the insert's own transaction (``Store.insert_and_claim``: no
+  second commit, no thread hop before an urgent job can start). If it holds all it
   may but the new job beats the claimed job that would start last, it
   claims one job more, up to ``prefetch`` over; past that, the worker
   whose job ends next claims it before taking its next task. Either way an
@@ -137,14 +138,36 @@ class Intake:
             return 0
         return free
 
-    def submitted(self, priority: int) -> None:
-        """Jobs (best: ``priority``) entered the schedule: claim now if they should start soon."""
+    def insert(self, jobs: list[Job], max_unarchived: int | None) -> list[int]:
+        """Commit submitted jobs; claim with them, in one store write, if they should start soon.
+
+        Nothing is claimed if the daemon holds all it may and the best new
+        job does not beat the claimed job that would start last: the jobs
+        wait in the store.
+        """
+        store = self._store
         worst = self._processor.worst_queued()
-        if worst is not None and priority < worst:
+        if worst is not None and min(job.priority for job in jobs) < worst:
             self._urgent = True
-        elif self._processor.load()[0] >= self.capacity:
-            return  # it waits in the store, behind what the daemon holds
-        self._pass(blocking=True)
+        inserted: list[int] = []
+
+        def claim(daemon_id: int, limit: int) -> list[Job]:
+            ids, claimed = store.insert_and_claim(
+                jobs, max_unarchived=max_unarchived, daemon_id=daemon_id, limit=limit
+            )
+            inserted.extend(ids)
+            return claimed
+
+        try:
+            if self.claimer.claim_with(claim):
+                return inserted
+        except StoreError:
+            if not inserted:
+                raise  # the insert failed (or QueueFull...): nothing was accepted
+            logger.exception("claiming after a submission failed; the claimer tries again")
+            self.claimer.kick()
+            return inserted
+        return store.insert_jobs(jobs, max_unarchived=max_unarchived)
 
     def slot_free(self) -> None:
         """A claimed job left its worker slot (finished, parked or dropped).
