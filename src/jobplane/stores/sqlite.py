@@ -868,10 +868,18 @@ class SQLiteStore(Store):
             raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
 
     def claim(self, daemon_id: int, limit: int) -> list[Job]:
+        if not self._anything_ready(daemon_id):
+            return []  # as if claimed a moment earlier: no write transaction for nothing
         counted: _Deltas = {}
         claimed = self._write(self._claiming(daemon_id, limit, counted), counted=counted)
         self._notify([job.id for job in claimed])
         return claimed
+
+    def _anything_ready(self, daemon_id: int) -> bool:
+        """A read (no write lock): whether a claim could find a job; LeaseLost if not live."""
+        with self._reading() as conn:
+            self._check_live(conn, daemon_id, self.clock())
+            return bool(conn.execute(Q["anything_ready"]).fetchone()[0])
 
     def _claiming(
         self, daemon_id: int, limit: int, counted: _Deltas
