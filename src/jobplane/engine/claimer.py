@@ -136,14 +136,18 @@ class Claimer:
         finally:
             self._pass_mutex.release()
 
-    def claim_with(self, claim: Callable[[int, int], list[Job]]) -> bool:
+    def claim_with(self, claim: Callable[[int, int], list[Job]], *, blocking: bool) -> bool:
         """One claim made by ``claim(daemon_id, limit)``, if the engine wants any.
 
         For a claim that rides on another write (``Store.insert_and_claim``
         on submit). Returns False, without calling ``claim``, if nothing is
-        wanted or the daemon is not registered.
+        wanted or the daemon is not registered; or, unless ``blocking``, if
+        a pass is under way (the next pass claims what is wanted).
         """
-        with self._pass_mutex:
+        if not self._pass_mutex.acquire(blocking=blocking):
+            self.kick()  # a pass is under way: the next one claims what is wanted
+            return False
+        try:
             if self.daemon_id is None:
                 return False
             limit = self._wanted()
@@ -153,6 +157,8 @@ class Claimer:
             if jobs:
                 self._admit(jobs)
             return True
+        finally:
+            self._pass_mutex.release()
 
     def _heartbeat(self) -> bool:
         """Renew the lease and reclaim; False if the lease was lost (and a new one taken)."""

@@ -143,11 +143,13 @@ class Intake:
 
         Nothing is claimed if the daemon holds all it may and the best new
         job does not beat the claimed job that would start last: the jobs
-        wait in the store.
+        wait in the store. Nor if the claimer thread is in a pass (it is
+        kicked, and claims them next), unless a new job beats the claimed ones.
         """
         store = self._store
         worst = self._processor.worst_queued()
-        if worst is not None and min(job.priority for job in jobs) < worst:
+        urgent = worst is not None and min(job.priority for job in jobs) < worst
+        if urgent:
             self._urgent = True
         inserted: list[int] = []
 
@@ -159,7 +161,8 @@ class Intake:
             return claimed
 
         try:
-            if self.claimer.claim_with(claim):
+            # An urgent job waits for a pass under way rather than for the next one.
+            if self.claimer.claim_with(claim, blocking=urgent):
                 return inserted
         except StoreError:
             if not inserted:
