@@ -136,16 +136,20 @@ class Claimer:
         finally:
             self._pass_mutex.release()
 
-    def claim_with(self, claim: Callable[[int, int], list[Job]], *, blocking: bool) -> bool:
+    def claim_with(self, claim: Callable[[int, int], list[Job]], *, urgent: bool) -> bool:
         """One claim made by ``claim(daemon_id, limit)``, if the engine wants any.
 
         For a claim that rides on another write (``Store.insert_and_claim``
         on submit). Returns False, without calling ``claim``, if nothing is
-        wanted or the daemon is not registered; or, unless ``blocking``, if
-        a pass is under way (the next pass claims what is wanted).
+        wanted or the daemon is not registered. If a pass is under way, it
+        returns False too (the next pass claims what is wanted), unless the
+        claim is ``urgent``: then it claims one job beside that pass, so an
+        urgent job never waits for a pass (the store never hands out a job
+        twice; what is held grows by one at most).
         """
-        if not self._pass_mutex.acquire(blocking=blocking):
-            self.kick()  # a pass is under way: the next one claims what is wanted
+        locked = self._pass_mutex.acquire(blocking=False)
+        if not locked and not urgent:
+            self.kick()
             return False
         try:
             if self.daemon_id is None:
@@ -153,12 +157,13 @@ class Claimer:
             limit = self._wanted()
             if limit <= 0:
                 return False
-            jobs = claim(self.daemon_id, limit)
+            jobs = claim(self.daemon_id, limit if locked else 1)
             if jobs:
                 self._admit(jobs)
             return True
         finally:
-            self._pass_mutex.release()
+            if locked:
+                self._pass_mutex.release()
 
     def _heartbeat(self) -> bool:
         """Renew the lease and reclaim; False if the lease was lost (and a new one taken)."""

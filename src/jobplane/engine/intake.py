@@ -144,7 +144,8 @@ class Intake:
         Nothing is claimed if the daemon holds all it may and the best new
         job does not beat the claimed job that would start last: the jobs
         wait in the store. Nor if the claimer thread is in a pass (it is
-        kicked, and claims them next), unless a new job beats the claimed ones.
+        kicked, and claims them next), unless a new job beats the claimed
+        ones: then one job is claimed at once, beside that pass.
         """
         store = self._store
         worst = self._processor.worst_queued()
@@ -161,8 +162,7 @@ class Intake:
             return claimed
 
         try:
-            # An urgent job waits for a pass under way rather than for the next one.
-            if self.claimer.claim_with(claim, blocking=urgent):
+            if self.claimer.claim_with(claim, urgent=urgent):
                 return inserted
         except StoreError:
             if not inserted:
