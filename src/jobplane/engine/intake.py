@@ -180,7 +180,7 @@ class Intake:
         """
         if self._urgent:
             self._pass(blocking=False)
-        else:
+        elif self.wanted() > 0:  # not at every job's end: claims go in batches
             self.claimer.kick()
 
     def _pass(self, *, blocking: bool) -> None:
