@@ -1,5 +1,14 @@
 """One job step at a time: locks -> run the op -> record the outcome, or step aside.
 
+The processor handles only the jobs this daemon *claimed* from the store
+(``engine.claimer``): each is owned with a fencing token, every save of it
+carries that token, and the final save gives it back. The store hands out
+a job only once its dependencies are final; the first turn then checks
+that they ended as the job accepts. A write that the store refuses with
+``LeaseLost`` means the job is not this daemon's any more: it is dropped at
+once (cancel event set, lock request withdrawn, locks released), and
+nothing more is written about it.
+
 Every job is a worker-pool task at its job priority. A turn runs at most
 one op; afterwards the job defers itself (``DeferTask``) at its recomputed
 priority, so higher-priority work overtakes it between ops.
@@ -37,8 +46,6 @@ every change of its state happens under it and is committed to the store
 before it is acted upon. A thread holds at most one job mutex at a time.
 Lock grants and timer callbacks take the job mutex themselves, on their own
 threads, so withdrawing or releasing locks under a job mutex is safe.
-``_deps_mutex`` guards the dependency waiters and the removal of finished
-jobs; it is taken after a job mutex, never before.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Protocol
@@ -57,14 +64,16 @@ import pydantic
 
 from . import priorities
 from .activity import OpRun
-from .errors import JobNotFound, LockError, StoreConflict, StoreError
+from .errors import JobNotFound, LeaseLost, LockError, StoreConflict, StoreError
 from .jobs import (
     CANCELED_BY_REQUEST,
     FINAL,
     PRECEDING_FAILED,
     Job,
     OpStatus,
+    end_op,
     json_error,
+    start_op,
 )
 from .locking import ALL, LockManager, LockRequest, lock_attempt_timeouts
 from .operations import LockNeed, OpCanceled, OpContext, OpDef, Registry
@@ -121,7 +130,6 @@ class Where(Enum):
     POOL = "pool"  # a pool task waits for a worker
     TURN = "turn"  # a worker is handling it
     LOCKS = "locks"  # parked in a lock request
-    DEPS = "deps"  # parked until a dependency finishes
     MOVING = "moving"  # being taken out of a lock wait by a timeout, cancel or re-prioritisation
     STORE = "store"  # the store refused a write: its turn is tried again after a backoff
     DONE = "done"
@@ -140,11 +148,11 @@ class Active:
         "attempts",
         "cancel_event",
         "ctx",
-        "dep_wait",
         "escalate_due",
         "failures",
         "held",
         "job",
+        "lock_owner",
         "mutex",
         "needs",
         "pending",
@@ -162,6 +170,8 @@ class Active:
     def __init__(self, job: Job, now: float, seq: int) -> None:
         self.job = job
         """The job as committed: never a state the store has not taken."""
+        self.lock_owner: Hashable = job.id
+        """Who holds and waits for its locks: the job id, or (daemon id, job id) if shared."""
         self.mutex = threading.Lock()
         self.where = Where.POOL
         self.seq = seq
@@ -175,7 +185,6 @@ class Active:
         self.attempt_deadline: float | None = None
         self.escalate_due = False
         self.wait_started: float | None = None
-        self.dep_wait: int | None = None
         self.cancel_event = threading.Event()
         self.ctx: OpContext | None = None
         self.pending: Change | None = None
@@ -211,6 +220,8 @@ class Processor:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         on_finished: Callable[[Job], None] | None = None,
+        on_slot_free: Callable[[], None] | None = None,
+        lock_owner: Callable[[Job], Hashable] | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -222,9 +233,10 @@ class Processor:
         self._clock = clock
         self._wall = wall
         self._on_finished = on_finished
+        self._on_slot_free = on_slot_free
+        self._lock_owner = lock_owner
         self._active: dict[int, Active] = {}
-        self._deps_mutex = threading.Lock()
-        self._dep_waiters: dict[int, set[int]] = {}
+        self._writing = threading.local()
         self._seq = itertools.count()
         self._stopped = False
         self.escalations = 0
@@ -241,9 +253,83 @@ class Processor:
         recovery); the first turn commits it, retrying until the store takes it.
         """
         aj = Active(job, self._clock(), next(self._seq))
+        if self._lock_owner is not None:
+            aj.lock_owner = self._lock_owner(job)
         aj.pending, aj.pending_what = pending, what
         self._active[job.id] = aj
-        self._pool.add_task(self.turn, job.id, priority=job.priority, task_id=job.id)
+        try:
+            self._pool.add_task(self.turn, job.id, priority=job.priority, task_id=job.id)
+        except RuntimeError:  # the pool is shut down: the job stays queued in the store
+            self._active.pop(job.id, None)
+
+    def load(self) -> tuple[int, int]:
+        """``(taken, parked)``: claimed jobs that hold or wait for a worker; those in lock waits."""
+        taken = parked = 0
+        for aj in list(self._active.values()):
+            if aj.where is Where.LOCKS:
+                parked += 1
+            elif aj.where is not Where.DONE:
+                taken += 1
+        return taken, parked
+
+    def worst_queued(self) -> int | None:
+        """The priority of the claimed job that would start last, if one waits for a worker."""
+        worst: int | None = None
+        for aj in list(self._active.values()):
+            if aj.where is Where.POOL and not aj.held:
+                priority = aj.job.priority
+                if worst is None or priority > worst:
+                    worst = priority
+        return worst
+
+    def drop_all(self) -> None:
+        """The daemon's lease is lost: drop every job it holds (see :meth:`_drop_unlocked`).
+
+        Called by the claimer inside its pass, which then claims anew itself.
+        """
+        for aj in list(self._active.values()):
+            with aj.mutex:
+                if aj.where is not Where.DONE:
+                    self._drop_unlocked(aj, None)
+
+    def _drop_unlocked(self, aj: Active, exc: BaseException | None) -> None:
+        """Forget a job this daemon no longer owns, writing nothing more about it.
+
+        Its running op's cancel event is set, its lock request withdrawn and
+        its locks released; its pool task, if queued, never runs.
+        """
+        if exc is not None:
+            logger.error(
+                "job %s: no longer owned by this daemon (%s); dropping it",
+                aj.job.id,
+                exc,
+                extra={"job_id": aj.job.id},
+            )
+        aj.where = Where.DONE
+        aj.pending, aj.unconfirmed = None, None
+        aj.cancel_event.set()
+        if aj.timer is not None:
+            aj.timer.cancel()
+            aj.timer = None
+        request, aj.request = aj.request, None
+        if request is not None and not request.cancel():
+            aj.held.append(request.level)
+        self._pool.remove(aj.job.id)
+        self._release(aj, self._take_held_unlocked(aj))
+        self._active.pop(aj.job.id, None)
+
+    def _slot_freed(self) -> None:
+        """A job left its worker slot: tell the daemon (never with a job mutex held)."""
+        if self._on_slot_free is not None:
+            self._on_slot_free()
+
+    def writing(self) -> bool:
+        """Whether this thread is inside one of the processor's own store writes.
+
+        Store listeners run on the writer's thread: this tells them the change
+        is the processor's own (nothing to read back).
+        """
+        return bool(getattr(self._writing, "on", False))
 
     def tracked(self, job_id: int) -> Job | None:
         """The committed state of a job this processor handles, or None."""
@@ -303,6 +389,13 @@ class Processor:
             run = self._prepare(aj)
             if run is not None:
                 self._run(aj, run)
+            elif aj.where is Where.LOCKS:
+                self._slot_freed()  # parked in a lock wait: it holds no worker now
+        except LeaseLost as exc:
+            with aj.mutex:
+                if aj.where is not Where.DONE:
+                    self._drop_unlocked(aj, exc)
+            self._slot_freed()
         except StoreError as exc:
             self._retry_later(aj, exc)
 
@@ -319,8 +412,6 @@ class Processor:
                 ended = True
             elif aj.job.depends and index == 0 and op.started_at is None:
                 ended = self._check_dependencies_unlocked(aj, index)
-                if not ended and aj.where is Where.DEPS:
-                    return None
             else:
                 ended = False
             if not ended:
@@ -330,62 +421,47 @@ class Processor:
                     logger.error("job %s op %s: %s", aj.job.id, index, exc)
                     self._end_unlocked(aj, index, OpStatus.ERROR, _error(exc))
             release = self._take_held_unlocked(aj)
-        self._release(aj.job.id, release)
+        self._release(aj, release)
         self._finish(aj)
         return None
 
     def _check_dependencies_unlocked(self, aj: Active, index: int) -> bool:
-        """Park the job if a dependency is unfinished; end it if one failed. True if ended."""
-        with self._deps_mutex:
-            for dep in aj.job.depends:
-                status = self._final_status_locked(dep.job_id)
-                if status is None:
-                    self._dep_waiters.setdefault(dep.job_id, set()).add(aj.job.id)
-                    aj.dep_wait = dep.job_id
-                    break
-                if not dep.statuses or status in dep.statuses:
-                    continue
-                accepted = ", ".join(str(s) for s in dep.statuses)
-                if status is OpStatus.CANCELED:
-                    self._end_unlocked(
-                        aj, index, OpStatus.CANCELED, f"dependency job {dep.job_id} was canceled"
-                    )
-                else:
-                    self._end_unlocked(
-                        aj,
-                        index,
-                        OpStatus.ERROR,
-                        {
-                            "error": "DependencyFailed",
-                            "message": f"dependency job {dep.job_id} ended with status "
-                            f"{status}, but only {accepted} was accepted",
-                        },
-                    )
-                return True
-            else:
-                aj.dep_wait = None
-                return False
-        if aj.job.ops[index].status is not OpStatus.WAITING:
-            try:
-                self._commit_unlocked(aj, lambda job: _set_status(job, index, OpStatus.WAITING))
-            except StoreError:
-                with self._deps_mutex:
-                    self._dep_waiters.get(aj.dep_wait, set()).discard(aj.job.id)
-                aj.dep_wait = None
-                raise
-        aj.where = Where.DEPS
-        return False
+        """End the job if a dependency did not end as it accepts; True if ended.
 
-    def _final_status_locked(self, job_id: int) -> OpStatus | None:
-        other = self._active.get(job_id)
-        job = other.job if other is not None else None
-        if job is None:
+        The store hands out a job only once its dependencies are final
+        (guarantee 9 of ``stores.base``), so this reads their outcome.
+        """
+        for dep in aj.job.depends:
             try:
-                job = self._store.load(job_id)
+                status = self._store.load(dep.job_id).status
             except JobNotFound:
-                return OpStatus.ERROR
-        status = job.status
-        return status if status in FINAL else None
+                status = OpStatus.ERROR
+            if status not in FINAL:
+                message = f"dependency job {dep.job_id} has not finished ({status})"
+                self._end_unlocked(
+                    aj, index, OpStatus.ERROR, {"error": "DependencyFailed", "message": message}
+                )
+                return True
+            if not dep.statuses or status in dep.statuses:
+                continue
+            accepted = ", ".join(str(s) for s in dep.statuses)
+            if status is OpStatus.CANCELED:
+                self._end_unlocked(
+                    aj, index, OpStatus.CANCELED, f"dependency job {dep.job_id} was canceled"
+                )
+            else:
+                self._end_unlocked(
+                    aj,
+                    index,
+                    OpStatus.ERROR,
+                    {
+                        "error": "DependencyFailed",
+                        "message": f"dependency job {dep.job_id} ended with status "
+                        f"{status}, but only {accepted} was accepted",
+                    },
+                )
+            return True
+        return False
 
     def _acquire_unlocked(self, aj: Active, index: int) -> _Run | None:
         op = aj.job.ops[index]
@@ -396,10 +472,9 @@ class Processor:
         _, opdef, params, needs = aj.needs
         if aj.escalate_due:
             self._escalate_unlocked(aj, index)
-        job_id = aj.job.id
         while len(aj.held) < len(needs):
             need = needs[len(aj.held)]
-            request = self._request(need, aj.job.ops[index].priority, job_id)
+            request = self._request(need, aj.job.ops[index].priority, aj.lock_owner)
             if request.granted:
                 aj.held.append(need.level)
                 continue
@@ -413,10 +488,7 @@ class Processor:
         now = self._wall()
 
         def start(job: Job) -> None:
-            job.ops[index].status = OpStatus.RUNNING
-            job.ops[index].started_at = now
-            if job.started_at is None:
-                job.started_at = now
+            start_op(job, index, now)
 
         # Before an op runs, its start must be committed: after a crash it must
         # not run again unnoticed. An op that may run again (retry_on_crash)
@@ -512,7 +584,7 @@ class Processor:
         )
         self._new_sequence_unlocked(aj, index)
 
-    def _request(self, need: LockNeed, priority: int, job_id: int) -> LockRequest:
+    def _request(self, need: LockNeed, priority: int, owner: Hashable) -> LockRequest:
         """Ask for one level's locks, making named locks on demand.
 
         Names are made by the request itself (``create=True``): it waits for
@@ -525,7 +597,7 @@ class Processor:
             need.names if need.names is not None else ALL,
             shared=need.shared,
             priority=priority,
-            owner=job_id,
+            owner=owner,
             on_grant=self._granted,
             create=made_on_demand,
         )
@@ -534,6 +606,8 @@ class Processor:
 
     def _granted(self, request: LockRequest) -> None:
         owner = request.owner
+        if isinstance(owner, tuple):  # (daemon id, job id): a lock manager shared by daemons
+            owner = owner[1]
         aj = self._active.get(owner) if isinstance(owner, int) else None
         if aj is None:
             return
@@ -576,7 +650,7 @@ class Processor:
             else:
                 aj.held.append(request.level)
                 release = []
-        self._release(aj.job.id, release)
+        self._release(aj, release)
         with aj.mutex:
             if withdrawn and timed_out:
                 self._next_attempt_unlocked(aj)
@@ -660,7 +734,7 @@ class Processor:
                 aj.seq = next(self._seq)
                 aj.aged_at = self._clock()
             priority = aj.job.priority
-        self._release(aj.job.id, release)
+        self._release(aj, release)
         if final:
             self._finish(aj)
             return
@@ -671,23 +745,12 @@ class Processor:
         self._commit_unlocked(aj, _ending(index, outcome, result, self._wall(), None))
 
     def _finish(self, aj: Active) -> None:
-        """The job's final state is committed: forget it and wake its dependants."""
-        with self._deps_mutex:
-            aj.where = Where.DONE
-            self._active.pop(aj.job.id, None)
-            waiters = self._dep_waiters.pop(aj.job.id, set())
-        for waiter in sorted(waiters):
-            self._wake(waiter)
+        """The job's final state is committed (and the store unowned it): forget it."""
+        aj.where = Where.DONE
+        self._active.pop(aj.job.id, None)
+        self._slot_freed()
         if self._on_finished is not None:
             self._on_finished(aj.job)
-
-    def _wake(self, job_id: int) -> None:
-        aj = self._active.get(job_id)
-        if aj is None:
-            return
-        with aj.mutex:
-            if aj.where is Where.DEPS:
-                self._requeue_unlocked(aj, aj.job.priority)
 
     # -- when the store refuses a write ------------------------------------------
 
@@ -726,15 +789,17 @@ class Processor:
 
     # -- cancel, change priority, aging ---------------------------------------
 
-    def cancel(self, job_id: int) -> tuple[bool, str]:
+    def cancel(self, job_id: int) -> tuple[bool, str] | None:
         """Cancel a job (see docs/jobs.md). Every unfinished op ends ``canceled``.
+
+        Returns the answer, or None if this processor does not hold the job.
 
         Raises:
             StoreError: the store refused the change; nothing changed.
         """
         aj = self._active.get(job_id)
         if aj is None:
-            return self._untracked_answer(job_id)
+            return None
         kick: LockRequest | None = None
         with aj.mutex:
             job = aj.job
@@ -776,15 +841,17 @@ class Processor:
             self._withdraw(aj, kick, timed_out=False)
         return True, f"job {job_id} will be canceled at its next turn"
 
-    def change_priority(self, job_id: int, priority: int) -> tuple[bool, str]:
+    def change_priority(self, job_id: int, priority: int) -> tuple[bool, str] | None:
         """Give the job's pending ops ``priority``; a job holding locks keeps its place.
+
+        Returns the answer, or None if this processor does not hold the job.
 
         Raises:
             StoreError: the store refused the change; nothing changed.
         """
         aj = self._active.get(job_id)
         if aj is None:
-            return self._untracked_answer(job_id)
+            return None
         kick: LockRequest | None = None
         with aj.mutex:
             job = aj.job
@@ -865,23 +932,11 @@ class Processor:
             self._log(aj.job.id, index, f"priority raised from {old} to {new} by aging")
         return steps_total
 
-    def _untracked_answer(self, job_id: int) -> tuple[bool, str]:
-        job = self._store.load(job_id)
-        if job.is_final:
-            return False, f"job {job_id} has already finished ({job.status})"
-        return False, f"job {job_id} is not handled by this daemon"
-
     def _unpark_unlocked(self, aj: Active) -> LockRequest | None:
         """Take the job out of a wait so that its next turn comes at once.
 
         Returns a lock request to withdraw (with ``_withdraw``, mutex released).
         """
-        if aj.where is Where.DEPS:
-            with self._deps_mutex:
-                if aj.dep_wait is not None:
-                    self._dep_waiters.get(aj.dep_wait, set()).discard(aj.job.id)
-            self._requeue_unlocked(aj, aj.job.priority)
-            return None
         if aj.where is Where.STORE:  # the store has just taken a write: try again now
             if aj.timer is not None:
                 aj.timer.cancel()
@@ -924,14 +979,14 @@ class Processor:
             if aj.request is not None:
                 info["lock_request"] = aj.request
                 info["wait_started"] = aj.wait_started
-            if aj.where is Where.DEPS:
-                info["dep_wait"] = aj.dep_wait
             if aj.where is Where.STORE:
                 info["store_error"] = aj.store_error
                 info["pending"] = aj.pending_what
             return info
 
     def holder_op(self, job_id: object) -> str | None:
+        if isinstance(job_id, tuple):
+            job_id = job_id[1]
         aj = self._active.get(job_id) if isinstance(job_id, int) else None
         if aj is None:
             return None
@@ -953,8 +1008,11 @@ class Processor:
         """
         job = aj.job.clone()
         change(job)
+        self._writing.on = True
         try:
             self._store.save(job, wait=wait)
+        except LeaseLost:
+            raise  # not a stale copy: the job is not ours any more (the caller drops it)
         except StoreConflict as exc:
             logger.warning("job %s: %s; reloading it", aj.job.id, exc)
             job = self._store.load(aj.job.id)
@@ -962,6 +1020,8 @@ class Processor:
                 aj.unconfirmed(job)
             change(job)
             self._store.save(job, wait=wait)
+        finally:
+            self._writing.on = False
         aj.job = job
         aj.unconfirmed = None if wait else change
         if aj.failures:
@@ -981,29 +1041,37 @@ class Processor:
     def _requeue_unlocked(self, aj: Active, priority: int) -> None:
         aj.where = Where.POOL
         aj.seq = next(self._seq)
-        aj.dep_wait = None
         if self._stopped:
             return  # the pool is shut down: the job stays queued in the store
-        self._pool.add_task(self.turn, aj.job.id, priority=priority, task_id=aj.job.id)
+        try:
+            self._pool.add_task(self.turn, aj.job.id, priority=priority, task_id=aj.job.id)
+        except RuntimeError:  # shut down meanwhile (the queue is closing): the same
+            logger.info("job %s: not queued again, the daemon is stopping", aj.job.id)
 
     def _take_held_unlocked(self, aj: Active) -> list[str]:
         held, aj.held = aj.held, []
         return held
 
-    def _release(self, job_id: int, levels: list[str]) -> None:
+    def _release(self, aj: Active, levels: list[str]) -> None:
         for level in reversed(levels):
             try:
-                self._locks.release(level, owner=job_id)
+                self._locks.release(level, owner=aj.lock_owner)
             except LockError:
-                logger.exception("job %s: releasing level %s failed", job_id, level)
+                logger.exception("job %s: releasing level %s failed", aj.job.id, level)
 
     def _log(self, job_id: int, index: int, message: str) -> None:
+        aj = self._active.get(job_id)
+        owner = None if aj is None else aj.job.owner
+        fence = None if aj is None or owner is None else (owner, aj.job.fence)
+        self._writing.on = True
         try:
-            self._store.append_log(job_id, index, self._wall(), message)
+            self._store.append_log(job_id, index, self._wall(), message, fence=fence)
         except StoreError:
             logger.exception("job %s: could not store a log line", job_id)
         else:
             logger.info("job %s op %s: %s", job_id, index, message, extra={"job_id": job_id})
+        finally:
+            self._writing.on = False
 
 
 def _first_queued(jobs: Iterable[Active]) -> float | None:
@@ -1014,7 +1082,7 @@ def _first_queued(jobs: Iterable[Active]) -> float | None:
 
 
 def _ending(index: int, outcome: OpStatus, result: Any, now: float, ran: Job | None) -> Change:
-    """The change that records op ``index``'s outcome (see ``Job.end_op``).
+    """The change that records op ``index``'s outcome (see ``jobs.end_op``).
 
     ``ran``: the job as it was when the op started, whose start times are
     applied too, in case the record of the start was lost (a conflict).
@@ -1027,7 +1095,7 @@ def _ending(index: int, outcome: OpStatus, result: Any, now: float, ran: Job | N
                 job.ops[index].started_at = started[0]
             if job.started_at is None:
                 job.started_at = started[1]
-        job.end_op(index, outcome, result, now)
+        end_op(job, index, outcome, result, now)
 
     return end
 

@@ -102,6 +102,40 @@ def test_a_claimed_job_is_owned_and_fenced(store: Store, make_job: MakeJob) -> N
     assert (loaded.owner, loaded.fence, loaded.version) == (daemon, 1, 2)
 
 
+def test_insert_and_claim_claims_in_schedule_order_with_the_new_jobs(
+    store: Store, make_job: MakeJob
+) -> None:
+    [older] = insert(store, make_job(priority=10))
+    daemon = store.register_daemon().daemon_id
+
+    ids, claimed = store.insert_and_claim(
+        [make_job(priority=0), make_job(priority=19), make_job(depends=[older])],
+        max_unarchived=None,
+        daemon_id=daemon,
+        limit=2,
+    )
+
+    assert [job.id for job in claimed] == [ids[0], older]  # a waiting dependant is not ready
+    assert all(store.load(job.id).owner == daemon for job in claimed)
+    assert store.load(ids[1]).owner is None
+    assert claimed_ids(store, daemon) == [ids[1]]
+
+
+def test_insert_and_claim_inserts_even_when_the_lease_is_lost(
+    store: Store, make_job: MakeJob
+) -> None:
+    daemon = store.register_daemon().daemon_id
+    store.unregister_daemon(daemon)
+
+    ids, claimed = store.insert_and_claim(
+        [make_job()], max_unarchived=None, daemon_id=daemon, limit=5
+    )
+
+    assert claimed == []
+    other = store.register_daemon().daemon_id
+    assert claimed_ids(store, other) == ids
+
+
 def test_concurrent_claims_never_return_a_job_twice(store: Store, make_job: MakeJob) -> None:
     ids = insert(store, *[make_job() for _ in range(60)])
     daemons = [store.register_daemon(f"d{n}").daemon_id for n in range(4)]

@@ -220,8 +220,9 @@ def test_dependencies_chain_and_outcomes(make_queue: Any, recorder: Recorder) ->
             {"ops": [mark("accepts-error")], "depends": [{"job": -2, "statuses": ["error"]}]},
         ]
     )
-    waiting = wait_status(q, ids[1], "waiting")
-    assert waiting.depends[0].job_id == ids[0]
+    assert recorder.gate("dep") is not None and recorder.entered["dep"].wait(TIMEOUT)
+    waiting = q.get(ids[1])  # not claimed before its dependency is final: queued in the store
+    assert waiting.status is OpStatus.QUEUED and waiting.depends[0].job_id == ids[0]
     explanation = q.explain(ids[1])
     assert explanation.waiting_for_job == ids[0]
     recorder.gate("dep").set()

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 
 from ..errors import LeaseLost, StoreConflict, StoreError
-from ..jobs import Job, recover
+from ..jobs import DAEMON_LOST, Job, recover
 from ..stores.base import Store
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ class Claimer:
         name: str = "jobplane",
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        heartbeat_s: float | None = None,
+        start_message: str = DAEMON_LOST,
     ) -> None:
         self._store = store
         self._wanted = wanted
@@ -57,7 +59,9 @@ class Claimer:
         self._name = name
         self._clock = clock
         self._wall = wall
-        self.heartbeat_s = store.lease_s / 3
+        self.heartbeat_s = store.lease_s / 3 if heartbeat_s is None else heartbeat_s
+        self._start_message = start_message
+        """The crash rules' message for the jobs reclaimed at registration (a restart)."""
         self.daemon_id: int | None = None
         self._next_heartbeat = 0.0
         self._pass_mutex = threading.Lock()  # one pass at a time
@@ -73,7 +77,7 @@ class Claimer:
         self.daemon_id = lease.daemon_id
         self._next_heartbeat = self._clock() + self.heartbeat_s
         logger.info("daemon %s (epoch %s) registered", lease.daemon_id, lease.epoch)
-        self._reclaim()
+        self._reclaim(self._start_message)
         return lease.daemon_id
 
     def start(self) -> None:
@@ -109,17 +113,57 @@ class Claimer:
                 self.run_once()
             except StoreError:
                 logger.exception("claiming failed; trying again in %.1f s", self.heartbeat_s)
+            except Exception:  # never die silently: the next kick or heartbeat tries again
+                logger.exception("a claimer pass failed")
 
     # -- one pass ---------------------------------------------------------------
 
-    def run_once(self) -> int:
-        """Heartbeat if due, reclaim if due, then claim what is wanted; returns jobs claimed."""
-        with self._pass_mutex:
+    def run_once(self, *, blocking: bool = True) -> int:
+        """Heartbeat if due, reclaim if due, then claim what is wanted; returns jobs claimed.
+
+        ``blocking=False``: if a pass is under way (on another thread, or
+        this one: a callback of the pass), ask for one more and return 0.
+        """
+        if not self._pass_mutex.acquire(blocking=blocking):
+            self.kick()
+            return 0
+        try:
             if self.daemon_id is None:
                 self.register()
             if self._clock() >= self._next_heartbeat and not self._heartbeat():
                 return 0
             return self._claim()
+        finally:
+            self._pass_mutex.release()
+
+    def claim_with(self, claim: Callable[[int, int], list[Job]], *, urgent: bool) -> bool:
+        """One claim made by ``claim(daemon_id, limit)``, if the engine wants any.
+
+        For a claim that rides on another write (``Store.insert_and_claim``
+        on submit). Returns False, without calling ``claim``, if nothing is
+        wanted or the daemon is not registered. If a pass is under way, it
+        returns False too (the next pass claims what is wanted), unless the
+        claim is ``urgent``: then it claims one job beside that pass, so an
+        urgent job never waits for a pass (the store never hands out a job
+        twice; what is held grows by one at most).
+        """
+        locked = self._pass_mutex.acquire(blocking=False)
+        if not locked and not urgent:
+            self.kick()
+            return False
+        try:
+            if self.daemon_id is None:
+                return False
+            limit = self._wanted()
+            if limit <= 0:
+                return False
+            jobs = claim(self.daemon_id, limit if locked else 1)
+            if jobs:
+                self._admit(jobs)
+            return True
+        finally:
+            if locked:
+                self._pass_mutex.release()
 
     def _heartbeat(self) -> bool:
         """Renew the lease and reclaim; False if the lease was lost (and a new one taken)."""
@@ -135,11 +179,11 @@ class Claimer:
         self._reclaim()
         return True
 
-    def _reclaim(self) -> None:
+    def _reclaim(self, message: str = DAEMON_LOST) -> None:
         """Take over lost daemons' jobs, apply the crash rules and put them back in the schedule."""
         assert self.daemon_id is not None
         for job in self._store.reclaim(self.daemon_id):
-            recover(job, self._retry_on_crash, self._wall())
+            recover(job, self._retry_on_crash, self._wall(), message)
             try:
                 self._store.save(job, release=True)
             except StoreConflict:  # LeaseLost included: the next heartbeat deals with it

@@ -94,6 +94,7 @@ from typing import Any, Literal
 
 import orjson
 
+from ..errors import StoreError
 from ..jobs import Job, LogEntry, OpStatus
 from .records import Unreadable
 
@@ -304,6 +305,25 @@ class Store(ABC):
         Raises:
             LeaseLost: the daemon's lease is not live.
         """
+
+    def insert_and_claim(
+        self, jobs: Sequence[Job], *, max_unarchived: int | None, daemon_id: int, limit: int
+    ) -> tuple[list[int], list[Job]]:
+        """``insert_jobs`` then ``claim(daemon_id, limit)``; returns the ids and the claimed jobs.
+
+        What a daemon that can start work soon does on submit. A store may
+        commit both in one transaction (SQLite does: one commit, one fsync,
+        instead of two). The insert never fails for the claim: if the
+        daemon's lease is not live, the jobs are inserted and none claimed.
+        """
+        ids = self.insert_jobs(jobs, max_unarchived=max_unarchived)
+        try:
+            return ids, self.claim(daemon_id, limit)
+        except StoreError as exc:  # LeaseLost included: the jobs are in, unclaimed
+            logger.warning(
+                "daemon %s: no claim with the insert of jobs %s (%s)", daemon_id, ids, exc
+            )
+            return ids, []
 
     @abstractmethod
     def reclaim(self, daemon_id: int) -> list[Job]:

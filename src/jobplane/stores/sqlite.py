@@ -114,6 +114,8 @@ _T = TypeVar("_T")
 _Row = tuple[Any, ...]
 _Deltas = dict[tuple[Any, Any], int]
 """How a write moves unarchived jobs between (status, priority) counts (the columns as stored)."""
+_Placed = tuple[int, tuple[Dependency, ...]]
+"""An inserted job's id and its dependencies, resolved."""
 _DEPENDENCIES = ("job_deps", "rows")
 """The key of a write's change to the number of job_deps rows in its ``_Deltas``."""
 _encode = encode_json
@@ -564,8 +566,49 @@ class SQLiteStore(Store):
         batch = list(jobs)
         if not batch:
             return []
+        counted: _Deltas = {}
+        placed = self._write(self._inserting(batch, max_unarchived, counted), counted=counted)
+        ids = self._placed(batch, placed)
+        self._notify(ids)
+        return ids
 
-        def apply(conn: sqlite3.Connection) -> list[tuple[int, tuple[Dependency, ...]]]:
+    def insert_and_claim(
+        self, jobs: Sequence[Job], *, max_unarchived: int | None, daemon_id: int, limit: int
+    ) -> tuple[list[int], list[Job]]:
+        """Both in one transaction (see ``Store.insert_and_claim``)."""
+        batch = list(jobs)
+        if not batch:
+            return [], self.claim(daemon_id, limit)
+        counted: _Deltas = {}
+        insert = self._inserting(batch, max_unarchived, counted)
+        claim = self._claiming(daemon_id, limit, counted)
+
+        def apply(conn: sqlite3.Connection) -> tuple[list[_Placed], list[Job]]:
+            placed = insert(conn)
+            try:
+                return placed, claim(conn)
+            except LeaseLost:  # raised before the claim writes anything
+                return placed, []
+
+        placed, claimed = self._write(apply, counted=counted)
+        ids = self._placed(batch, placed)
+        self._notify(ids)
+        self._notify([job.id for job in claimed])
+        return ids, claimed
+
+    @staticmethod
+    def _placed(batch: list[Job], placed: list[_Placed]) -> list[int]:
+        for job, (job_id, depends) in zip(batch, placed, strict=True):
+            job.id, job.version, job.depends, job.archived = job_id, 1, depends, False
+            job.owner, job.fence = None, 0
+        return [job_id for job_id, _ in placed]
+
+    def _inserting(
+        self, batch: list[Job], max_unarchived: int | None, counted: _Deltas
+    ) -> Callable[[sqlite3.Connection], list[_Placed]]:
+        """The write of ``insert_jobs`` (guarantees 1 and 2), for ``_write``."""
+
+        def apply(conn: sqlite3.Connection) -> list[_Placed]:
             drained, unarchived, last_id = conn.execute(Q["queue_state"]).fetchone()
             if drained:
                 raise QueueDrained()
@@ -612,14 +655,7 @@ class SQLiteStore(Store):
             conn.execute(Q["add_unarchived"], {"delta": len(batch)})
             return placed
 
-        counted: _Deltas = {}
-        placed = self._write(apply, counted=counted)
-        for job, (job_id, depends) in zip(batch, placed, strict=True):
-            job.id, job.version, job.depends, job.archived = job_id, 1, depends, False
-            job.owner, job.fence = None, 0
-        ids = [job_id for job_id, _ in placed]
-        self._notify(ids)
-        return ids
+        return apply
 
     def save(self, job: Job, *, wait: bool = True, release: bool = False) -> None:
         job_id, version, owner, fence = job.id, job.version, job.owner, job.fence
@@ -832,7 +868,23 @@ class SQLiteStore(Store):
             raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
 
     def claim(self, daemon_id: int, limit: int) -> list[Job]:
+        if not self._anything_ready(daemon_id):
+            return []  # as if claimed a moment earlier: no write transaction for nothing
         counted: _Deltas = {}
+        claimed = self._write(self._claiming(daemon_id, limit, counted), counted=counted)
+        self._notify([job.id for job in claimed])
+        return claimed
+
+    def _anything_ready(self, daemon_id: int) -> bool:
+        """A read (no write lock): whether a claim could find a job; LeaseLost if not live."""
+        with self._reading() as conn:
+            self._check_live(conn, daemon_id, self.clock())
+            return bool(conn.execute(Q["anything_ready"]).fetchone()[0])
+
+    def _claiming(
+        self, daemon_id: int, limit: int, counted: _Deltas
+    ) -> Callable[[sqlite3.Connection], list[Job]]:
+        """The write of ``claim`` (guarantee 9), for ``_write``; LeaseLost before any write."""
 
         def apply(conn: sqlite3.Connection) -> list[Job]:
             now, interval = self.clock(), self.aging_interval
@@ -849,25 +901,18 @@ class SQLiteStore(Store):
                 job = _job_in_write(conn, row, counted, self._recent)
                 if job is None:
                     continue  # quarantined now: final, never claimed
-                apply_aging(job, row[12], now, interval)
-                _move(counted, (row[13], row[14]), (row[13], job.priority))
-                conn.execute(
-                    Q["take_job"],
-                    {
-                        "id": job.id,
-                        "owner": daemon_id,
-                        "priority": job.priority,
-                        "doc": _encode(job.to_doc()),
-                    },
-                )
+                if apply_aging(job, row[12], now, interval):
+                    _move(counted, (row[13], row[14]), (row[13], job.priority))
+                    doc = {"priority": job.priority, "doc": _encode(job.to_doc())}
+                    conn.execute(Q["take_job"], {"id": job.id, "owner": daemon_id, **doc})
+                else:  # no aging earned: the document stays as it is
+                    conn.execute(Q["take_job_as_is"], {"id": job.id, "owner": daemon_id})
                 job.owner, job.fence, job.version = daemon_id, job.fence + 1, job.version + 1
                 self._remember_unlocked(job.id, job.version, row[13], job.priority, 0)
                 claimed.append(job)
             return claimed
 
-        claimed = self._write(apply, counted=counted)
-        self._notify([job.id for job in claimed])
-        return claimed
+        return apply
 
     def reclaim(self, daemon_id: int) -> list[Job]:
         counted: _Deltas = {}

@@ -1,0 +1,166 @@
+"""Cancel and change priority from any client, through the store.
+
+Who changes a job depends on who holds it (docs/design/engine.md, "Control
+from any client"):
+
+* **this daemon** (the processor tracks it): the processor changes it, as
+  it always did (a waiting job is kicked out of its lock wait, a
+  cooperative running op gets its cancel event);
+* **nobody** (the job waits in the store's schedule): the caller changes
+  the stored job by compare-and-set, and tries again if it moved meanwhile;
+* **another daemon**: ``Store.request_control`` records the request; the
+  owner hears of it through its store listener (:meth:`Control.heard`),
+  applies it as the first case does and clears it. A job claimed with a
+  request still pending gets it applied as it is admitted.
+
+The answers are the same words whoever holds the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from .. import priorities
+from ..errors import LeaseLost, StoreConflict, StoreError
+from ..jobs import CANCELED_BY_REQUEST, Job, OpStatus
+from ..operations import Registry
+from ..processor import Processor
+from ..stores.base import Store
+
+logger = logging.getLogger(__name__)
+
+ATTEMPTS = 20
+"""Compare-and-set attempts on a job that keeps moving before giving up with StoreConflict."""
+
+
+class Control:
+    """Cancel and change priority for any job of the store (see the module docstring)."""
+
+    def __init__(
+        self, store: Store, registry: Registry, processor: Processor, wall: Callable[[], float]
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._processor = processor
+        self._wall = wall
+        self._applying = threading.local()
+
+    def cancel(self, job_id: int) -> tuple[bool, str]:
+        """Cancel a job: queued at once, waiting at its next turn, running if it cooperates."""
+        for _ in range(ATTEMPTS):
+            answer = self._processor.cancel(job_id)
+            if answer is not None:
+                return answer
+            job = self._store.load(job_id)
+            if job.is_final:
+                return False, f"job {job_id} has already finished ({job.status})"
+            if job.status is OpStatus.CANCELING:
+                return False, f"job {job_id} is already being canceled"
+            index = job.current_op()
+            assert index is not None
+            op = job.ops[index]
+            running = op.status is OpStatus.RUNNING
+            if running and not self._cancellable(op.op):
+                return False, (
+                    f"job {job_id} is no longer waiting in the queue: op {index} "
+                    f"({op.op}) is running and does not check for cancellation"
+                )
+            if job.owner is None:
+                changed = job.clone()
+                changed.mark_unfinished(OpStatus.CANCELED, CANCELED_BY_REQUEST, self._wall())
+                if self._set(changed):
+                    return True, f"job {job_id} canceled"
+                continue
+            if self._store.request_control(job_id, cancel=True) is None:
+                continue  # given back meanwhile: change it directly
+            if running:
+                return True, f"job {job_id} will be canceled at its running op's next check"
+            return True, f"job {job_id} will be canceled at its next turn"
+        raise StoreConflict(f"job {job_id} kept changing; cancel again")
+
+    def change_priority(self, job_id: int, priority: int) -> tuple[bool, str]:
+        """Give the job's pending ops ``priority`` (overrides escalation and aging)."""
+        for _ in range(ATTEMPTS):
+            answer = self._processor.change_priority(job_id, priority)
+            if answer is not None:
+                return answer
+            job = self._store.load(job_id)
+            if job.is_final:
+                return False, f"job {job_id} has already finished ({job.status})"
+            if job.status is OpStatus.CANCELING:
+                return False, f"job {job_id} is being canceled"
+            pending = [
+                i
+                for i, op in enumerate(job.ops)
+                if op.status in (OpStatus.QUEUED, OpStatus.WAITING)
+            ]
+            if not pending:
+                return False, f"job {job_id} has no pending ops (its current op is running)"
+            done = f"job {job_id} priority changed to {priorities.name_of(priority)}"
+            if job.owner is None:
+                changed = job.clone()
+                for i in pending:
+                    changed.ops[i].priority = priority
+                if self._set(changed):
+                    return True, done
+                continue
+            if self._store.request_control(job_id, priority=priority) is None:
+                continue
+            return True, done
+        raise StoreConflict(f"job {job_id} kept changing; change its priority again")
+
+    # -- the owner's side ---------------------------------------------------------
+
+    def heard(self, job_id: int) -> None:
+        """A store listener: apply the control requests of a job this daemon holds.
+
+        Reads the job only when the processor tracks it and the change was
+        not this daemon's own write (the processor says so on its thread).
+        """
+        if self._processor.tracked(job_id) is None or self._processor.writing():
+            return
+        if getattr(self._applying, "job", None) == job_id:
+            return  # the notification of our own clear_requests
+        try:
+            job = self._store.load(job_id)
+        except StoreError:
+            logger.exception("job %s: could not read its control requests", job_id)
+            return
+        self.apply(job)
+
+    def apply(self, job: Job) -> None:
+        """Apply and clear ``job``'s pending requests if this daemon holds it as stored."""
+        requests = job.requests
+        held = self._processor.tracked(job.id)
+        if not requests.pending or held is None:
+            return
+        if (held.owner, held.fence) != (job.owner, job.fence):
+            return
+        self._applying.job = job.id
+        try:
+            if requests.cancel:
+                self._processor.cancel(job.id)
+            if requests.priority is not None:
+                self._processor.change_priority(job.id, requests.priority)
+            self._store.clear_requests(job, requests.serial)
+        except LeaseLost:
+            pass  # the job is not ours any more: its next owner applies them
+        except StoreError:
+            logger.exception("job %s: applying its control requests failed", job.id)
+        finally:
+            self._applying.job = None
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _cancellable(self, op: str) -> bool:
+        return op in self._registry and self._registry.get(op).cancellable
+
+    def _set(self, job: Job) -> bool:
+        """Commit a change of an unowned job; False if it moved meanwhile (claimed, say)."""
+        try:
+            self._store.save(job)
+        except StoreConflict:
+            return False
+        return True
