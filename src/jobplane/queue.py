@@ -30,6 +30,12 @@ from . import __version__, priorities
 from .activity import OpRun
 from .engine.control import Control
 from .engine.intake import Intake
+from .engine.processor import (
+    DEFAULT_LOCK_TIMEOUTS,
+    LockTimeouts,
+    Observer,
+    Processor,
+)
 from .errors import (
     DependencyError,
     InvalidPriority,
@@ -54,12 +60,6 @@ from .jobs import (
 )
 from .locking import LockInfo, LockManager
 from .operations import Registry
-from .processor import (
-    DEFAULT_LOCK_TIMEOUTS,
-    LockTimeouts,
-    Observer,
-    Processor,
-)
 from .stores import DEFAULT_URL, Durability, Store, Unreadable, open_store
 from .timers import Timers, TimerThread
 from .workerpool import WorkerPool
