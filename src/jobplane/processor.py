@@ -6,14 +6,14 @@ The processor is split by concept under ``engine/`` (docs/design/engine.md,
 
 from __future__ import annotations
 
-from .engine.processor import CRASHED as CRASHED
-from .engine.processor import DEFAULT_LOCK_TIMEOUTS as DEFAULT_LOCK_TIMEOUTS
-from .engine.processor import PRECEDING_FAILED as PRECEDING_FAILED
-from .engine.processor import RETRY_FIRST_S as RETRY_FIRST_S
-from .engine.processor import RETRY_MAX_S as RETRY_MAX_S
-from .engine.processor import LockTimeouts as LockTimeouts
-from .engine.processor import Observer as Observer
+from .engine.commit import RETRY_FIRST_S as RETRY_FIRST_S
+from .engine.commit import RETRY_MAX_S as RETRY_MAX_S
 from .engine.processor import Processor as Processor
+from .engine.state import CRASHED as CRASHED
+from .engine.state import Observer as Observer
+from .jobs import PRECEDING_FAILED as PRECEDING_FAILED
+from .locking import DEFAULT_LOCK_TIMEOUTS as DEFAULT_LOCK_TIMEOUTS
+from .locking import LockTimeouts as LockTimeouts
 
 __all__ = [
     "CRASHED",

@@ -37,7 +37,9 @@ from ..operations import Registry
 from ..stores.base import Store
 from ..timers import Timers
 from .claimer import Claimer
-from .processor import CRASHED, RETRY_FIRST_S, RETRY_MAX_S, Processor
+from .commit import RETRY_FIRST_S, RETRY_MAX_S
+from .processor import Processor
+from .state import CRASHED
 
 logger = logging.getLogger(__name__)
 
