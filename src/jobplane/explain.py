@@ -19,9 +19,9 @@ from .errors import JobNotFound
 from .jobs import FINAL, Job, OpStatus
 
 if TYPE_CHECKING:
+    from .engine.processor import Processor
     from .lock_service import LockService
     from .locking import LockInfo, LockStatistics
-    from .processor import Processor
     from .stores import Store
     from .workerpool import WorkerPool
 

@@ -30,6 +30,8 @@ from . import __version__, priorities
 from .activity import OpRun
 from .engine.control import Control
 from .engine.intake import Intake
+from .engine.processor import Processor
+from .engine.state import Observer
 from .errors import (
     DependencyError,
     InvalidPriority,
@@ -52,14 +54,8 @@ from .jobs import (
     OpStatus,
     json_error,
 )
-from .locking import LockInfo, LockManager
+from .locking import DEFAULT_LOCK_TIMEOUTS, LockInfo, LockManager, LockTimeouts
 from .operations import Registry
-from .processor import (
-    DEFAULT_LOCK_TIMEOUTS,
-    LockTimeouts,
-    Observer,
-    Processor,
-)
 from .stores import DEFAULT_URL, Durability, Store, Unreadable, open_store
 from .timers import Timers, TimerThread
 from .workerpool import WorkerPool
@@ -616,7 +612,7 @@ class JobQueue:
         return explain_job(seen)
 
     def add_observer(self, observer: Observer) -> None:
-        """Be told of op durations, lock waits and escalations (see ``processor.Observer``)."""
+        """Be told of op durations, lock waits and escalations (see ``engine.state.Observer``)."""
         self.processor.observers.append(observer)
 
     def add_run_observer(self, observer: Callable[[OpRun], None]) -> None:

@@ -137,7 +137,7 @@ def test_a_refused_outcome_is_kept_and_recorded_once_the_store_takes_it(
     faulty: Callable[..., Made], recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The issue's defect 1: the job is not dropped; locks and dependants wait for the record."""
-    caplog.set_level(logging.INFO, logger="jobplane.processor")
+    caplog.set_level(logging.INFO, logger="jobplane.engine")
     q, store, clock = faulty()
     job = q.submit([mark("one", exclusive=["node:n1"])])
     dependant = q.submit([mark("after")], depends=[(job, ["success"])])

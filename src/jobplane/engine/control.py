@@ -26,8 +26,8 @@ from .. import priorities
 from ..errors import LeaseLost, StoreConflict, StoreError
 from ..jobs import CANCELED_BY_REQUEST, Job, OpStatus
 from ..operations import Registry
-from ..processor import Processor
 from ..stores.base import Store
+from .processor import Processor
 
 logger = logging.getLogger(__name__)
 

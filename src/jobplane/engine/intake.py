@@ -34,10 +34,12 @@ from collections.abc import Callable
 from ..errors import LeaseLost, StoreConflict, StoreError
 from ..jobs import Job, OpStatus, recover
 from ..operations import Registry
-from ..processor import CRASHED, RETRY_FIRST_S, RETRY_MAX_S, Processor
 from ..stores.base import Store
 from ..timers import Timers
 from .claimer import Claimer
+from .commit import RETRY_FIRST_S, RETRY_MAX_S
+from .processor import Processor
+from .state import CRASHED
 
 logger = logging.getLogger(__name__)
 
