@@ -73,6 +73,7 @@ from .jobs import (
     OpStatus,
     end_op,
     json_error,
+    mark_cooperative,
     start_op,
 )
 from .locking import ALL, LockManager, LockRequest, lock_attempt_timeouts
@@ -666,6 +667,7 @@ class Processor:
             aj.job.ops[run.index].priority,
             lambda message: self._log(job_id, run.index, message),
             aj.cancel_event,
+            lambda: self._cooperative(aj, run.index),
         )
         aj.ctx = ctx
         result: Any
@@ -712,6 +714,16 @@ class Processor:
             aj.pending = _ending(run.index, outcome, result, self._wall(), aj.job)
             aj.pending_what = f"the outcome of op {run.index} ({outcome})"
         self._record(aj)
+
+    def _cooperative(self, aj: Active, index: int) -> None:
+        """The running op checked for cancellation: store it (unwaited), for remote cancels."""
+        with aj.mutex:
+            if aj.where is Where.DONE or aj.job.ops[index].status is not OpStatus.RUNNING:
+                return
+            try:
+                self._commit_unlocked(aj, lambda job: mark_cooperative(job, index), wait=False)
+            except StoreError as exc:  # LeaseLost too: recording the outcome drops the job
+                logger.warning("job %s: op %s cooperates, not stored: %s", aj.job.id, index, exc)
 
     def _record(self, aj: Active) -> None:
         """Commit the pending change, then release the locks and finish or defer the job.
