@@ -13,7 +13,16 @@ from any client"):
   applies it as the first case does and clears it. A job claimed with a
   request still pending gets it applied as it is admitted.
 
-The answers are the same words whoever holds the job.
+The answers are the same words whoever holds the job. A running op takes a
+cancel if it is registered ``cancellable`` or has checked for cancellation
+(``OpState.cooperative``, which the owner stores at the op's first check).
+For a job another daemon holds whose op has not started, the caller waits
+up to ``cancel_wait`` seconds (1 s; woken by the store's listener, never
+polling) for the owner to end it and answers "canceled"; an owner slower
+than that gets "will be canceled at its next turn", which it will be. An
+owner that refused (the op started meanwhile and does not cooperate)
+clears the request without a change to hear of: the caller sees that at
+the end of its wait and refuses in the owner's words.
 """
 
 from __future__ import annotations
