@@ -417,7 +417,7 @@ def recover(
             return True
         if op.status in (OpStatus.RUNNING, OpStatus.CANCELING) and op.started_at is not None:
             if op.status is OpStatus.RUNNING and retry:
-                op.status, op.started_at = OpStatus.QUEUED, None
+                op.status, op.started_at, op.cooperative = OpStatus.QUEUED, None, False
                 changed = True
                 continue
             _fail_from(job, index, message, now)

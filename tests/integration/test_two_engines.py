@@ -290,6 +290,7 @@ def test_a_remote_cancel_answers_once_the_owner_applies_it_within_the_wait(
     assert a.processor.tracked(queued) is not None
     owner = SlowOwner(a, queued)
     monkeypatch.setattr(a._control, "heard", owner)
+    b._control.cancel_wait = 4 * TIMEOUT  # only hearing the change ends b's wait in time
     answers: list[tuple[bool, str]] = []
     asking = threading.Thread(target=lambda: answers.append(b.cancel(queued)))
     asking.start()
@@ -327,12 +328,7 @@ def test_a_remote_cancel_the_owner_refuses_gets_the_owners_refusal(
     assert pair.ops.entered["late"].wait(TIMEOUT)
     # b read the op before it started (queued), and a applies the request only now, when
     # the op runs and does not cooperate: a refuses, and so does b, in a's words
-    running = a.store.load(job_id)
-    queued = running.clone()
-    queued.ops[0].status = OpStatus.QUEUED
-    loads = iter([queued])
-    load = b.store.load
-    monkeypatch.setattr(b.store, "load", lambda i, **kw: next(loads, None) or load(i, **kw))
+    _reads_it_queued_once(b, job_id, monkeypatch)
     b._control.cancel_wait = 0.0
 
     assert b._control.cancel(job_id) == (  # b's cancel after it checked the job exists
@@ -343,3 +339,30 @@ def test_a_remote_cancel_the_owner_refuses_gets_the_owners_refusal(
     assert not a.store.load(job_id).requests.cancel  # a applied (refused) and cleared it
     pair.ops.gates["late"].set()
     assert a.wait(job_id, timeout=TIMEOUT).status is OpStatus.SUCCESS
+
+
+def test_a_remote_cancel_the_owner_accepts_for_an_op_started_meanwhile_says_so(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair.a, pair.b
+    job_id = a.submit([op("two.coop", "started")])
+    pair.ops.gate("started")
+    assert pair.ops.entered["started"].wait(TIMEOUT)
+    _reads_it_queued_once(b, job_id, monkeypatch)  # b read it before the op started
+    b._control.cancel_wait = 0.0  # and the op does not check again within b's wait
+
+    assert b._control.cancel(job_id) == (
+        True,
+        f"job {job_id} will be canceled at its running op's next check",
+    )
+    pair.ops.gates["started"].set()
+    assert a.wait(job_id, timeout=TIMEOUT).status is OpStatus.CANCELED
+
+
+def _reads_it_queued_once(q: JobQueue, job_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``q``'s next read of the job sees its op queued, as it was before it started."""
+    stale = q.store.load(job_id).clone()
+    stale.ops[0].status, stale.ops[0].cooperative = OpStatus.QUEUED, False
+    loads = iter([stale])
+    load = q.store.load
+    monkeypatch.setattr(q.store, "load", lambda i, **kw: next(loads, None) or load(i, **kw))

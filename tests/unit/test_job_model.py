@@ -52,8 +52,10 @@ def test_a_cooperative_op_is_kept_in_its_document_and_a_new_run_starts_without_i
     assert [op.cooperative for op in copy.ops] == [True, False]
     assert [op.cooperative for op in copy.clone().ops] == [True, False]
     recover(copy, retry_noop_only, 20.0)  # the op runs again (retry_on_crash) ...
-    start_op(copy, 0, 21.0)
     assert copy.ops[0].cooperative is False  # ... and cooperates only once it checks again
+    mark_cooperative(copy, 0)
+    start_op(copy, 0, 21.0)
+    assert copy.ops[0].cooperative is False  # a new run, whatever the copy said
 
 
 def test_a_failed_op_fails_the_ops_after_it_and_ends_the_job() -> None:

@@ -132,6 +132,8 @@ class Control:
         index = job.current_op()
         assert index is not None
         op = job.ops[index]
+        if op.status is OpStatus.CANCELING and op.started_at is not None:
+            return True, f"job {job_id} will be canceled at its running op's next check"
         if job.requests.cancel or op.status is OpStatus.CANCELING:
             return True, f"job {job_id} will be canceled at its next turn"
         # the owner applied the request and did not cancel: it refused
