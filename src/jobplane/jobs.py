@@ -161,6 +161,12 @@ class OpState:
     ended_at: float | None = None
     escalations: int = 0
     """How many steps escalation (lock waits) and aging moved this op's priority."""
+    cooperative: bool = False
+    """This run of the op called ``check_cancel``/``sleep``: a cancel is accepted while it runs.
+
+    Stored (saved without waiting at the op's first check), so that any
+    daemon answers a cancel as the owner would; a new run starts without it.
+    """
 
     @property
     def is_final(self) -> bool:
@@ -176,6 +182,7 @@ class OpState:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "escalations": self.escalations,
+            **({"cooperative": True} if self.cooperative else {}),
         }
 
     @classmethod
@@ -189,6 +196,7 @@ class OpState:
             started_at=doc.get("started_at"),
             ended_at=doc.get("ended_at"),
             escalations=int(doc.get("escalations", 0)),
+            cooperative=bool(doc.get("cooperative", False)),
         )
 
 
@@ -279,6 +287,7 @@ class Job:
                     op.started_at,
                     op.ended_at,
                     op.escalations,
+                    op.cooperative,
                 )
                 for op in self.ops
             ],
@@ -354,9 +363,14 @@ DAEMON_LOST = "daemon lost while the operation was running"
 def start_op(job: Job, index: int, now: float) -> None:
     """Op ``index`` starts running now (the job too, if it had not started)."""
     op = job.ops[index]
-    op.status, op.started_at = OpStatus.RUNNING, now
+    op.status, op.started_at, op.cooperative = OpStatus.RUNNING, now, False
     if job.started_at is None:
         job.started_at = now
+
+
+def mark_cooperative(job: Job, index: int) -> None:
+    """Op ``index``, running, checked for cancellation: a cancel is accepted while it runs."""
+    job.ops[index].cooperative = True
 
 
 def end_op(job: Job, index: int, outcome: OpStatus, result: Any, now: float) -> None:
@@ -403,7 +417,7 @@ def recover(
             return True
         if op.status in (OpStatus.RUNNING, OpStatus.CANCELING) and op.started_at is not None:
             if op.status is OpStatus.RUNNING and retry:
-                op.status, op.started_at = OpStatus.QUEUED, None
+                op.status, op.started_at, op.cooperative = OpStatus.QUEUED, None, False
                 changed = True
                 continue
             _fail_from(job, index, message, now)

@@ -28,7 +28,7 @@ from typing import Any
 
 from . import __version__, priorities
 from .activity import OpRun
-from .engine.control import Control
+from .engine.control import CANCEL_WAIT_S, Control
 from .engine.intake import Intake
 from .engine.processor import Processor
 from .engine.state import Observer
@@ -138,6 +138,8 @@ class JobQueue:
     ``heartbeat_s`` (default a third of it) are its lease in the store.
     ``locks``: a lock manager shared with other queues on the same store
     (tests of several daemons); lock owners are then ``(daemon id, job id)``.
+    ``cancel_wait`` (default 1 s): how long ``cancel`` of a job another daemon
+    holds, whose op has not started, waits for that daemon to end it.
     """
 
     def __init__(
@@ -158,6 +160,7 @@ class JobQueue:
         lease_s: float | None = None,
         heartbeat_s: float | None = None,
         locks: LockManager | None = None,
+        cancel_wait: float = CANCEL_WAIT_S,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValidationError(f"workers must be a positive integer, not {workers!r}")
@@ -210,7 +213,7 @@ class JobQueue:
             on_slot_free=self._slot_free,
             lock_owner=None if locks is None else _shared_lock_owner,
         )
-        self._control = Control(store, self.registry, self.processor, wall)
+        self._control = Control(store, self.registry, self.processor, wall, cancel_wait)
         self._intake = Intake(
             store,
             self.registry,

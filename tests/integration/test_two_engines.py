@@ -44,6 +44,7 @@ class Ops:
         self.registry.add("two.mark", self._mark, locks=_node_lock)
         self.registry.add("two.gate", self._gate, locks=_node_lock)
         self.registry.add("two.again", self._gate, locks=_node_lock, retry_on_crash=True)
+        self.registry.add("two.coop", self._cooperative)  # checks for cancel; not `cancellable`
 
     def gate(self, tag: str) -> threading.Event:
         with self.mutex:
@@ -79,6 +80,15 @@ class Ops:
             self._leave(params)
         return params.tag
 
+    def _cooperative(self, ctx: OpContext, params: Params) -> str:
+        event = self.gate(params.tag)
+        ctx.check_cancel()  # from here on the op cooperates
+        self.entered[params.tag].set()
+        if not event.wait(TIMEOUT):
+            raise TimeoutError(f"gate {params.tag} was never opened")
+        ctx.check_cancel()
+        return params.tag
+
 
 def _node_lock(params: Any) -> dict[str, list[str]]:
     return {"node": [params.node]} if params.node else {}
@@ -108,6 +118,7 @@ class Pair:
             wall=self.clock.wall,
             timers=self.clock,
             locks=self.locks,
+            cancel_wait=TIMEOUT,  # a remote cancel waits for the owner: answers do not race
         )
 
     def heartbeats(self, queue: JobQueue, times: int = 4) -> None:
@@ -198,7 +209,8 @@ def test_control_of_a_job_the_other_daemon_holds_goes_through_the_store(pair: Pa
     )
     assert a.get(waiter).priority == -10  # a applied it (from its listener) and cleared it
     assert a.store.load(waiter).requests.pending is False
-    assert b.cancel(waiter) == (True, f"job {waiter} will be canceled at its next turn")
+    # a waits for n1: b waits (on its listener) while a kicks it out of the wait and ends it
+    assert b.cancel(waiter) == (True, f"job {waiter} canceled")
     assert a.wait(waiter, timeout=TIMEOUT).status is OpStatus.CANCELED
     assert b.cancel(holder) == (
         False,
@@ -208,3 +220,149 @@ def test_control_of_a_job_the_other_daemon_holds_goes_through_the_store(pair: Pa
     pair.ops.gates["holder"].set()
     assert b.wait(holder, timeout=TIMEOUT).status is OpStatus.SUCCESS
     assert "waiter" not in pair.ops.runs
+
+
+def test_a_cooperative_running_op_is_canceled_through_the_other_daemon(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    job_id = a.submit([op("two.coop", "coop"), op("two.mark", "after")])
+    pair.ops.gate("coop")
+    assert pair.ops.entered["coop"].wait(TIMEOUT)  # it has called check_cancel once
+    assert owner_of(a, job_id) == a._intake.claimer.daemon_id
+    assert a.store.load(job_id).ops[0].cooperative  # stored, so b need not ask a
+
+    assert b.cancel(job_id) == (
+        True,
+        f"job {job_id} will be canceled at its running op's next check",
+    )  # the words a's own processor says (test_cancel.py)
+    assert [op.status for op in b.get(job_id).ops] == [OpStatus.CANCELING] * 2
+    pair.ops.gates["coop"].set()
+    job = b.wait(job_id, timeout=TIMEOUT)
+    assert [op.status for op in job.ops] == [OpStatus.CANCELED] * 2
+    assert "after" not in pair.ops.runs
+
+
+def _busy(pair: Pair, q: JobQueue, workers: int = 2) -> None:
+    """Hold every worker of ``q`` with a gate op, so what it claims next waits in its pool."""
+    for i in range(workers):
+        q.submit([op("two.gate", f"busy{i}")])
+        pair.ops.gate(f"busy{i}")
+        assert pair.ops.entered[f"busy{i}"].wait(TIMEOUT)
+
+
+class SlowOwner:
+    """Stands in for ``a``'s store listener: holds back what ``a`` hears of job ``job_id``."""
+
+    def __init__(self, q: JobQueue, job_id: int) -> None:
+        self.heard = q._control.heard
+        self.job_id = job_id
+        self.held = threading.Event()
+
+    def __call__(self, job_id: int) -> None:
+        if job_id == self.job_id and not self.held.is_set():
+            self.held.set()  # a learns of it only when the test says so
+            return
+        self.heard(job_id)
+
+    def hears_it_now(self) -> None:
+        self.heard(self.job_id)
+
+
+def test_a_queued_job_the_other_daemon_holds_is_canceled_as_if_locally(pair: Pair) -> None:
+    a, b = pair.a, pair.b
+    _busy(pair, a)
+    queued = a.submit([op("two.mark", "queued")])
+    twin = a.submit([op("two.mark", "twin")])
+    assert owner_of(a, queued) == owner_of(a, twin) == a._intake.claimer.daemon_id
+    assert a.processor.tracked(queued) is not None  # claimed: in a's pool, not started
+
+    assert a.cancel(twin) == (True, f"job {twin} canceled")  # what a says of its own job
+    assert b.cancel(queued) == (True, f"job {queued} canceled")  # b says the same
+    assert [op.status for op in b.get(queued).ops] == [OpStatus.CANCELED]
+    assert "queued" not in pair.ops.runs
+
+
+def test_a_remote_cancel_answers_once_the_owner_applies_it_within_the_wait(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair.a, pair.b
+    _busy(pair, a)
+    queued = a.submit([op("two.mark", "queued")])
+    assert a.processor.tracked(queued) is not None
+    owner = SlowOwner(a, queued)
+    monkeypatch.setattr(a._control, "heard", owner)
+    b._control.cancel_wait = 4 * TIMEOUT  # only hearing the change ends b's wait in time
+    answers: list[tuple[bool, str]] = []
+    asking = threading.Thread(target=lambda: answers.append(b.cancel(queued)))
+    asking.start()
+    assert owner.held.wait(TIMEOUT)  # b's request is stored; a has not acted on it yet
+    assert a.store.load(queued).status is OpStatus.QUEUED
+    owner.hears_it_now()  # a cancels it; b, waiting on its listener, hears the outcome
+    asking.join(TIMEOUT)
+    assert answers == [(True, f"job {queued} canceled")]
+
+
+def test_a_remote_cancel_the_owner_is_slow_to_apply_will_happen_at_its_next_turn(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair.a, pair.b
+    _busy(pair, a)
+    queued = a.submit([op("two.mark", "queued")])
+    owner = SlowOwner(a, queued)
+    monkeypatch.setattr(a._control, "heard", owner)
+    b._control.cancel_wait = 0.0  # a does not apply it within b's wait
+
+    assert b.cancel(queued) == (True, f"job {queued} will be canceled at its next turn")
+    assert owner.held.is_set()
+    assert a.store.load(queued).requests.cancel  # recorded, waiting for a
+    owner.hears_it_now()
+    assert a.wait(queued, timeout=TIMEOUT).status is OpStatus.CANCELED
+    assert "queued" not in pair.ops.runs
+
+
+def test_a_remote_cancel_the_owner_refuses_gets_the_owners_refusal(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair.a, pair.b
+    job_id = a.submit([op("two.gate", "late")])
+    pair.ops.gate("late")
+    assert pair.ops.entered["late"].wait(TIMEOUT)
+    # b read the op before it started (queued), and a applies the request only now, when
+    # the op runs and does not cooperate: a refuses, and so does b, in a's words
+    _reads_it_queued_once(b, job_id, monkeypatch)
+    b._control.cancel_wait = 0.0
+
+    assert b._control.cancel(job_id) == (  # b's cancel after it checked the job exists
+        False,
+        f"job {job_id} is no longer waiting in the queue: op 0 (two.gate) is running "
+        "and does not check for cancellation",
+    )
+    assert not a.store.load(job_id).requests.cancel  # a applied (refused) and cleared it
+    pair.ops.gates["late"].set()
+    assert a.wait(job_id, timeout=TIMEOUT).status is OpStatus.SUCCESS
+
+
+def test_a_remote_cancel_the_owner_accepts_for_an_op_started_meanwhile_says_so(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair.a, pair.b
+    job_id = a.submit([op("two.coop", "started")])
+    pair.ops.gate("started")
+    assert pair.ops.entered["started"].wait(TIMEOUT)
+    _reads_it_queued_once(b, job_id, monkeypatch)  # b read it before the op started
+    b._control.cancel_wait = 0.0  # and the op does not check again within b's wait
+
+    assert b._control.cancel(job_id) == (
+        True,
+        f"job {job_id} will be canceled at its running op's next check",
+    )
+    pair.ops.gates["started"].set()
+    assert a.wait(job_id, timeout=TIMEOUT).status is OpStatus.CANCELED
+
+
+def _reads_it_queued_once(q: JobQueue, job_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``q``'s next read of the job sees its op queued, as it was before it started."""
+    stale = q.store.load(job_id).clone()
+    stale.ops[0].status, stale.ops[0].cooperative = OpStatus.QUEUED, False
+    loads = iter([stale])
+    load = q.store.load
+    monkeypatch.setattr(q.store, "load", lambda i, **kw: next(loads, None) or load(i, **kw))

@@ -12,6 +12,7 @@ from jobplane.jobs import (
     OpState,
     OpStatus,
     end_op,
+    mark_cooperative,
     recover,
     start_op,
 )
@@ -39,6 +40,22 @@ def test_starting_an_op_starts_the_job_once() -> None:
     end_op(job, 0, OpStatus.SUCCESS, "ok", 11.0)
     start_op(job, 1, 12.0)
     assert (job.started_at, job.ops[1].started_at, job.ended_at) == (10.0, 12.0, None)
+
+
+def test_a_cooperative_op_is_kept_in_its_document_and_a_new_run_starts_without_it() -> None:
+    job = job_of(OpStatus.QUEUED, OpStatus.QUEUED)
+    start_op(job, 0, 10.0)
+    mark_cooperative(job, 0)
+    docs = job.to_doc()["ops"]
+    assert docs[0]["cooperative"] is True and "cooperative" not in docs[1]
+    copy = Job.from_doc(1, 1, False, job.to_doc())
+    assert [op.cooperative for op in copy.ops] == [True, False]
+    assert [op.cooperative for op in copy.clone().ops] == [True, False]
+    recover(copy, retry_noop_only, 20.0)  # the op runs again (retry_on_crash) ...
+    assert copy.ops[0].cooperative is False  # ... and cooperates only once it checks again
+    mark_cooperative(copy, 0)
+    start_op(copy, 0, 21.0)
+    assert copy.ops[0].cooperative is False  # a new run, whatever the copy said
 
 
 def test_a_failed_op_fails_the_ops_after_it_and_ends_the_job() -> None:

@@ -13,23 +13,37 @@ from any client"):
   applies it as the first case does and clears it. A job claimed with a
   request still pending gets it applied as it is admitted.
 
-The answers are the same words whoever holds the job.
+The answers are the same words whoever holds the job. A running op takes a
+cancel if it is registered ``cancellable`` or has checked for cancellation
+(``OpState.cooperative``, which the owner stores at the op's first check).
+For a job another daemon holds whose op has not started, the caller waits
+up to ``cancel_wait`` seconds (1 s; woken by the store's listener, never
+polling) for the owner to end it and answers "canceled"; an owner slower
+than that gets "will be canceled at its next turn", which it will be. An
+owner that refused (the op started meanwhile and does not cooperate)
+clears the request without a change to hear of: the caller sees that at
+the end of its wait and refuses in the owner's words.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 
 from .. import priorities
 from ..errors import LeaseLost, StoreConflict, StoreError
-from ..jobs import CANCELED_BY_REQUEST, Job, OpStatus
+from ..jobs import CANCELED_BY_REQUEST, Job, OpState, OpStatus
 from ..operations import Registry
 from ..stores.base import Store
 from .processor import Processor
 
 logger = logging.getLogger(__name__)
+
+CANCEL_WAIT_S = 1.0
+"""How long a cancel of a job another daemon holds waits for that daemon to end it."""
 
 ATTEMPTS = 20
 """Compare-and-set attempts on a job that keeps moving before giving up with StoreConflict."""
@@ -39,16 +53,29 @@ class Control:
     """Cancel and change priority for any job of the store (see the module docstring)."""
 
     def __init__(
-        self, store: Store, registry: Registry, processor: Processor, wall: Callable[[], float]
+        self,
+        store: Store,
+        registry: Registry,
+        processor: Processor,
+        wall: Callable[[], float],
+        cancel_wait: float = CANCEL_WAIT_S,
     ) -> None:
         self._store = store
         self._registry = registry
         self._processor = processor
         self._wall = wall
+        self.cancel_wait = cancel_wait
         self._applying = threading.local()
+        self._waits_mutex = threading.Lock()
+        self._waits: dict[int, list[threading.Event]] = {}
+        """Callers of ``cancel`` waiting for the owner, by job; guarded by ``_waits_mutex``."""
 
     def cancel(self, job_id: int) -> tuple[bool, str]:
-        """Cancel a job: queued at once, waiting at its next turn, running if it cooperates."""
+        """Cancel a job: queued at once, waiting at its next turn, running if it cooperates.
+
+        A job another daemon holds whose op has not started: wait up to
+        ``cancel_wait`` seconds (on the store's listener) for the owner to end it.
+        """
         for _ in range(ATTEMPTS):
             answer = self._processor.cancel(job_id)
             if answer is not None:
@@ -62,23 +89,57 @@ class Control:
             assert index is not None
             op = job.ops[index]
             running = op.status is OpStatus.RUNNING
-            if running and not self._cancellable(op.op):
-                return False, (
-                    f"job {job_id} is no longer waiting in the queue: op {index} "
-                    f"({op.op}) is running and does not check for cancellation"
-                )
+            if running and not self._cooperates(op):
+                return False, _not_cooperating(job_id, index, op.op)
             if job.owner is None:
                 changed = job.clone()
                 changed.mark_unfinished(OpStatus.CANCELED, CANCELED_BY_REQUEST, self._wall())
                 if self._set(changed):
                     return True, f"job {job_id} canceled"
                 continue
-            if self._store.request_control(job_id, cancel=True) is None:
-                continue  # given back meanwhile: change it directly
             if running:
+                if self._store.request_control(job_id, cancel=True) is None:
+                    continue  # given back meanwhile: change it directly
                 return True, f"job {job_id} will be canceled at its running op's next check"
-            return True, f"job {job_id} will be canceled at its next turn"
+            with self._watching(job_id) as changed_event:
+                if self._store.request_control(job_id, cancel=True) is None:
+                    continue
+                return self._owner_ends(job_id, changed_event)
         raise StoreConflict(f"job {job_id} kept changing; cancel again")
+
+    def _owner_ends(self, job_id: int, changed: threading.Event) -> tuple[bool, str]:
+        """Wait up to ``cancel_wait`` for the owner to apply a cancel; answer as it would.
+
+        Wakes on each change of the job (``changed``, set by :meth:`heard`).
+        An owner that refuses (the op started meanwhile and does not
+        cooperate) clears the request without a change to hear: that shows
+        only at the end of the wait.
+        """
+        deadline = time.monotonic() + self.cancel_wait
+        while True:
+            changed.clear()
+            job = self._store.load(job_id)
+            if job.is_final:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not changed.wait(remaining):
+                job = self._store.load(job_id)
+                break
+        if job.is_final:
+            if job.status is OpStatus.CANCELED:
+                return True, f"job {job_id} canceled"
+            return False, f"job {job_id} has already finished ({job.status})"
+        index = job.current_op()
+        assert index is not None
+        op = job.ops[index]
+        if op.status is OpStatus.CANCELING and op.started_at is not None:
+            return True, f"job {job_id} will be canceled at its running op's next check"
+        if job.requests.cancel or op.status is OpStatus.CANCELING:
+            return True, f"job {job_id} will be canceled at its next turn"
+        # the owner applied the request and did not cancel: it refused
+        if op.status is OpStatus.RUNNING and not self._cooperates(op):
+            return False, _not_cooperating(job_id, index, op.op)
+        return False, f"job {job_id} was not canceled by the daemon that holds it; cancel again"
 
     def change_priority(self, job_id: int, priority: int) -> tuple[bool, str]:
         """Give the job's pending ops ``priority`` (overrides escalation and aging)."""
@@ -119,6 +180,10 @@ class Control:
         Reads the job only when the processor tracks it and the change was
         not this daemon's own write (the processor says so on its thread).
         """
+        if self._waits:  # someone waits for this job's owner (the common case: nobody)
+            with self._waits_mutex:
+                for event in self._waits.get(job_id, ()):
+                    event.set()
         if self._processor.tracked(job_id) is None or self._processor.writing():
             return
         if getattr(self._applying, "job", None) == job_id:
@@ -154,8 +219,26 @@ class Control:
 
     # -- helpers --------------------------------------------------------------------
 
-    def _cancellable(self, op: str) -> bool:
-        return op in self._registry and self._registry.get(op).cancellable
+    def _cooperates(self, op: OpState) -> bool:
+        """A running op that takes a cancel: registered ``cancellable``, or it checked."""
+        if op.cooperative:
+            return True
+        return op.op in self._registry and self._registry.get(op.op).cancellable
+
+    @contextlib.contextmanager
+    def _watching(self, job_id: int) -> Iterator[threading.Event]:
+        """An event set at each change of the job the store tells of, while in the block."""
+        event = threading.Event()
+        with self._waits_mutex:
+            self._waits.setdefault(job_id, []).append(event)
+        try:
+            yield event
+        finally:
+            with self._waits_mutex:
+                events = self._waits[job_id]
+                events.remove(event)
+                if not events:
+                    del self._waits[job_id]
 
     def _set(self, job: Job) -> bool:
         """Commit a change of an unowned job; False if it moved meanwhile (claimed, say)."""
@@ -164,3 +247,10 @@ class Control:
         except StoreConflict:
             return False
         return True
+
+
+def _not_cooperating(job_id: int, index: int, op: str) -> str:
+    return (
+        f"job {job_id} is no longer waiting in the queue: op {index} "
+        f"({op}) is running and does not check for cancellation"
+    )

@@ -21,7 +21,8 @@ from typing import Any
 import pydantic
 
 from ..activity import OpRun
-from ..jobs import Job, OpStatus, json_error, start_op
+from ..errors import StoreError
+from ..jobs import Job, OpStatus, json_error, mark_cooperative, start_op
 from ..operations import OpCanceled, OpContext, OpDef
 from ..workerpool import DeferTask
 from .commit import commit_unlocked, ending, error_result, log
@@ -63,6 +64,7 @@ def run_op(
         aj.job.ops[run.index].priority,
         lambda message: log(st, job_id, run.index, message),
         aj.cancel_event,
+        lambda: mark_cooperative_op(st, aj, run.index),
     )
     aj.ctx = ctx
     result: Any
@@ -141,3 +143,14 @@ def record(st: EngineState, aj: Active) -> None:
 def end_unlocked(st: EngineState, aj: Active, index: int, outcome: OpStatus, result: Any) -> None:
     """Record op ``index``'s outcome; fail or cancel the ops after it if it did not succeed."""
     commit_unlocked(st, aj, ending(index, outcome, result, st.wall(), None))
+
+
+def mark_cooperative_op(st: EngineState, aj: Active, index: int) -> None:
+    """The running op checked for cancellation: store it (unwaited), for remote cancels."""
+    with aj.mutex:
+        if aj.where is Where.DONE or aj.job.ops[index].status is not OpStatus.RUNNING:
+            return
+        try:
+            commit_unlocked(st, aj, lambda job: mark_cooperative(job, index), wait=False)
+        except StoreError as exc:  # LeaseLost too: recording the outcome drops the job
+            logger.warning("job %s: op %s cooperates, not stored: %s", aj.job.id, index, exc)
