@@ -229,6 +229,7 @@ class JobQueue:
             apply_requests=self._control.apply,
         )
         store.add_listener(self._on_change)
+        store.add_request_listener(self._control.heard)
         self._stop_maintenance = threading.Event()
         self._recover()
         self._maintenance = threading.Thread(
@@ -526,7 +527,6 @@ class JobQueue:
             self.wait_for_change(job_id, serial, min(remaining, MAX_WAIT), since_status=job.status)
 
     def _on_change(self, job_id: int) -> None:
-        self._control.heard(job_id)
         if job_id not in self._watchers:  # the common case, without the mutex
             return
         with self._watch_mutex:

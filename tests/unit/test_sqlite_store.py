@@ -720,3 +720,50 @@ def test_counts_in_memory_follow_every_kind_of_write(store: SQLiteStore, db: Pat
     store.load(third)  # quarantined: marked error
     store.remove_unreadable(third)
     assert _counted(store) == _recount(db) == {("queued", -5): 1, ("queued", 0): 1}
+
+
+# -- claims -------------------------------------------------------------------------
+
+
+def test_with_full_durability_a_claim_alone_commits_without_fsync(url: str) -> None:
+    store = SQLiteStore(url, durability="full")
+    try:
+        store.insert_jobs([make_job(), make_job()], max_unarchived=None)
+        daemon = store.register_daemon().daemon_id
+        writer = store._writer
+        assert writer is not None
+        statements: list[str] = []
+        writer.set_trace_callback(statements.append)
+
+        [job] = store.claim(daemon, 1)
+        assert statements[0] == "PRAGMA synchronous = NORMAL"
+        assert statements[-1] == "PRAGMA synchronous = FULL"
+        assert "COMMIT" in statements
+
+        statements.clear()
+        job.ops[0].status = OpStatus.RUNNING
+        store.save(job)  # its op's start: fsynced, and the claim's frames with it
+        assert not [sql for sql in statements if "synchronous" in sql]
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()
+
+
+def test_a_claim_after_a_full_claim_skips_the_read_before_it(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.insert_jobs([make_job() for _ in range(5)], max_unarchived=None)
+    daemon = store.register_daemon().daemon_id
+    reads: list[int] = []
+    anything_ready = store._anything_ready
+
+    def counted(daemon_id: int) -> bool:
+        reads.append(daemon_id)
+        return anything_ready(daemon_id)
+
+    monkeypatch.setattr(store, "_anything_ready", counted)
+    assert len(store.claim(daemon, 2)) == 2  # read first: nothing known yet
+    assert len(store.claim(daemon, 2)) == 2  # the last found all it asked for: no read
+    assert len(store.claim(daemon, 2)) == 1  # ... nor here; this one comes back short
+    assert store.claim(daemon, 2) == []  # so this one reads, and writes nothing
+    assert reads == [daemon, daemon]

@@ -9,7 +9,7 @@ from any client"):
 * **nobody** (the job waits in the store's schedule): the caller changes
   the stored job by compare-and-set, and tries again if it moved meanwhile;
 * **another daemon**: ``Store.request_control`` records the request; the
-  owner hears of it through its store listener (:meth:`Control.heard`),
+  owner hears of it through its store's request listener (:meth:`Control.heard`),
   applies it as the first case does and clears it. A job claimed with a
   request still pending gets it applied as it is admitted.
 
@@ -114,7 +114,7 @@ class Control:
     # -- the owner's side ---------------------------------------------------------
 
     def heard(self, job_id: int) -> None:
-        """A store listener: apply the control requests of a job this daemon holds.
+        """A store request listener: apply the control requests of a job this daemon holds.
 
         Reads the job only when the processor tracks it and the change was
         not this daemon's own write (the processor says so on its thread).

@@ -267,6 +267,7 @@ class _Write(Generic[_T]):
         "autocommit",
         "counted",
         "done",
+        "durable",
         "error",
         "lost_job",
         "result",
@@ -281,8 +282,11 @@ class _Write(Generic[_T]):
         lost_job: int | None = None,
         counted: _Deltas | None = None,
         autocommit: bool | None = None,
+        durable: bool = True,
     ) -> None:
         self.apply = apply
+        self.durable = durable
+        """False: committed alone (or with others like it), it needs no fsync (a claim)."""
         self.autocommit = single if autocommit is None else autocommit
         """Committed alone, ``apply`` runs without BEGIN/COMMIT (only if ``single``)."""
         self.counted = counted
@@ -333,6 +337,7 @@ class SQLiteStore(Store):
         # The writer's (guarded by _writer_lock): rows of job_deps, never fewer
         # than there are; and counted columns of rows it wrote last.
         self._dependencies = 0
+        self._backlog = False  # the last claim found all it asked for: maybe more wait
         self._recent: dict[int, tuple[int, Any, Any, int]] = {}
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
@@ -414,6 +419,7 @@ class SQLiteStore(Store):
         single: bool = False,
         counted: _Deltas | None = None,
         autocommit: bool | None = None,
+        durable: bool = True,
     ) -> _T:
         """Run ``apply`` in a committed transaction, maybe shared with other callers.
 
@@ -423,8 +429,10 @@ class SQLiteStore(Store):
         ``autocommit=False``: a ``single`` write that reads first; alone it still runs
         in a transaction, since in autocommit mode each read is a transaction of its
         own (a read costs 3 times more than BEGIN and COMMIT together).
+        ``durable=False``: the write may be lost in a crash of the machine
+        (see ``_commit``).
         """
-        item = _Write(apply, single, counted=counted, autocommit=autocommit)
+        item = _Write(apply, single, counted=counted, autocommit=autocommit, durable=durable)
         with self._pending_lock:
             self._pending.append(item)
         batch: list[_Write[Any]] = []
@@ -528,7 +536,43 @@ class SQLiteStore(Store):
                 item.after()
 
     def _commit(self, batch: list[_Write[Any]]) -> None:
-        """Apply every item in one transaction; each failure lands in its item."""
+        """Apply every item in one transaction; each failure lands in its item.
+
+        With durability ``full``, a batch of writes that need not be durable
+        (claims) is committed without an fsync, as ``normal`` does: see
+        ``_commit_without_sync``.
+        """
+        if self.durability == "full" and not any(item.durable for item in batch):
+            self._commit_without_sync(batch)
+        else:
+            self._commit_synced(batch)
+
+    def _commit_without_sync(self, batch: list[_Write[Any]]) -> None:
+        """Commit with ``synchronous=NORMAL`` for once (the WAL is not fsynced).
+
+        Safe for claims: in WAL mode a commit appends its frames to the
+        WAL, and the next commit with ``synchronous=FULL`` fsyncs the whole
+        WAL file, so it makes the earlier frames durable with its own (and
+        a checkpoint fsyncs the WAL first whatever the setting). A crash of
+        the machine before then loses the claim together with every later
+        commit (the WAL's checksums chain its frames): the job is unowned and
+        queued again, as if never claimed. An op that must not run twice
+        starts only once its "running" record is committed, which fsyncs
+        the claim too; a ``retry_on_crash`` op may start before, and runs
+        again after such a crash, as after any crash. A crash of the process
+        alone loses nothing: the frames are in the operating system's cache.
+        """
+        conn = self._writer
+        if conn is None:
+            self._commit_synced(batch)  # fails every item: the store is closed
+            return
+        conn.execute(Q["synchronous_normal"])
+        try:
+            self._commit_synced(batch)
+        finally:
+            conn.execute(Q["synchronous_full"])
+
+    def _commit_synced(self, batch: list[_Write[Any]]) -> None:
         conn = self._writer
         try:
             if conn is None:
@@ -868,10 +912,14 @@ class SQLiteStore(Store):
             raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
 
     def claim(self, daemon_id: int, limit: int) -> list[Job]:
-        if not self._anything_ready(daemon_id):
+        # A read first, so that an empty claim costs no write transaction;
+        # skipped after a claim that found all it asked for (a backlog).
+        if not self._backlog and not self._anything_ready(daemon_id):
             return []  # as if claimed a moment earlier: no write transaction for nothing
         counted: _Deltas = {}
-        claimed = self._write(self._claiming(daemon_id, limit, counted), counted=counted)
+        claim = self._claiming(daemon_id, limit, counted)
+        claimed = self._write(claim, counted=counted, durable=False)
+        self._backlog = len(claimed) >= limit > 0
         self._notify([job.id for job in claimed])
         return claimed
 
@@ -947,7 +995,7 @@ class SQLiteStore(Store):
 
         job = self._write(apply, counted=counted)
         if job is not None:
-            self._notify((job_id,))
+            self._notify((job_id,), request=True)
         return job
 
     def clear_requests(self, job: Job, serial: int) -> None:
