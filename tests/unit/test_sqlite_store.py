@@ -92,11 +92,6 @@ EXPECTED_SCHEMA = [
     ),
     (
         "index",
-        "jobs_unarchived_id",
-        "CREATE INDEX jobs_unarchived_id ON jobs (id) WHERE archived = 0",
-    ),
-    (
-        "index",
         "jobs_unfiled",
         "CREATE INDEX jobs_unfiled ON jobs (id) WHERE sched_key IS NULL AND deps_left = 0 AND"
         " owner IS NULL AND archived = 0 AND status IN ('queued', 'waiting')",

@@ -51,7 +51,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import priorities
@@ -79,7 +79,7 @@ from .base import (
     queue_full_message,
 )
 from .records import Unreadable, UnreadableRecord, job_from_record, quarantined_job, size_of
-from .schedule import apply_aging, clamp_limit, is_ready, schedule_key
+from .schedule import apply_aging, clamp_limit, schedule_key
 from .sql import SQL_ROOT, Migration, load_migrations, load_queries
 
 logger = logging.getLogger(__name__)
@@ -489,26 +489,30 @@ class SQLiteStore(Store):
         try:
             self._commit(batch)
         finally:
+            moves = []
             for item in batch:
                 self._note_if_lost(item)
                 if item.counted and item.error is None:
-                    self._count(item.counted)
+                    moves.append(item.counted)
                 item.done = True
+            if moves:
+                self._count(moves)
         return batch
 
-    def _count(self, deltas: _Deltas) -> None:
-        """Take a committed write's moves between counts; ``_writer_lock`` must be held."""
-        if _DEPENDENCIES in deltas:
-            deltas = dict(deltas)
-            self._dependencies += deltas.pop(_DEPENDENCIES)
+    def _count(self, moves: list[_Deltas]) -> None:
+        """Take committed writes' moves between counts; ``_writer_lock`` must be held."""
         with self._counts_lock:
             counts = self._counts
-            for key, delta in deltas.items():
-                n = counts.get(key, 0) + delta
-                if n:
-                    counts[key] = n
-                else:
-                    counts.pop(key, None)
+            for deltas in moves:
+                for key, delta in deltas.items():
+                    if key == _DEPENDENCIES:
+                        self._dependencies += delta
+                        continue
+                    n = counts.get(key, 0) + delta
+                    if n:
+                        counts[key] = n
+                    else:
+                        counts.pop(key, None)
 
     def _note_if_lost(self, item: _Write[Any]) -> None:
         """A failed save nobody waited for makes the job's next save fail (guarantee 4)."""
@@ -572,28 +576,30 @@ class SQLiteStore(Store):
             if max_unarchived is not None and unarchived + len(batch) > max_unarchived:
                 raise QueueFull(queue_full_message(unarchived, len(batch), max_unarchived))
             now, interval = self.clock(), self.aging_interval
+            recent, insert = self._recent, Q["insert_job"]
             placed = []
             for index, job in enumerate(batch):
                 job_id = last_id + 1 + index
-                depends = tuple(
-                    _resolve(conn, dep, index, job_id, len(batch)) for dep in job.depends
-                )
-                open_deps = [
-                    dep_id
-                    for dep_id in sorted({dep.job_id for dep in depends})
-                    if dep_id > last_id or not _is_final(conn, dep_id)
-                ]
+                status, priority = job.status.value, job.priority
                 doc = job.to_doc()
-                doc["depends"] = [dep.to_doc() for dep in depends]
-                priority = job.priority
-                ready = is_ready(
-                    archived=False, owner=None, deps_left=len(open_deps), status=job.status
-                )
+                depends: tuple[Dependency, ...] = ()
+                open_deps: list[int] = []
+                if job.depends:
+                    depends = tuple(
+                        _resolve(conn, dep, index, job_id, len(batch)) for dep in job.depends
+                    )
+                    open_deps = [
+                        dep_id
+                        for dep_id in sorted({dep.job_id for dep in depends})
+                        if dep_id > last_id or not _is_final(conn, dep_id)
+                    ]
+                    doc["depends"] = [dep.to_doc() for dep in depends]
+                ready = not open_deps and status in _PENDING_COLUMN  # is_ready, unowned
                 conn.execute(
-                    Q["insert_job"],
+                    insert,
                     {
                         "id": job_id,
-                        "status": job.status.value,
+                        "status": status,
                         "priority": priority,
                         "received_at": job.received_at,
                         "ended_at": job.ended_at,
@@ -606,9 +612,13 @@ class SQLiteStore(Store):
                 for dep_id in open_deps:
                     conn.execute(Q["insert_dependency"], {"dep_id": dep_id, "job_id": job_id})
                     self._dependencies += 1  # now: a later write in this commit may need it
-                self._remember_unlocked(job_id, 1, job.status.value, priority, 0)
+                recent[job_id] = (1, status, priority, 0)  # _remember_unlocked, for a new row
                 placed.append((job_id, depends))
-                _move(counted, None, (job.status.value, priority))
+                key = (status, priority)
+                counted[key] = counted.get(key, 0) + 1
+            if len(recent) > RECENT_ROWS:
+                for _ in range(len(recent) - RECENT_ROWS):
+                    del recent[next(iter(recent))]
             conn.execute(Q["add_unarchived"], {"delta": len(batch)})
             return placed
 
@@ -624,27 +634,30 @@ class SQLiteStore(Store):
     def save(self, job: Job, *, wait: bool = True, release: bool = False) -> None:
         job_id, version, owner, fence = job.id, job.version, job.owner, job.fence
         status, priority = job.status, job.priority
+        value = status.value
         final = status in FINAL
+        unown = release or final
+        pending = status in PENDING
         params: dict[str, Any] = {
             "id": job_id,
             "version": version,
             "owner": owner,
             "fence": fence,
-            "status": status.value,
+            "status": value,
             "priority": priority,
             "ended_at": job.ended_at,
             "doc": _encode(job.to_doc()),
-            "unown": release or final,
+            "unown": unown,
             "release": release,
-            "pending": status in PENDING,
+            "pending": pending,
         }
         counted: _Deltas = {}
         # Out of the schedule after the save, whatever the row: not pending, or
         # owned and kept. In place if it was out before too, with the same owner;
         # else only its key goes. Any other save computes its place in SQL.
-        stays_owned = owner is not None and not (release or final)
-        out_after = status not in PENDING or stays_owned
-        same_owner = owner is None or stays_owned
+        stays_owned = owner is not None and not unown
+        general = not ((not pending or stays_owned) and (owner is None or stays_owned))
+        recent = self._recent
 
         def apply(conn: sqlite3.Connection) -> None:
             if job_id in self._lost:
@@ -653,28 +666,38 @@ class SQLiteStore(Store):
                     f"job {job_id}: an earlier save that was not waited for failed; reload the job"
                 )
             params["now"] = now = self.clock()
-            params["new_key"] = schedule_key(now, priority, self.aging_interval)
-            before = self._counted_before_unlocked(conn, job_id, version)
-            dependents = (
-                final
-                and self._dependencies > 0
-                and conn.execute(Q["has_dependents"], params).fetchone()[0]
-            )
-            if not (out_after and same_owner):
+            before = recent.get(job_id)  # the counted columns at this version (_remember_unlocked)
+            if before is None or before[0] != version:
+                row = conn.execute(Q["counted_columns"], params).fetchone()
+                before = None if row is None else (version, row[0], row[1], row[2])
+            if general:
+                params["new_key"] = schedule_key(now, priority, self.aging_interval)
                 query = Q["save_job"]
-            elif before is not None and (owner is not None or before[0] not in _PENDING_COLUMN):
+            elif before is not None and (owner is not None or before[1] not in _PENDING_COLUMN):
                 query = Q["save_job_in_place"]
             else:
                 query = Q["save_job_unscheduled"]
-            with _atomic(conn) if dependents else nullcontext():
+            if (
+                final
+                and self._dependencies > 0
+                and conn.execute(Q["has_dependents"], params).fetchone()[0]
+            ):
+                with _atomic(conn):
+                    saved = conn.execute(query, params).rowcount == 1
+                    if saved:
+                        counted[_DEPENDENCIES] = -_release_dependents(conn, job_id)
+            else:
                 saved = conn.execute(query, params).rowcount == 1
-                if saved and dependents:
-                    counted[_DEPENDENCIES] = -_release_dependents(conn, job_id)
             if saved and before is not None:
-                old_status, old_priority, archived = before
-                if not archived:
-                    _move(counted, (old_status, old_priority), (status.value, priority))
-                self._remember_unlocked(job_id, version + 1, status.value, priority, archived)
+                _, old_status, old_priority, archived = before
+                if not archived and (old_status != value or old_priority != priority):
+                    old = (old_status, old_priority)
+                    counted[old] = counted.get(old, 0) - 1
+                    counted[value, priority] = counted.get((value, priority), 0) + 1
+                recent.pop(job_id, None)  # _remember_unlocked, inline: this runs for every save
+                recent[job_id] = (version + 1, value, priority, archived)
+                if len(recent) > RECENT_ROWS:
+                    del recent[next(iter(recent))]
                 return
             row = conn.execute(Q["save_diagnosis"], params).fetchone()
             if row is None:
@@ -697,24 +720,10 @@ class SQLiteStore(Store):
         else:
             self._write_soon(apply, lambda: self._notify((job_id,)), job_id, counted=counted)
         job.version = version + 1
-        if release or final:
+        if unown:
             job.owner = None
         if wait:
             self._notify((job_id,))
-
-    def _counted_before_unlocked(
-        self, conn: sqlite3.Connection, job_id: int, version: int
-    ) -> tuple[Any, Any, int] | None:
-        """The counted columns of the job's row at ``version``; ``_writer_lock`` must be held.
-
-        Usually remembered from this store's own last write of the row (a read
-        costs more than the save's update); None if the row does not exist.
-        """
-        known = self._recent.get(job_id)
-        if known is not None and known[0] == version:
-            return known[1], known[2], known[3]
-        row = conn.execute(Q["counted_columns"], {"id": job_id}).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
 
     def _remember_unlocked(
         self, job_id: int, version: int, status: Any, priority: Any, archived: int

@@ -23,13 +23,6 @@ CREATE INDEX jobs_schedule ON jobs (sched_key, id) WHERE sched_key IS NOT NULL;
 -- Reclaim finds a lost daemon's jobs here; few jobs are owned at any time.
 CREATE INDEX jobs_owner ON jobs (owner) WHERE owner IS NOT NULL;
 
--- Every unarchived job by id (listing, without a status): walks only
--- these, never the archived ones. The status index stays 0001's
--- jobs_unarchived (status, priority): one index that a status change
--- touches (each costs a page in every commit), covering the count the
--- store makes when it opens, and seeks for the oldest queued job.
-CREATE INDEX jobs_unarchived_id ON jobs (id) WHERE archived = 0;
-
 -- The dependencies a job still waits for; a row goes when its dependency
 -- becomes final (in the same transaction that lowers deps_left).
 CREATE TABLE job_deps (
