@@ -505,7 +505,7 @@ class SQLiteStore(Store):
             counts = self._counts
             for deltas in moves:
                 for key, delta in deltas.items():
-                    if key == _DEPENDENCIES:
+                    if key is _DEPENDENCIES:
                         self._dependencies += delta
                         continue
                     n = counts.get(key, 0) + delta
