@@ -647,9 +647,7 @@ class SQLiteStore(Store):
             "priority": priority,
             "ended_at": job.ended_at,
             "doc": _encode(job.to_doc()),
-            "unown": unown,
-            "release": release,
-            "pending": pending,
+            "now": 0.0,  # the store's clock, read in the write when the query needs it
         }
         counted: _Deltas = {}
         # Out of the schedule after the save, whatever the row: not pending, or
@@ -657,6 +655,9 @@ class SQLiteStore(Store):
         # else only its key goes. Any other save computes its place in SQL.
         stays_owned = owner is not None and not unown
         general = not ((not pending or stays_owned) and (owner is None or stays_owned))
+        if general:
+            params.update(unown=unown, release=release, pending=pending)
+        clocked = general or owner is not None  # the lease check, or a new key
         recent = self._recent
 
         def apply(conn: sqlite3.Connection) -> None:
@@ -665,13 +666,14 @@ class SQLiteStore(Store):
                 raise StoreConflict(
                     f"job {job_id}: an earlier save that was not waited for failed; reload the job"
                 )
-            params["now"] = now = self.clock()
+            if clocked:
+                params["now"] = self.clock()
             before = recent.get(job_id)  # the counted columns at this version (_remember_unlocked)
             if before is None or before[0] != version:
                 row = conn.execute(Q["counted_columns"], params).fetchone()
                 before = None if row is None else (version, row[0], row[1], row[2])
             if general:
-                params["new_key"] = schedule_key(now, priority, self.aging_interval)
+                params["new_key"] = schedule_key(params["now"], priority, self.aging_interval)
                 query = Q["save_job"]
             elif before is not None and (owner is not None or before[1] not in _PENDING_COLUMN):
                 query = Q["save_job_in_place"]
@@ -704,7 +706,8 @@ class SQLiteStore(Store):
                 raise JobNotFound(f"job {job_id} does not exist")
             stored_version, stored_owner, stored_fence = row
             if owner is not None:
-                self._check_fence(conn, job_id, (stored_owner, stored_fence), (owner, fence), now)
+                stored = (stored_owner, stored_fence)
+                self._check_fence(conn, job_id, stored, (owner, fence), params["now"])
             if stored_version != version:
                 raise StoreConflict(
                     f"job {job_id} changed since it was read: the store has version "
@@ -853,25 +856,23 @@ class SQLiteStore(Store):
             if interval > 0:
                 params = {"limit_key": clamp_limit(now, interval), "batch": CLAMP_BATCH}
                 conn.execute(Q["clamp_aged"], params)
-            claimed = []
+            claimed, unchanged = [], []
             for row in conn.execute(Q["next_ready"], {"limit": max(0, limit)}).fetchall():
                 job = _job_in_write(conn, row, counted, self._recent)
                 if job is None:
                     continue  # quarantined now: final, never claimed
-                apply_aging(job, row[12], now, interval)
-                _move(counted, (row[13], row[14]), (row[13], job.priority))
-                conn.execute(
-                    Q["take_job"],
-                    {
-                        "id": job.id,
-                        "owner": daemon_id,
-                        "priority": job.priority,
-                        "doc": _encode(job.to_doc()),
-                    },
-                )
+                status = row[13]
+                if apply_aging(job, row[12], now, interval):
+                    _move(counted, (status, row[14]), (status, job.priority))
+                    params = {"id": job.id, "owner": daemon_id, "priority": job.priority}
+                    conn.execute(Q["take_aged_job"], {**params, "doc": _encode(job.to_doc())})
+                else:
+                    unchanged.append(job.id)
                 job.owner, job.fence, job.version = daemon_id, job.fence + 1, job.version + 1
-                self._remember_unlocked(job.id, job.version, row[13], job.priority, 0)
+                self._remember_unlocked(job.id, job.version, status, job.priority, 0)
                 claimed.append(job)
+            if unchanged:  # one statement: their index entries are next to each other
+                conn.execute(Q["take_jobs"], {"ids": _encode(unchanged), "owner": daemon_id})
             return claimed
 
         claimed = self._write(apply, counted=counted)

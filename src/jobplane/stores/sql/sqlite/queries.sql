@@ -182,7 +182,15 @@ WHERE sched_key IS NOT NULL
 ORDER BY sched_key, id
 LIMIT :limit
 
--- name: take_job
+-- name: take_jobs
+-- The claim, for the jobs whose aging changed nothing: one statement for all
+-- of them (:ids, a JSON array), looked up by id.
+UPDATE jobs NOT INDEXED
+SET owner = :owner, fence = fence + 1, version = version + 1, sched_key = NULL
+WHERE id IN (SELECT value FROM json_each(:ids))
+
+-- name: take_aged_job
+-- The claim, for a job whose aging raised its ops' priority: the new document.
 UPDATE jobs
 SET owner = :owner, fence = fence + 1, version = version + 1, sched_key = NULL,
     priority = :priority, doc = :doc
