@@ -577,6 +577,46 @@ def test_a_failing_write_in_a_group_commit_undoes_only_itself(store: SQLiteStore
         store.insert_jobs([make_job()], max_unarchived=3)
 
 
+def test_inserts_in_one_group_commit_count_toward_the_limit_together(
+    store: SQLiteStore,
+) -> None:
+    arrivals = Arrivals(2)
+    with ThreadPoolExecutor(2) as pool:
+        with store._writer_lock:  # hold the writer so that both queue up
+            store._pending = arrivals
+            futures = [
+                pool.submit(store.insert_jobs, [make_job(), make_job()], max_unarchived=3)
+                for _ in range(2)
+            ]
+            assert arrivals.all_here.wait(WAIT)
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(len(future.result(timeout=WAIT)))
+            except QueueFull:
+                outcomes.append("full")
+    assert sorted(outcomes, key=str) == [2, "full"]
+    assert len(store.list_jobs()) == 2
+
+
+def test_the_limit_counts_the_jobs_found_at_open(url: str) -> None:
+    store = SQLiteStore(url)
+    first, _ = store.insert_jobs([make_job(), make_job()], max_unarchived=None)
+    job = store.load(first)
+    job.ops[0].status = OpStatus.SUCCESS
+    store.save(job)
+    store.archive([first])
+    store.close()
+
+    store = SQLiteStore(url)
+    try:
+        store.insert_jobs([make_job()], max_unarchived=2)
+        with pytest.raises(QueueFull, match="holds 2 unarchived jobs, the limit is 2"):
+            store.insert_jobs([make_job()], max_unarchived=2)
+    finally:
+        store.close()
+
+
 def test_a_failed_unwaited_save_fails_the_next_save_in_the_same_commit(
     store: SQLiteStore,
 ) -> None:

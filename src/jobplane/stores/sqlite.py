@@ -35,7 +35,9 @@ How it keeps the contract of :mod:`jobplane.stores.base`:
   (``_Deltas``), and the counts take the notes of the writes that were
   committed. One daemon per file makes that exact; a trigger per save cost
   more than the save itself. ``oldest_queued`` seeks the first queued job
-  of each priority that the counts hold.
+  of each priority that the counts hold. Their sum is the number of
+  unarchived jobs that ``max_jobs`` limits (a counter row updated by every
+  insert cost a page in each commit).
 * **Durability**: WAL always; ``synchronous=NORMAL`` survives a crash of the
   process, ``FULL`` also a loss of power.
 """
@@ -331,6 +333,10 @@ class SQLiteStore(Store):
         # The writer's (guarded by _writer_lock): rows of job_deps, never fewer
         # than there are; and counted columns of rows it wrote last.
         self._dependencies = 0
+        # Unarchived jobs: committed (the sum of the counts), and as the
+        # writes applied so far in the open transaction leave them (max_jobs).
+        self._unarchived_committed = 0
+        self._unarchived = 0
         self._recent: dict[int, tuple[int, Any, Any, int]] = {}
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
@@ -371,6 +377,7 @@ class SQLiteStore(Store):
             conn.close()
             raise
         self._counts = {(status, priority): n for status, priority, n in counts}
+        self._unarchived = self._unarchived_committed = sum(n for _, _, n in counts)
         return conn
 
     def close(self) -> None:
@@ -497,10 +504,12 @@ class SQLiteStore(Store):
                 item.done = True
             if moves:
                 self._count(moves)
+            self._unarchived = self._unarchived_committed  # a failed write added nothing
         return batch
 
     def _count(self, moves: list[_Deltas]) -> None:
         """Take committed writes' moves between counts; ``_writer_lock`` must be held."""
+        unarchived = 0
         with self._counts_lock:
             counts = self._counts
             for deltas in moves:
@@ -508,11 +517,13 @@ class SQLiteStore(Store):
                     if key is _DEPENDENCIES:
                         self._dependencies += delta
                         continue
+                    unarchived += delta
                     n = counts.get(key, 0) + delta
                     if n:
                         counts[key] = n
                     else:
                         counts.pop(key, None)
+        self._unarchived_committed += unarchived
 
     def _note_if_lost(self, item: _Write[Any]) -> None:
         """A failed save nobody waited for makes the job's next save fail (guarantee 4)."""
@@ -570,7 +581,8 @@ class SQLiteStore(Store):
             return []
 
         def apply(conn: sqlite3.Connection) -> list[tuple[int, tuple[Dependency, ...]]]:
-            drained, unarchived, last_id = conn.execute(Q["queue_state"]).fetchone()
+            drained, last_id = conn.execute(Q["queue_state"]).fetchone()
+            unarchived = self._unarchived
             if drained:
                 raise QueueDrained()
             if max_unarchived is not None and unarchived + len(batch) > max_unarchived:
@@ -619,7 +631,7 @@ class SQLiteStore(Store):
             if len(recent) > RECENT_ROWS:
                 for _ in range(len(recent) - RECENT_ROWS):
                     del recent[next(iter(recent))]
-            conn.execute(Q["add_unarchived"], {"delta": len(batch)})
+            self._unarchived += len(batch)  # last: nothing in this write fails after it
             return placed
 
         counted: _Deltas = {}
@@ -804,8 +816,7 @@ class SQLiteStore(Store):
             for job_id, status, priority in rows:
                 _move(counted, (status, priority), None)
                 self._recent.pop(job_id, None)
-            if rows:
-                conn.execute(Q["add_unarchived"], {"delta": -len(rows)})
+            self._unarchived -= len(rows)
             return sorted(row[0] for row in rows)
 
         archived = self._write(apply, counted=counted)
@@ -950,7 +961,7 @@ class SQLiteStore(Store):
             self._recent.pop(job_id, None)
             conn.execute(Q["delete_log"], params)
             if not archived:
-                conn.execute(Q["add_unarchived"], params)
+                self._unarchived -= 1
                 _move(counted, (status, priority), None)
 
         self._write(apply, counted=counted)

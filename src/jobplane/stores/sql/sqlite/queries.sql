@@ -28,10 +28,10 @@ SELECT COALESCE(MAX(version), 0) FROM schema_migrations
 INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :applied_at)
 
 -- name: queue_state
--- The drain flag, the number of unarchived jobs and the highest id handed out.
+-- The drain flag and the highest id handed out. (The store counts the
+-- unarchived jobs in memory: see SQLiteStore._count.)
 SELECT
     (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'drained'),
-    (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'unarchived'),
     MAX(
         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),
         COALESCE((SELECT MAX(id) FROM jobs), 0)
@@ -51,9 +51,6 @@ SELECT status FROM jobs WHERE id = :id
 
 -- name: insert_dependency
 INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (:dep_id, :job_id)
-
--- name: add_unarchived
-UPDATE meta SET value = CAST(value AS INTEGER) + :delta WHERE key = 'unarchived'
 
 -- name: has_dependents
 SELECT EXISTS (SELECT 1 FROM job_deps WHERE dep_id = :id)

@@ -68,3 +68,8 @@ UPDATE jobs
 SET ready_at = received_at,
     sched_key = CASE WHEN priority <= -20 THEN -1.0e300 ELSE received_at + priority * 60.0 END
 WHERE archived = 0 AND deps_left = 0 AND status IN ('queued', 'waiting');
+
+-- The number of unarchived jobs is the sum of the counts the store keeps in
+-- memory from now on; a counter row written by every insert cost a page in
+-- each of their commits.
+DELETE FROM meta WHERE key = 'unarchived';
