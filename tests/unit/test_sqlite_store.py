@@ -544,6 +544,7 @@ def test_a_failing_write_in_a_group_commit_undoes_only_itself(store: SQLiteStore
     store.save(moved)
     good_first, good_second = store.load(first), store.load(second)
     good_first.ops[0].result = "first"
+    good_first.ops[0].status = OpStatus.RUNNING  # moves a count, in the batch that fails one
     good_second.ops[0].result = "second"
     # Its first job is written before its second one fails the batch.
     bad_batch = [make_job(), make_job(depends=(-5,))]
@@ -571,6 +572,10 @@ def test_a_failing_write_in_a_group_commit_undoes_only_itself(store: SQLiteStore
     assert store.load(first).ops[0].result == "first"
     assert store.load(second).ops[0].result == "second"
     assert store.load(second).version == good_second.version
+    listed: dict[tuple[OpStatus, int], int] = {}
+    for job in store.list_jobs():
+        listed[job.status, job.priority] = listed.get((job.status, job.priority), 0) + 1
+    assert store.counts() == listed  # only the writes that stayed moved the counts
     # The undone insert did not count toward the limit either.
     store.insert_jobs([make_job()], max_unarchived=3)
     with pytest.raises(QueueFull, match="holds 3 unarchived jobs, the limit is 3"):

@@ -337,6 +337,10 @@ class SQLiteStore(Store):
         # writes applied so far in the open transaction leave them (max_jobs).
         self._unarchived_committed = 0
         self._unarchived = 0
+        # How the saves applied in the open transaction move jobs between
+        # counts: one dict per transaction, not one per save (each a single
+        # statement, never undone alone); the counts take it if it commits.
+        self._moved: _Deltas = {}
         self._recent: dict[int, tuple[int, Any, Any, int]] = {}
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
@@ -496,7 +500,9 @@ class SQLiteStore(Store):
         try:
             self._commit(batch)
         finally:
-            moves = []
+            moved, self._moved = self._moved, {}
+            committed = any(item.error is None for item in batch)
+            moves = [moved] if moved and committed else []
             for item in batch:
                 self._note_if_lost(item)
                 if item.counted and item.error is None:
@@ -705,9 +711,9 @@ class SQLiteStore(Store):
             if saved and before is not None:
                 _, old_status, old_priority, archived = before
                 if not archived and (old_status != value or old_priority != priority):
-                    old = (old_status, old_priority)
-                    counted[old] = counted.get(old, 0) - 1
-                    counted[value, priority] = counted.get((value, priority), 0) + 1
+                    moved, old = self._moved, (old_status, old_priority)
+                    moved[old] = moved.get(old, 0) - 1
+                    moved[value, priority] = moved.get((value, priority), 0) + 1
                 recent.pop(job_id, None)  # _remember_unlocked, inline: this runs for every save
                 recent[job_id] = (version + 1, value, priority, archived)
                 if len(recent) > RECENT_ROWS:
