@@ -31,6 +31,7 @@ from jobplane.errors import (
 )
 from jobplane.jobs import Dependency, Job, OpState, OpStatus
 from jobplane.stores import open_store
+from jobplane.stores import sqlite as sqlite_module
 from jobplane.stores.sql import Migration
 from jobplane.stores.sqlite import (
     MIGRATIONS,
@@ -580,6 +581,28 @@ def test_a_failing_write_in_a_group_commit_undoes_only_itself(store: SQLiteStore
     store.insert_jobs([make_job()], max_unarchived=3)
     with pytest.raises(QueueFull, match="holds 3 unarchived jobs, the limit is 3"):
         store.insert_jobs([make_job()], max_unarchived=3)
+
+
+def test_saves_in_submission_order_read_only_the_rows_beyond_the_remembered_ones(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "RECENT_ROWS", 4)
+    ids = store.insert_jobs([make_job() for _ in range(6)], max_unarchived=None)
+    reads: list[str] = []
+    assert store._writer is not None
+    store._writer.set_trace_callback(
+        lambda sql: reads.append(sql) if sql.startswith("SELECT status, priority") else None
+    )
+    for status in (OpStatus.RUNNING, OpStatus.SUCCESS):
+        for job_id in ids:
+            job = store.load(job_id)
+            job.ops[0].status = status
+            store.save(job)
+    # Jobs 1-4 were remembered at insert and 5-6 not (full): only theirs are
+    # read, at each of their two saves. Forgetting the oldest row to make room
+    # read every row at every save: each save evicted the row saved next.
+    assert len(reads) == 4
+    assert store.counts() == {(OpStatus.SUCCESS, 0): 6}
 
 
 def test_inserts_in_one_group_commit_count_toward_the_limit_together(

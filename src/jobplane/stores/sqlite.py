@@ -93,7 +93,13 @@ FLUSH_DELAY = 0.002
 """Longest time a write that need not wait stays uncommitted when nothing else commits."""
 
 RECENT_ROWS = 32_768
-"""Most rows whose counted columns the store remembers from its own writes (about 4 MB)."""
+"""Most rows whose counted columns the store remembers from its own writes (about 4 MB).
+
+Only unfinished rows: a save that makes a job final forgets it. When full,
+the store remembers no new row (rather than forgetting an old one: jobs are
+saved in about the order they came, so the oldest are needed next) and a
+save of a row it does not remember reads its columns first.
+"""
 
 CLAMP_BATCH = 10_000
 """Most jobs a claim files in the schedule, and under HIGHEST when their aging gets there."""
@@ -630,13 +636,11 @@ class SQLiteStore(Store):
                 for dep_id in open_deps:
                     conn.execute(Q["insert_dependency"], {"dep_id": dep_id, "job_id": job_id})
                     self._dependencies += 1  # now: a later write in this commit may need it
-                recent[job_id] = (1, status, priority, 0)  # _remember_unlocked, for a new row
+                if len(recent) < RECENT_ROWS and status not in _FINAL:  # _remember_unlocked
+                    recent[job_id] = (1, status, priority, 0)
                 placed.append((job_id, depends))
                 key = (status, priority)
                 counted[key] = counted.get(key, 0) + 1
-            if len(recent) > RECENT_ROWS:
-                for _ in range(len(recent) - RECENT_ROWS):
-                    del recent[next(iter(recent))]
             self._unarchived += len(batch)  # last: nothing in this write fails after it
             return placed
 
@@ -686,7 +690,7 @@ class SQLiteStore(Store):
                 )
             if clocked:
                 params["now"] = self.clock()
-            before = recent.get(job_id)  # the counted columns at this version (_remember_unlocked)
+            before = known = recent.get(job_id)  # the counted columns (_remember_unlocked)
             if before is None or before[0] != version:
                 row = conn.execute(Q["counted_columns"], params).fetchone()
                 before = None if row is None else (version, row[0], row[1], row[2])
@@ -714,10 +718,10 @@ class SQLiteStore(Store):
                     moved, old = self._moved, (old_status, old_priority)
                     moved[old] = moved.get(old, 0) - 1
                     moved[value, priority] = moved.get((value, priority), 0) + 1
-                recent.pop(job_id, None)  # _remember_unlocked, inline: this runs for every save
-                recent[job_id] = (version + 1, value, priority, archived)
-                if len(recent) > RECENT_ROWS:
-                    del recent[next(iter(recent))]
+                if final:  # _remember_unlocked, inline: this runs for every save
+                    recent.pop(job_id, None)
+                elif known is not None or len(recent) < RECENT_ROWS:
+                    recent[job_id] = (version + 1, value, priority, archived)
                 return
             row = conn.execute(Q["save_diagnosis"], params).fetchone()
             if row is None:
@@ -756,10 +760,10 @@ class SQLiteStore(Store):
         new version (marks) or that this store does not follow forget the row.
         """
         recent = self._recent
-        recent.pop(job_id, None)
-        recent[job_id] = (version, status, priority, archived)
-        if len(recent) > RECENT_ROWS:
-            del recent[next(iter(recent))]
+        if status in _FINAL:
+            recent.pop(job_id, None)
+        elif job_id in recent or len(recent) < RECENT_ROWS:
+            recent[job_id] = (version, status, priority, archived)
 
     def _check_fence(
         self,
