@@ -195,8 +195,8 @@ class Intake:
     def _admit(self, jobs: list[Job]) -> None:
         now = self._wall()
         for job in jobs:
-            fixed = job.clone()
-            if recover(fixed, self._retry_on_crash, now, CRASHED):
+            fixed = job.clone() if self._needs_recovery(job) else None
+            if fixed is not None and recover(fixed, self._retry_on_crash, now, CRASHED):
                 try:
                     self._store.save(fixed)
                 except LeaseLost:
@@ -219,6 +219,18 @@ class Intake:
                 self._processor.admit(job)
                 if job.requests.pending:  # asked of its last owner, which did not apply them
                     self._apply_requests(job)
+
+    def _needs_recovery(self, job: Job) -> bool:
+        """Whether the crash rules would change ``job`` (``jobs.recover``), without a copy.
+
+        Only an unfinished op that is not ``queued``, or that this daemon
+        does not know, is changed by them; a claimed job seldom has one.
+        """
+        registry = self._registry
+        return any(
+            not op.is_final and (op.status is not OpStatus.QUEUED or op.op not in registry)
+            for op in job.ops
+        )
 
     def _recovery(self, now: float) -> Callable[[Job], None]:
         def change(job: Job) -> None:
