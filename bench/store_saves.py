@@ -8,7 +8,7 @@ schedule; running -> success), timing the whole ``save`` and the writer's
 commit (``PYTHONPATH=<its src>``) to compare.
 
 Prints one JSON object. Usage:
-    .venv/bin/python bench/store_saves.py [--jobs 10000] [--limit 32]
+    .venv/bin/python bench/store_saves.py [--jobs 10000] [--limit 32] [--quick]
 """
 
 from __future__ import annotations
@@ -96,7 +96,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--limit", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 1,000 jobs")
     args = parser.parse_args()
+    if args.quick:
+        args.jobs = 1000
     jobs = max(100, args.jobs // 1000 * 1000)
     with tempfile.TemporaryDirectory(prefix="jobplane-bench-") as tmp:
         result = {
