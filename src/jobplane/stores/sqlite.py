@@ -449,7 +449,7 @@ class SQLiteStore(Store):
         ``durable=False``: the write may be lost in a crash of the machine
         (see ``_commit``).
         """
-        item = _Write(apply, single, counted=counted, autocommit=autocommit, durable=durable)
+        item = _Write(apply, single, None, None, counted, autocommit, durable)
         with self._pending_lock:
             self._pending.append(item)
         batch: list[_Write[Any]] = []
@@ -516,9 +516,12 @@ class SQLiteStore(Store):
         try:
             self._commit(batch)
         finally:
-            moved, self._moved = self._moved, {}
-            committed = any(item.error is None for item in batch)
-            moves = [moved] if moved and committed else []
+            moves = []
+            moved = self._moved
+            if moved:
+                self._moved = {}
+                if any(item.error is None for item in batch):  # committed
+                    moves.append(moved)
             for item in batch:
                 self._note_if_lost(item)
                 if item.counted and item.error is None:
@@ -760,6 +763,7 @@ class SQLiteStore(Store):
         if general:
             params.update(unown=unown, release=release, pending=pending)
         clocked = general or owner is not None  # the lease check, or a new key
+        new = (value, priority)
         recent = self._recent
 
         def apply(conn: sqlite3.Connection) -> None:
@@ -797,7 +801,7 @@ class SQLiteStore(Store):
                 if not archived and (old_status != value or old_priority != priority):
                     moved, old = self._moved, (old_status, old_priority)
                     moved[old] = moved.get(old, 0) - 1
-                    moved[value, priority] = moved.get((value, priority), 0) + 1
+                    moved[new] = moved.get(new, 0) + 1
                 if final:  # _remember_unlocked, inline: this runs for every save
                     recent.pop(job_id, None)
                 elif known is not None or len(recent) < RECENT_ROWS:
