@@ -227,6 +227,7 @@ class JobQueue:
             max_parked=max_parked,
             heartbeat_s=heartbeat_s,
             apply_requests=self._control.apply,
+            admitted=self._control.admitted,
         )
         store.add_listener(self._on_change)
         store.add_request_listener(self._control.heard)

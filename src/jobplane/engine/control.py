@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 ATTEMPTS = 20
 """Compare-and-set attempts on a job that keeps moving before giving up with StoreConflict."""
+UNHEARD_MAX = 4096
+"""Most job ids :meth:`Control.heard` keeps for :meth:`Control.admitted` (the oldest go)."""
 
 
 class Control:
@@ -46,6 +48,11 @@ class Control:
         self._processor = processor
         self._wall = wall
         self._applying = threading.local()
+        # Jobs whose request came while the processor did not track them: a
+        # request committed between a claim and its admission (the claim read
+        # the job before it) is applied once the job is admitted.
+        self._unheard: dict[int, None] = {}
+        self._unheard_lock = threading.Lock()
 
     def cancel(self, job_id: int) -> tuple[bool, str]:
         """Cancel a job: queued at once, waiting at its next turn, running if it cooperates."""
@@ -119,7 +126,16 @@ class Control:
         Reads the job only when the processor tracks it and the change was
         not this daemon's own write (the processor says so on its thread).
         """
-        if self._processor.tracked(job_id) is None or self._processor.writing():
+        if self._processor.tracked(job_id) is None:
+            with self._unheard_lock:
+                self._unheard[job_id] = None
+                if len(self._unheard) > UNHEARD_MAX:
+                    del self._unheard[next(iter(self._unheard))]
+            if self._processor.tracked(job_id) is None:
+                return
+            self.admitted(job_id)  # admitted meanwhile: the admission may not have looked
+            return
+        if self._processor.writing():
             return
         if getattr(self._applying, "job", None) == job_id:
             return  # the notification of our own clear_requests
@@ -129,6 +145,16 @@ class Control:
             logger.exception("job %s: could not read its control requests", job_id)
             return
         self.apply(job)
+
+    def admitted(self, job_id: int) -> None:
+        """A claimed job joined the processor: apply a request that came before it did."""
+        if not self._unheard:  # the common case, without the lock
+            return
+        with self._unheard_lock:
+            if job_id not in self._unheard:
+                return
+            del self._unheard[job_id]
+        self.heard(job_id)
 
     def apply(self, job: Job) -> None:
         """Apply and clear ``job``'s pending requests if this daemon holds it as stored."""

@@ -64,9 +64,12 @@ class Intake:
         heartbeat_s: float | None = None,
         name: str = "jobplane",
         apply_requests: Callable[[Job], None] = lambda job: None,
+        admitted: Callable[[int], None] = lambda job_id: None,
     ) -> None:
         self._store = store
         self._apply_requests = apply_requests
+        self._admitted = admitted
+        """Told each job id admitted (a request may have come after its claim read it)."""
         self.workers = workers
         self.capacity = workers + prefetch
         self.batch = max(1, prefetch // 2)
@@ -213,12 +216,14 @@ class Intake:
                         pending=self._recovery(now),
                         what="its recovery after a restart",
                     )
+                    self._admitted(job.id)
                     continue
                 job = fixed
             if not job.is_final:
                 self._processor.admit(job)
                 if job.requests.pending:  # asked of its last owner, which did not apply them
                     self._apply_requests(job)
+                self._admitted(job.id)
 
     def _needs_recovery(self, job: Job) -> bool:
         """Whether the crash rules would change ``job`` (``jobs.recover``), without a copy.
