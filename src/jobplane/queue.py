@@ -226,8 +226,10 @@ class JobQueue:
             max_parked=max_parked,
             heartbeat_s=heartbeat_s,
             apply_requests=self._control.apply,
+            admitted=self._control.admitted,
         )
         store.add_listener(self._on_change)
+        store.add_request_listener(self._on_request)
         self._stop_maintenance = threading.Event()
         self._recover()
         self._maintenance = threading.Thread(
@@ -525,12 +527,15 @@ class JobQueue:
             self.wait_for_change(job_id, serial, min(remaining, MAX_WAIT), since_status=job.status)
 
     def _on_change(self, job_id: int) -> None:
-        self._control.heard(job_id)
+        self._control.changed(job_id)  # a cancel waiting for another daemon
         if job_id not in self._watchers:  # the common case, without the mutex
             return
         with self._watch_mutex:
             for event in self._watchers.get(job_id, ()):
                 event.set()
+
+    def _on_request(self, job_id: int) -> None:
+        self._control.heard(job_id)  # a control request for a job this daemon may hold
 
     # -- changing jobs -------------------------------------------------------------------
 

@@ -416,6 +416,20 @@ def test_a_control_request_reaches_the_owner_without_moving_the_version(
     assert not store.load(job_id).requests.pending
 
 
+def test_request_listeners_hear_control_requests_only(store: Store, make_job: MakeJob) -> None:
+    [job_id] = insert(store, make_job())
+    daemon = store.register_daemon().daemon_id
+    heard: list[int] = []
+    store.add_request_listener(heard.append)
+    [job] = store.claim(daemon, 1)
+    job.ops[0].status = OpStatus.RUNNING
+    store.save(job)  # the owner's own writes are no requests
+    assert heard == []
+
+    store.request_control(job_id, cancel=True)
+    assert heard == [job_id]
+
+
 def test_clearing_keeps_a_request_newer_than_what_was_applied(
     store: Store, make_job: MakeJob
 ) -> None:

@@ -28,6 +28,8 @@ def test_a_daemon_holds_only_workers_plus_prefetch_of_a_backlog(
     assert q.processor.tracked_count() == 5  # it waits in the store
     q.pool.resume()
     assert wait_final(q, 101).status is OpStatus.SUCCESS
+    for job_id in range(1, 101):  # with 2 workers, job 100 may end after job 101
+        assert wait_final(q, job_id).status is OpStatus.SUCCESS
     assert q.status().jobs_by_status["success"] == 101
 
 
@@ -57,3 +59,23 @@ def test_a_job_waiting_for_a_dependency_is_not_claimed(make_queue: Any, recorder
     recorder.gate("first").set()
     assert wait_final(q, second).status is OpStatus.SUCCESS
     assert recorder.order == ["second"]
+
+
+def test_a_request_committed_between_a_claim_and_its_admission_is_applied(
+    make_queue: Any, recorder: Recorder
+) -> None:
+    q = make_queue(workers=1, start=False)
+    claimer = q._intake.claimer
+    admit = claimer._admit
+
+    def request_first(jobs: list[Job]) -> None:
+        for job in jobs:  # another client asks while the claim is not admitted yet
+            assert q.store.request_control(job.id, cancel=True) is not None
+        admit(jobs)
+
+    claimer._admit = request_first
+    job_id = q.submit([mark("never")])
+    claimer._admit = admit
+    q.pool.resume()
+    assert wait_final(q, job_id).status is OpStatus.CANCELED
+    assert recorder.order == []

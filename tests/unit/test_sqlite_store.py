@@ -31,6 +31,7 @@ from jobplane.errors import (
 )
 from jobplane.jobs import Dependency, Job, OpState, OpStatus
 from jobplane.stores import open_store
+from jobplane.stores import sqlite as sqlite_module
 from jobplane.stores.sql import Migration
 from jobplane.stores.sqlite import (
     MIGRATIONS,
@@ -89,11 +90,6 @@ EXPECTED_SCHEMA = [
         "index",
         "jobs_unarchived",
         "CREATE INDEX jobs_unarchived ON jobs (status, priority, archived) WHERE archived = 0",
-    ),
-    (
-        "index",
-        "jobs_unarchived_id",
-        "CREATE INDEX jobs_unarchived_id ON jobs (id) WHERE archived = 0",
     ),
     (
         "index",
@@ -549,6 +545,7 @@ def test_a_failing_write_in_a_group_commit_undoes_only_itself(store: SQLiteStore
     store.save(moved)
     good_first, good_second = store.load(first), store.load(second)
     good_first.ops[0].result = "first"
+    good_first.ops[0].status = OpStatus.RUNNING  # moves a count, in the batch that fails one
     good_second.ops[0].result = "second"
     # Its first job is written before its second one fails the batch.
     bad_batch = [make_job(), make_job(depends=(-5,))]
@@ -576,10 +573,76 @@ def test_a_failing_write_in_a_group_commit_undoes_only_itself(store: SQLiteStore
     assert store.load(first).ops[0].result == "first"
     assert store.load(second).ops[0].result == "second"
     assert store.load(second).version == good_second.version
+    listed: dict[tuple[OpStatus, int], int] = {}
+    for job in store.list_jobs():
+        listed[job.status, job.priority] = listed.get((job.status, job.priority), 0) + 1
+    assert store.counts() == listed  # only the writes that stayed moved the counts
     # The undone insert did not count toward the limit either.
     store.insert_jobs([make_job()], max_unarchived=3)
     with pytest.raises(QueueFull, match="holds 3 unarchived jobs, the limit is 3"):
         store.insert_jobs([make_job()], max_unarchived=3)
+
+
+def test_saves_in_submission_order_read_only_the_rows_beyond_the_remembered_ones(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "RECENT_ROWS", 4)
+    ids = store.insert_jobs([make_job() for _ in range(6)], max_unarchived=None)
+    reads: list[str] = []
+    assert store._writer is not None
+    store._writer.set_trace_callback(
+        lambda sql: reads.append(sql) if sql.startswith("SELECT status, priority") else None
+    )
+    for status in (OpStatus.RUNNING, OpStatus.SUCCESS):
+        for job_id in ids:
+            job = store.load(job_id)
+            job.ops[0].status = status
+            store.save(job)
+    # Jobs 1-4 were remembered at insert and 5-6 not (full): only theirs are
+    # read, at each of their two saves. Forgetting the oldest row to make room
+    # read every row at every save: each save evicted the row saved next.
+    assert len(reads) == 4
+    assert store.counts() == {(OpStatus.SUCCESS, 0): 6}
+
+
+def test_inserts_in_one_group_commit_count_toward_the_limit_together(
+    store: SQLiteStore,
+) -> None:
+    arrivals = Arrivals(2)
+    with ThreadPoolExecutor(2) as pool:
+        with store._writer_lock:  # hold the writer so that both queue up
+            store._pending = arrivals
+            futures = [
+                pool.submit(store.insert_jobs, [make_job(), make_job()], max_unarchived=3)
+                for _ in range(2)
+            ]
+            assert arrivals.all_here.wait(WAIT)
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(len(future.result(timeout=WAIT)))
+            except QueueFull:
+                outcomes.append("full")
+    assert sorted(outcomes, key=str) == [2, "full"]
+    assert len(store.list_jobs()) == 2
+
+
+def test_the_limit_counts_the_jobs_found_at_open(url: str) -> None:
+    store = SQLiteStore(url)
+    first, _ = store.insert_jobs([make_job(), make_job()], max_unarchived=None)
+    job = store.load(first)
+    job.ops[0].status = OpStatus.SUCCESS
+    store.save(job)
+    store.archive([first])
+    store.close()
+
+    store = SQLiteStore(url)
+    try:
+        store.insert_jobs([make_job()], max_unarchived=2)
+        with pytest.raises(QueueFull, match="holds 2 unarchived jobs, the limit is 2"):
+            store.insert_jobs([make_job()], max_unarchived=2)
+    finally:
+        store.close()
 
 
 def test_a_failed_unwaited_save_fails_the_next_save_in_the_same_commit(
@@ -720,3 +783,50 @@ def test_counts_in_memory_follow_every_kind_of_write(store: SQLiteStore, db: Pat
     store.load(third)  # quarantined: marked error
     store.remove_unreadable(third)
     assert _counted(store) == _recount(db) == {("queued", -5): 1, ("queued", 0): 1}
+
+
+# -- claims -------------------------------------------------------------------------
+
+
+def test_with_full_durability_a_claim_alone_commits_without_fsync(url: str) -> None:
+    store = SQLiteStore(url, durability="full")
+    try:
+        store.insert_jobs([make_job(), make_job()], max_unarchived=None)
+        daemon = store.register_daemon().daemon_id
+        writer = store._writer
+        assert writer is not None
+        statements: list[str] = []
+        writer.set_trace_callback(statements.append)
+
+        [job] = store.claim(daemon, 1)
+        assert statements[0] == "PRAGMA synchronous = NORMAL"
+        assert statements[-1] == "PRAGMA synchronous = FULL"
+        assert "COMMIT" in statements
+
+        statements.clear()
+        job.ops[0].status = OpStatus.RUNNING
+        store.save(job)  # its op's start: fsynced, and the claim's frames with it
+        assert not [sql for sql in statements if "synchronous" in sql]
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()
+
+
+def test_a_claim_after_a_full_claim_skips_the_read_before_it(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.insert_jobs([make_job() for _ in range(5)], max_unarchived=None)
+    daemon = store.register_daemon().daemon_id
+    reads: list[int] = []
+    anything_ready = store._anything_ready
+
+    def counted(daemon_id: int) -> bool:
+        reads.append(daemon_id)
+        return anything_ready(daemon_id)
+
+    monkeypatch.setattr(store, "_anything_ready", counted)
+    assert len(store.claim(daemon, 2)) == 2  # read first: nothing known yet
+    assert len(store.claim(daemon, 2)) == 2  # the last found all it asked for: no read
+    assert len(store.claim(daemon, 2)) == 1  # ... nor here; this one comes back short
+    assert store.claim(daemon, 2) == []  # so this one reads, and writes nothing
+    assert reads == [daemon, daemon]

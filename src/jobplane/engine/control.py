@@ -9,7 +9,7 @@ from any client"):
 * **nobody** (the job waits in the store's schedule): the caller changes
   the stored job by compare-and-set, and tries again if it moved meanwhile;
 * **another daemon**: ``Store.request_control`` records the request; the
-  owner hears of it through its store listener (:meth:`Control.heard`),
+  owner hears of it through its store's request listener (:meth:`Control.heard`),
   applies it as the first case does and clears it. A job claimed with a
   request still pending gets it applied as it is admitted.
 
@@ -47,6 +47,8 @@ CANCEL_WAIT_S = 1.0
 
 ATTEMPTS = 20
 """Compare-and-set attempts on a job that keeps moving before giving up with StoreConflict."""
+UNHEARD_MAX = 4096
+"""Most job ids :meth:`Control.heard` keeps for :meth:`Control.admitted` (the oldest go)."""
 
 
 class Control:
@@ -69,6 +71,11 @@ class Control:
         self._waits_mutex = threading.Lock()
         self._waits: dict[int, list[threading.Event]] = {}
         """Callers of ``cancel`` waiting for the owner, by job; guarded by ``_waits_mutex``."""
+        # Jobs whose request came while the processor did not track them: a
+        # request committed between a claim and its admission (the claim read
+        # the job before it) is applied once the job is admitted.
+        self._unheard: dict[int, None] = {}
+        self._unheard_lock = threading.Lock()
 
     def cancel(self, job_id: int) -> tuple[bool, str]:
         """Cancel a job: queued at once, waiting at its next turn, running if it cooperates.
@@ -110,7 +117,7 @@ class Control:
     def _owner_ends(self, job_id: int, changed: threading.Event) -> tuple[bool, str]:
         """Wait up to ``cancel_wait`` for the owner to apply a cancel; answer as it would.
 
-        Wakes on each change of the job (``changed``, set by :meth:`heard`).
+        Wakes on each change of the job (``changed``, set by :meth:`changed`).
         An owner that refuses (the op started meanwhile and does not
         cooperate) clears the request without a change to hear: that shows
         only at the end of the wait.
@@ -174,17 +181,29 @@ class Control:
 
     # -- the owner's side ---------------------------------------------------------
 
+    def changed(self, job_id: int) -> None:
+        """A store change listener: wake the callers of :meth:`cancel` waiting for this job."""
+        if self._waits:  # someone waits for a job's owner (the common case: nobody)
+            with self._waits_mutex:
+                for event in self._waits.get(job_id, ()):
+                    event.set()
+
     def heard(self, job_id: int) -> None:
-        """A store listener: apply the control requests of a job this daemon holds.
+        """A store request listener: apply the control requests of a job this daemon holds.
 
         Reads the job only when the processor tracks it and the change was
         not this daemon's own write (the processor says so on its thread).
         """
-        if self._waits:  # someone waits for this job's owner (the common case: nobody)
-            with self._waits_mutex:
-                for event in self._waits.get(job_id, ()):
-                    event.set()
-        if self._processor.tracked(job_id) is None or self._processor.writing():
+        if self._processor.tracked(job_id) is None:
+            with self._unheard_lock:
+                self._unheard[job_id] = None
+                if len(self._unheard) > UNHEARD_MAX:
+                    del self._unheard[next(iter(self._unheard))]
+            if self._processor.tracked(job_id) is None:
+                return
+            self.admitted(job_id)  # admitted meanwhile: the admission may not have looked
+            return
+        if self._processor.writing():
             return
         if getattr(self._applying, "job", None) == job_id:
             return  # the notification of our own clear_requests
@@ -194,6 +213,16 @@ class Control:
             logger.exception("job %s: could not read its control requests", job_id)
             return
         self.apply(job)
+
+    def admitted(self, job_id: int) -> None:
+        """A claimed job joined the processor: apply a request that came before it did."""
+        if not self._unheard:  # the common case, without the lock
+            return
+        with self._unheard_lock:
+            if job_id not in self._unheard:
+                return
+            del self._unheard[job_id]
+        self.heard(job_id)
 
     def apply(self, job: Job) -> None:
         """Apply and clear ``job``'s pending requests if this daemon holds it as stored."""

@@ -66,9 +66,12 @@ class Intake:
         heartbeat_s: float | None = None,
         name: str = "jobplane",
         apply_requests: Callable[[Job], None] = lambda job: None,
+        admitted: Callable[[int], None] = lambda job_id: None,
     ) -> None:
         self._store = store
         self._apply_requests = apply_requests
+        self._admitted = admitted
+        """Told each job id admitted (a request may have come after its claim read it)."""
         self.workers = workers
         self.capacity = workers + prefetch
         self.batch = max(1, prefetch // 2)
@@ -197,8 +200,8 @@ class Intake:
     def _admit(self, jobs: list[Job]) -> None:
         now = self._wall()
         for job in jobs:
-            fixed = job.clone()
-            if recover(fixed, self._retry_on_crash, now, CRASHED):
+            fixed = job.clone() if self._needs_recovery(job) else None
+            if fixed is not None and recover(fixed, self._retry_on_crash, now, CRASHED):
                 try:
                     self._store.save(fixed)
                 except LeaseLost:
@@ -215,12 +218,26 @@ class Intake:
                         pending=self._recovery(now),
                         what="its recovery after a restart",
                     )
+                    self._admitted(job.id)
                     continue
                 job = fixed
             if not job.is_final:
                 self._processor.admit(job)
                 if job.requests.pending:  # asked of its last owner, which did not apply them
                     self._apply_requests(job)
+                self._admitted(job.id)
+
+    def _needs_recovery(self, job: Job) -> bool:
+        """Whether the crash rules would change ``job`` (``jobs.recover``), without a copy.
+
+        Only an unfinished op that is not ``queued``, or that this daemon
+        does not know, is changed by them; a claimed job seldom has one.
+        """
+        registry = self._registry
+        return any(
+            not op.is_final and (op.status is not OpStatus.QUEUED or op.op not in registry)
+            for op in job.ops
+        )
 
     def _recovery(self, now: float) -> Callable[[Job], None]:
         def change(job: Job) -> None:

@@ -32,7 +32,8 @@ against every store (SQLite, and ``jobplane.testing.InMemoryStore``):
    reclaim, log line, control request, archive) every listener is called
    with the job id, outside any transaction. A store shared by several
    daemons also calls them for changes other daemons made, as soon as it
-   learns of them.
+   learns of them. Request listeners (``add_request_listener``) are called
+   only for control requests (``request_control``), after the listeners.
 6. **Errors.** Driver errors never escape: they become ``StoreError``.
 7. **Unreadable records.** A record the store cannot read (not JSON, or not
    a job document: see :mod:`jobplane.stores.records`) is never an error for
@@ -156,6 +157,7 @@ class Store(ABC):
         aging_interval: float = DEFAULT_AGING_INTERVAL,
     ) -> None:
         self._listeners: list[Listener] = []
+        self._request_listeners: list[Listener] = []
         self.clock = clock
         """The store's wall clock: it alone decides lease expiry and aging."""
         self.lease_s = lease_s
@@ -198,10 +200,24 @@ class Store(ABC):
         """Call ``listener(job_id)`` after each committed change of a job."""
         self._listeners.append(listener)
 
-    def _notify(self, job_ids: Iterable[int]) -> None:
-        """Call the listeners; one that raises is logged, never passed to the writer."""
+    def add_request_listener(self, listener: Listener) -> None:
+        """Call ``listener(job_id)`` after each committed control request for a job.
+
+        For the daemon that holds the job: it reads the job only then, not
+        at every change (each of its own saves is a change).
+        """
+        self._request_listeners.append(listener)
+
+    def _notify(self, job_ids: Iterable[int], *, request: bool = False) -> None:
+        """Call the listeners (``request``: a control request, so the request listeners too).
+
+        One that raises is logged, never passed to the writer.
+        """
         for job_id in job_ids:
-            for listener in self._listeners:
+            listeners = self._listeners
+            if request:
+                listeners = listeners + self._request_listeners
+            for listener in listeners:
                 try:
                     listener(job_id)
                 except Exception:

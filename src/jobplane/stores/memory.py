@@ -102,12 +102,12 @@ class MemoryDatabase:
         with self.mutex:
             self.rows[job_id].doc = text
 
-    def notify(self, job_ids: Sequence[int]) -> None:
+    def notify(self, job_ids: Sequence[int], *, request: bool = False) -> None:
         """Tell every open store's listeners (outside the mutex)."""
         with self.mutex:
             stores = list(self.stores)
         for store in stores:
-            store._notify(job_ids)
+            store._notify(job_ids, request=request)
 
 
 class InMemoryStore(Store):
@@ -457,7 +457,7 @@ class InMemoryStore(Store):
                 old.serial + 1, old.cancel or cancel, old.priority if priority is None else priority
             )
             job = self._read_locked(row)
-        self.db.notify((job_id,))
+        self.db.notify((job_id,), request=True)
         return job
 
     def clear_requests(self, job: Job, serial: int) -> None:

@@ -35,7 +35,9 @@ How it keeps the contract of :mod:`jobplane.stores.base`:
   (``_Deltas``), and the counts take the notes of the writes that were
   committed. One daemon per file makes that exact; a trigger per save cost
   more than the save itself. ``oldest_queued`` seeks the first queued job
-  of each priority that the counts hold.
+  of each priority that the counts hold. Their sum is the number of
+  unarchived jobs that ``max_jobs`` limits (a counter row updated by every
+  insert cost a page in each commit).
 * **Durability**: WAL always; ``synchronous=NORMAL`` survives a crash of the
   process, ``FULL`` also a loss of power.
 """
@@ -51,7 +53,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext, suppress
+from contextlib import contextmanager, suppress
 from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import priorities
@@ -79,7 +81,7 @@ from .base import (
     queue_full_message,
 )
 from .records import Unreadable, UnreadableRecord, job_from_record, quarantined_job, size_of
-from .schedule import apply_aging, clamp_limit, is_ready, schedule_key
+from .schedule import apply_aging, clamp_limit, schedule_key
 from .sql import SQL_ROOT, Migration, load_migrations, load_queries
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,13 @@ FLUSH_DELAY = 0.002
 """Longest time a write that need not wait stays uncommitted when nothing else commits."""
 
 RECENT_ROWS = 32_768
-"""Most rows whose counted columns the store remembers from its own writes (about 4 MB)."""
+"""Most rows whose counted columns the store remembers from its own writes (about 4 MB).
+
+Only unfinished rows: a save that makes a job final forgets it. When full,
+the store remembers no new row (rather than forgetting an old one: jobs are
+saved in about the order they came, so the oldest are needed next) and a
+save of a row it does not remember reads its columns first.
+"""
 
 CLAMP_BATCH = 10_000
 """Most jobs a claim files in the schedule, and under HIGHEST when their aging gets there."""
@@ -267,6 +275,7 @@ class _Write(Generic[_T]):
         "autocommit",
         "counted",
         "done",
+        "durable",
         "error",
         "lost_job",
         "result",
@@ -281,8 +290,11 @@ class _Write(Generic[_T]):
         lost_job: int | None = None,
         counted: _Deltas | None = None,
         autocommit: bool | None = None,
+        durable: bool = True,
     ) -> None:
         self.apply = apply
+        self.durable = durable
+        """False: committed alone (or with others like it), it needs no fsync (a claim)."""
         self.autocommit = single if autocommit is None else autocommit
         """Committed alone, ``apply`` runs without BEGIN/COMMIT (only if ``single``)."""
         self.counted = counted
@@ -333,6 +345,15 @@ class SQLiteStore(Store):
         # The writer's (guarded by _writer_lock): rows of job_deps, never fewer
         # than there are; and counted columns of rows it wrote last.
         self._dependencies = 0
+        self._backlog = False  # the last claim found all it asked for: maybe more wait
+        # Unarchived jobs: committed (the sum of the counts), and as the
+        # writes applied so far in the open transaction leave them (max_jobs).
+        self._unarchived_committed = 0
+        self._unarchived = 0
+        # How the saves applied in the open transaction move jobs between
+        # counts: one dict per transaction, not one per save (each a single
+        # statement, never undone alone); the counts take it if it commits.
+        self._moved: _Deltas = {}
         self._recent: dict[int, tuple[int, Any, Any, int]] = {}
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
@@ -373,6 +394,7 @@ class SQLiteStore(Store):
             conn.close()
             raise
         self._counts = {(status, priority): n for status, priority, n in counts}
+        self._unarchived = self._unarchived_committed = sum(n for _, _, n in counts)
         return conn
 
     def close(self) -> None:
@@ -414,6 +436,7 @@ class SQLiteStore(Store):
         single: bool = False,
         counted: _Deltas | None = None,
         autocommit: bool | None = None,
+        durable: bool = True,
     ) -> _T:
         """Run ``apply`` in a committed transaction, maybe shared with other callers.
 
@@ -423,8 +446,10 @@ class SQLiteStore(Store):
         ``autocommit=False``: a ``single`` write that reads first; alone it still runs
         in a transaction, since in autocommit mode each read is a transaction of its
         own (a read costs 3 times more than BEGIN and COMMIT together).
+        ``durable=False``: the write may be lost in a crash of the machine
+        (see ``_commit``).
         """
-        item = _Write(apply, single, counted=counted, autocommit=autocommit)
+        item = _Write(apply, single, None, None, counted, autocommit, durable)
         with self._pending_lock:
             self._pending.append(item)
         batch: list[_Write[Any]] = []
@@ -491,26 +516,39 @@ class SQLiteStore(Store):
         try:
             self._commit(batch)
         finally:
+            moves = []
+            moved = self._moved
+            if moved:
+                self._moved = {}
+                if any(item.error is None for item in batch):  # committed
+                    moves.append(moved)
             for item in batch:
                 self._note_if_lost(item)
                 if item.counted and item.error is None:
-                    self._count(item.counted)
+                    moves.append(item.counted)
                 item.done = True
+            if moves:
+                self._count(moves)
+            self._unarchived = self._unarchived_committed  # a failed write added nothing
         return batch
 
-    def _count(self, deltas: _Deltas) -> None:
-        """Take a committed write's moves between counts; ``_writer_lock`` must be held."""
-        if _DEPENDENCIES in deltas:
-            deltas = dict(deltas)
-            self._dependencies += deltas.pop(_DEPENDENCIES)
+    def _count(self, moves: list[_Deltas]) -> None:
+        """Take committed writes' moves between counts; ``_writer_lock`` must be held."""
+        unarchived = 0
         with self._counts_lock:
             counts = self._counts
-            for key, delta in deltas.items():
-                n = counts.get(key, 0) + delta
-                if n:
-                    counts[key] = n
-                else:
-                    counts.pop(key, None)
+            for deltas in moves:
+                for key, delta in deltas.items():
+                    if key is _DEPENDENCIES:
+                        self._dependencies += delta
+                        continue
+                    unarchived += delta
+                    n = counts.get(key, 0) + delta
+                    if n:
+                        counts[key] = n
+                    else:
+                        counts.pop(key, None)
+        self._unarchived_committed += unarchived
 
     def _note_if_lost(self, item: _Write[Any]) -> None:
         """A failed save nobody waited for makes the job's next save fail (guarantee 4)."""
@@ -528,7 +566,43 @@ class SQLiteStore(Store):
                 item.after()
 
     def _commit(self, batch: list[_Write[Any]]) -> None:
-        """Apply every item in one transaction; each failure lands in its item."""
+        """Apply every item in one transaction; each failure lands in its item.
+
+        With durability ``full``, a batch of writes that need not be durable
+        (claims) is committed without an fsync, as ``normal`` does: see
+        ``_commit_without_sync``.
+        """
+        if self.durability == "full" and not any(item.durable for item in batch):
+            self._commit_without_sync(batch)
+        else:
+            self._commit_synced(batch)
+
+    def _commit_without_sync(self, batch: list[_Write[Any]]) -> None:
+        """Commit with ``synchronous=NORMAL`` for once (the WAL is not fsynced).
+
+        Safe for claims: in WAL mode a commit appends its frames to the
+        WAL, and the next commit with ``synchronous=FULL`` fsyncs the whole
+        WAL file, so it makes the earlier frames durable with its own (and
+        a checkpoint fsyncs the WAL first whatever the setting). A crash of
+        the machine before then loses the claim together with every later
+        commit (the WAL's checksums chain its frames): the job is unowned and
+        queued again, as if never claimed. An op that must not run twice
+        starts only once its "running" record is committed, which fsyncs
+        the claim too; a ``retry_on_crash`` op may start before, and runs
+        again after such a crash, as after any crash. A crash of the process
+        alone loses nothing: the frames are in the operating system's cache.
+        """
+        conn = self._writer
+        if conn is None:
+            self._commit_synced(batch)  # fails every item: the store is closed
+            return
+        conn.execute(Q["synchronous_normal"])
+        try:
+            self._commit_synced(batch)
+        finally:
+            conn.execute(Q["synchronous_full"])
+
+    def _commit_synced(self, batch: list[_Write[Any]]) -> None:
         conn = self._writer
         try:
             if conn is None:
@@ -609,34 +683,37 @@ class SQLiteStore(Store):
         """The write of ``insert_jobs`` (guarantees 1 and 2), for ``_write``."""
 
         def apply(conn: sqlite3.Connection) -> list[_Placed]:
-            drained, unarchived, last_id = conn.execute(Q["queue_state"]).fetchone()
+            drained, last_id = conn.execute(Q["queue_state"]).fetchone()
+            unarchived = self._unarchived
             if drained:
                 raise QueueDrained()
             if max_unarchived is not None and unarchived + len(batch) > max_unarchived:
                 raise QueueFull(queue_full_message(unarchived, len(batch), max_unarchived))
             now, interval = self.clock(), self.aging_interval
+            recent, insert = self._recent, Q["insert_job"]
             placed = []
             for index, job in enumerate(batch):
                 job_id = last_id + 1 + index
-                depends = tuple(
-                    _resolve(conn, dep, index, job_id, len(batch)) for dep in job.depends
-                )
-                open_deps = [
-                    dep_id
-                    for dep_id in sorted({dep.job_id for dep in depends})
-                    if dep_id > last_id or not _is_final(conn, dep_id)
-                ]
+                status, priority = job.status.value, job.priority
                 doc = job.to_doc()
-                doc["depends"] = [dep.to_doc() for dep in depends]
-                priority = job.priority
-                ready = is_ready(
-                    archived=False, owner=None, deps_left=len(open_deps), status=job.status
-                )
+                depends: tuple[Dependency, ...] = ()
+                open_deps: list[int] = []
+                if job.depends:
+                    depends = tuple(
+                        _resolve(conn, dep, index, job_id, len(batch)) for dep in job.depends
+                    )
+                    open_deps = [
+                        dep_id
+                        for dep_id in sorted({dep.job_id for dep in depends})
+                        if dep_id > last_id or not _is_final(conn, dep_id)
+                    ]
+                    doc["depends"] = [dep.to_doc() for dep in depends]
+                ready = not open_deps and status in _PENDING_COLUMN  # is_ready, unowned
                 conn.execute(
-                    Q["insert_job"],
+                    insert,
                     {
                         "id": job_id,
-                        "status": job.status.value,
+                        "status": status,
                         "priority": priority,
                         "received_at": job.received_at,
                         "ended_at": job.ended_at,
@@ -649,10 +726,12 @@ class SQLiteStore(Store):
                 for dep_id in open_deps:
                     conn.execute(Q["insert_dependency"], {"dep_id": dep_id, "job_id": job_id})
                     self._dependencies += 1  # now: a later write in this commit may need it
-                self._remember_unlocked(job_id, 1, job.status.value, priority, 0)
+                if len(recent) < RECENT_ROWS and status not in _FINAL:  # _remember_unlocked
+                    recent[job_id] = (1, status, priority, 0)
                 placed.append((job_id, depends))
-                _move(counted, None, (job.status.value, priority))
-            conn.execute(Q["add_unarchived"], {"delta": len(batch)})
+                key = (status, priority)
+                counted[key] = counted.get(key, 0) + 1
+            self._unarchived += len(batch)  # last: nothing in this write fails after it
             return placed
 
         return apply
@@ -660,27 +739,32 @@ class SQLiteStore(Store):
     def save(self, job: Job, *, wait: bool = True, release: bool = False) -> None:
         job_id, version, owner, fence = job.id, job.version, job.owner, job.fence
         status, priority = job.status, job.priority
+        value = status.value
         final = status in FINAL
+        unown = release or final
+        pending = status in PENDING
         params: dict[str, Any] = {
             "id": job_id,
             "version": version,
             "owner": owner,
             "fence": fence,
-            "status": status.value,
+            "status": value,
             "priority": priority,
             "ended_at": job.ended_at,
             "doc": _encode(job.to_doc()),
-            "unown": release or final,
-            "release": release,
-            "pending": status in PENDING,
+            "now": 0.0,  # the store's clock, read in the write when the query needs it
         }
         counted: _Deltas = {}
         # Out of the schedule after the save, whatever the row: not pending, or
         # owned and kept. In place if it was out before too, with the same owner;
         # else only its key goes. Any other save computes its place in SQL.
-        stays_owned = owner is not None and not (release or final)
-        out_after = status not in PENDING or stays_owned
-        same_owner = owner is None or stays_owned
+        stays_owned = owner is not None and not unown
+        general = not ((not pending or stays_owned) and (owner is None or stays_owned))
+        if general:
+            params.update(unown=unown, release=release, pending=pending)
+        clocked = general or owner is not None  # the lease check, or a new key
+        new = (value, priority)
+        recent = self._recent
 
         def apply(conn: sqlite3.Connection) -> None:
             if job_id in self._lost:
@@ -688,36 +772,48 @@ class SQLiteStore(Store):
                 raise StoreConflict(
                     f"job {job_id}: an earlier save that was not waited for failed; reload the job"
                 )
-            params["now"] = now = self.clock()
-            params["new_key"] = schedule_key(now, priority, self.aging_interval)
-            before = self._counted_before_unlocked(conn, job_id, version)
-            dependents = (
-                final
-                and self._dependencies > 0
-                and conn.execute(Q["has_dependents"], params).fetchone()[0]
-            )
-            if not (out_after and same_owner):
+            if clocked:
+                params["now"] = self.clock()
+            before = known = recent.get(job_id)  # the counted columns (_remember_unlocked)
+            if before is None or before[0] != version:
+                row = conn.execute(Q["counted_columns"], params).fetchone()
+                before = None if row is None else (version, row[0], row[1], row[2])
+            if general:
+                params["new_key"] = schedule_key(params["now"], priority, self.aging_interval)
                 query = Q["save_job"]
-            elif before is not None and (owner is not None or before[0] not in _PENDING_COLUMN):
+            elif before is not None and (owner is not None or before[1] not in _PENDING_COLUMN):
                 query = Q["save_job_in_place"]
             else:
                 query = Q["save_job_unscheduled"]
-            with _atomic(conn) if dependents else nullcontext():
+            if (
+                final
+                and self._dependencies > 0
+                and conn.execute(Q["has_dependents"], params).fetchone()[0]
+            ):
+                with _atomic(conn):
+                    saved = conn.execute(query, params).rowcount == 1
+                    if saved:
+                        counted[_DEPENDENCIES] = -_release_dependents(conn, job_id)
+            else:
                 saved = conn.execute(query, params).rowcount == 1
-                if saved and dependents:
-                    counted[_DEPENDENCIES] = -_release_dependents(conn, job_id)
             if saved and before is not None:
-                old_status, old_priority, archived = before
-                if not archived:
-                    _move(counted, (old_status, old_priority), (status.value, priority))
-                self._remember_unlocked(job_id, version + 1, status.value, priority, archived)
+                _, old_status, old_priority, archived = before
+                if not archived and (old_status != value or old_priority != priority):
+                    moved, old = self._moved, (old_status, old_priority)
+                    moved[old] = moved.get(old, 0) - 1
+                    moved[new] = moved.get(new, 0) + 1
+                if final:  # _remember_unlocked, inline: this runs for every save
+                    recent.pop(job_id, None)
+                elif known is not None or len(recent) < RECENT_ROWS:
+                    recent[job_id] = (version + 1, value, priority, archived)
                 return
             row = conn.execute(Q["save_diagnosis"], params).fetchone()
             if row is None:
                 raise JobNotFound(f"job {job_id} does not exist")
             stored_version, stored_owner, stored_fence = row
             if owner is not None:
-                self._check_fence(conn, job_id, (stored_owner, stored_fence), (owner, fence), now)
+                stored = (stored_owner, stored_fence)
+                self._check_fence(conn, job_id, stored, (owner, fence), params["now"])
             if stored_version != version:
                 raise StoreConflict(
                     f"job {job_id} changed since it was read: the store has version "
@@ -733,24 +829,10 @@ class SQLiteStore(Store):
         else:
             self._write_soon(apply, lambda: self._notify((job_id,)), job_id, counted=counted)
         job.version = version + 1
-        if release or final:
+        if unown:
             job.owner = None
         if wait:
             self._notify((job_id,))
-
-    def _counted_before_unlocked(
-        self, conn: sqlite3.Connection, job_id: int, version: int
-    ) -> tuple[Any, Any, int] | None:
-        """The counted columns of the job's row at ``version``; ``_writer_lock`` must be held.
-
-        Usually remembered from this store's own last write of the row (a read
-        costs more than the save's update); None if the row does not exist.
-        """
-        known = self._recent.get(job_id)
-        if known is not None and known[0] == version:
-            return known[1], known[2], known[3]
-        row = conn.execute(Q["counted_columns"], {"id": job_id}).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
 
     def _remember_unlocked(
         self, job_id: int, version: int, status: Any, priority: Any, archived: int
@@ -762,10 +844,10 @@ class SQLiteStore(Store):
         new version (marks) or that this store does not follow forget the row.
         """
         recent = self._recent
-        recent.pop(job_id, None)
-        recent[job_id] = (version, status, priority, archived)
-        if len(recent) > RECENT_ROWS:
-            del recent[next(iter(recent))]
+        if status in _FINAL:
+            recent.pop(job_id, None)
+        elif job_id in recent or len(recent) < RECENT_ROWS:
+            recent[job_id] = (version, status, priority, archived)
 
     def _check_fence(
         self,
@@ -828,8 +910,7 @@ class SQLiteStore(Store):
             for job_id, status, priority in rows:
                 _move(counted, (status, priority), None)
                 self._recent.pop(job_id, None)
-            if rows:
-                conn.execute(Q["add_unarchived"], {"delta": -len(rows)})
+            self._unarchived -= len(rows)
             return sorted(row[0] for row in rows)
 
         archived = self._write(apply, counted=counted)
@@ -868,10 +949,14 @@ class SQLiteStore(Store):
             raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
 
     def claim(self, daemon_id: int, limit: int) -> list[Job]:
-        if not self._anything_ready(daemon_id):
+        # A read first, so that an empty claim costs no write transaction;
+        # skipped after a claim that found all it asked for (a backlog).
+        if not self._backlog and not self._anything_ready(daemon_id):
             return []  # as if claimed a moment earlier: no write transaction for nothing
         counted: _Deltas = {}
-        claimed = self._write(self._claiming(daemon_id, limit, counted), counted=counted)
+        claim = self._claiming(daemon_id, limit, counted)
+        claimed = self._write(claim, counted=counted, durable=False)
+        self._backlog = len(claimed) >= limit > 0
         self._notify([job.id for job in claimed])
         return claimed
 
@@ -896,20 +981,23 @@ class SQLiteStore(Store):
             if interval > 0:
                 params = {"limit_key": clamp_limit(now, interval), "batch": CLAMP_BATCH}
                 conn.execute(Q["clamp_aged"], params)
-            claimed = []
+            claimed, unchanged = [], []
             for row in conn.execute(Q["next_ready"], {"limit": max(0, limit)}).fetchall():
                 job = _job_in_write(conn, row, counted, self._recent)
                 if job is None:
                     continue  # quarantined now: final, never claimed
+                status = row[13]
                 if apply_aging(job, row[12], now, interval):
-                    _move(counted, (row[13], row[14]), (row[13], job.priority))
-                    doc = {"priority": job.priority, "doc": _encode(job.to_doc())}
-                    conn.execute(Q["take_job"], {"id": job.id, "owner": daemon_id, **doc})
-                else:  # no aging earned: the document stays as it is
-                    conn.execute(Q["take_job_as_is"], {"id": job.id, "owner": daemon_id})
+                    _move(counted, (status, row[14]), (status, job.priority))
+                    params = {"id": job.id, "owner": daemon_id, "priority": job.priority}
+                    conn.execute(Q["take_aged_job"], {**params, "doc": _encode(job.to_doc())})
+                else:
+                    unchanged.append(job.id)
                 job.owner, job.fence, job.version = daemon_id, job.fence + 1, job.version + 1
-                self._remember_unlocked(job.id, job.version, row[13], job.priority, 0)
+                self._remember_unlocked(job.id, job.version, status, job.priority, 0)
                 claimed.append(job)
+            if unchanged:  # one statement: their index entries are next to each other
+                conn.execute(Q["take_jobs"], {"ids": _encode(unchanged), "owner": daemon_id})
             return claimed
 
         return apply
@@ -947,7 +1035,7 @@ class SQLiteStore(Store):
 
         job = self._write(apply, counted=counted)
         if job is not None:
-            self._notify((job_id,))
+            self._notify((job_id,), request=True)
         return job
 
     def clear_requests(self, job: Job, serial: int) -> None:
@@ -985,7 +1073,7 @@ class SQLiteStore(Store):
             self._recent.pop(job_id, None)
             conn.execute(Q["delete_log"], params)
             if not archived:
-                conn.execute(Q["add_unarchived"], params)
+                self._unarchived -= 1
                 _move(counted, (status, priority), None)
 
         self._write(apply, counted=counted)

@@ -28,10 +28,10 @@ SELECT COALESCE(MAX(version), 0) FROM schema_migrations
 INSERT INTO schema_migrations (version, applied_at) VALUES (:version, :applied_at)
 
 -- name: queue_state
--- The drain flag, the number of unarchived jobs and the highest id handed out.
+-- The drain flag and the highest id handed out. (The store counts the
+-- unarchived jobs in memory: see SQLiteStore._count.)
 SELECT
     (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'drained'),
-    (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'unarchived'),
     MAX(
         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),
         COALESCE((SELECT MAX(id) FROM jobs), 0)
@@ -51,9 +51,6 @@ SELECT status FROM jobs WHERE id = :id
 
 -- name: insert_dependency
 INSERT OR IGNORE INTO job_deps (dep_id, job_id) VALUES (:dep_id, :job_id)
-
--- name: add_unarchived
-UPDATE meta SET value = CAST(value AS INTEGER) + :delta WHERE key = 'unarchived'
 
 -- name: has_dependents
 SELECT EXISTS (SELECT 1 FROM job_deps WHERE dep_id = :id)
@@ -182,7 +179,15 @@ WHERE sched_key IS NOT NULL
 ORDER BY sched_key, id
 LIMIT :limit
 
--- name: take_job
+-- name: take_jobs
+-- The claim, for the jobs whose aging changed nothing: one statement for all
+-- of them (:ids, a JSON array), looked up by id.
+UPDATE jobs NOT INDEXED
+SET owner = :owner, fence = fence + 1, version = version + 1, sched_key = NULL
+WHERE id IN (SELECT value FROM json_each(:ids))
+
+-- name: take_aged_job
+-- The claim, for a job whose aging raised its ops' priority: the new document.
 UPDATE jobs
 SET owner = :owner, fence = fence + 1, version = version + 1, sched_key = NULL,
     priority = :priority, doc = :doc
@@ -196,12 +201,6 @@ SELECT EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_schedule WHERE sched_key IS NO
         WHERE sched_key IS NULL AND deps_left = 0 AND owner IS NULL AND archived = 0
             AND status IN ('queued', 'waiting')
     )
-
--- name: take_job_as_is
--- The claim of a job that earned no aging: its document is unchanged.
-UPDATE jobs
-SET owner = :owner, fence = fence + 1, version = version + 1, sched_key = NULL
-WHERE id = :id
 
 -- name: end_expired_leases
 UPDATE daemons SET ended = 1 WHERE id != :daemon AND ended = 0 AND lease_until <= :now

@@ -23,13 +23,6 @@ CREATE INDEX jobs_schedule ON jobs (sched_key, id) WHERE sched_key IS NOT NULL;
 -- Reclaim finds a lost daemon's jobs here; few jobs are owned at any time.
 CREATE INDEX jobs_owner ON jobs (owner) WHERE owner IS NOT NULL;
 
--- Every unarchived job by id (listing, without a status): walks only
--- these, never the archived ones. The status index stays 0001's
--- jobs_unarchived (status, priority): one index that a status change
--- touches (each costs a page in every commit), covering the count the
--- store makes when it opens, and seeks for the oldest queued job.
-CREATE INDEX jobs_unarchived_id ON jobs (id) WHERE archived = 0;
-
 -- The dependencies a job still waits for; a row goes when its dependency
 -- becomes final (in the same transaction that lowers deps_left).
 CREATE TABLE job_deps (
@@ -75,3 +68,8 @@ UPDATE jobs
 SET ready_at = received_at,
     sched_key = CASE WHEN priority <= -20 THEN -1.0e300 ELSE received_at + priority * 60.0 END
 WHERE archived = 0 AND deps_left = 0 AND status IN ('queued', 'waiting');
+
+-- The number of unarchived jobs is the sum of the counts the store keeps in
+-- memory from now on; a counter row written by every insert cost a page in
+-- each of their commits.
+DELETE FROM meta WHERE key = 'unarchived';
