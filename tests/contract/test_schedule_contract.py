@@ -20,6 +20,7 @@ from jobplane.stores import Store
 from jobplane.testing import ManualClock
 
 MakeJob = Callable[..., Job]
+Damage = Callable[[int, "str | bytes"], None]
 OpenStore = Callable[..., Store]
 WAIT = 10.0
 LEASE_S = 15.0  # what conftest's open_new gives every store
@@ -100,6 +101,21 @@ def test_a_claimed_job_is_owned_and_fenced(store: Store, make_job: MakeJob) -> N
     assert (job.id, job.owner, job.fence, job.version) == (job_id, daemon, 1, 2)
     loaded = store.load(job_id)
     assert (loaded.owner, loaded.fence, loaded.version) == (daemon, 1, 2)
+
+
+def test_an_unreadable_ready_job_is_never_claimed_and_ends_in_error(
+    store: Store, make_job: MakeJob, damage: Damage
+) -> None:
+    first, spoiled, last = insert(store, make_job(), make_job(), make_job())
+    damage(spoiled, "{")
+    daemon = store.register_daemon().daemon_id
+
+    assert [job.id for job in store.claim(daemon, 3)] == [first, last]
+    assert store.counts() == {(OpStatus.QUEUED, 0): 2, (OpStatus.ERROR, 0): 1}  # before a read
+    assert [found.job_id for found in store.quarantined()] == [spoiled]
+    job = store.load(spoiled)
+    assert (job.status, job.is_final, job.owner) == (OpStatus.ERROR, True, None)
+    assert store.claim(daemon, 3) == []  # nor later
 
 
 def test_insert_and_claim_claims_in_schedule_order_with_the_new_jobs(

@@ -81,7 +81,7 @@ from .base import (
     queue_full_message,
 )
 from .records import Unreadable, UnreadableRecord, job_from_record, quarantined_job, size_of
-from .schedule import apply_aging, clamp_limit, schedule_key
+from .schedule import aging_steps, apply_aging, clamp_limit, schedule_key
 from .sql import SQL_ROOT, Migration, load_migrations, load_queries
 
 logger = logging.getLogger(__name__)
@@ -657,14 +657,15 @@ class SQLiteStore(Store):
         insert = self._inserting(batch, max_unarchived, counted)
         claim = self._claiming(daemon_id, limit, counted)
 
-        def apply(conn: sqlite3.Connection) -> tuple[list[_Placed], list[Job]]:
+        def apply(conn: sqlite3.Connection) -> tuple[list[_Placed], list[Job | _Row]]:
             placed = insert(conn)
             try:
                 return placed, claim(conn)
             except LeaseLost:  # raised before the claim writes anything
                 return placed, []
 
-        placed, claimed = self._write(apply, counted=counted)
+        placed, taken = self._write(apply, counted=counted)
+        claimed = self._parse_claimed(taken)
         ids = self._placed(batch, placed)
         self._notify(ids)
         self._notify([job.id for job in claimed])
@@ -955,7 +956,8 @@ class SQLiteStore(Store):
             return []  # as if claimed a moment earlier: no write transaction for nothing
         counted: _Deltas = {}
         claim = self._claiming(daemon_id, limit, counted)
-        claimed = self._write(claim, counted=counted, durable=False)
+        taken = self._write(claim, counted=counted, durable=False)
+        claimed = self._parse_claimed(taken)
         self._backlog = len(claimed) >= limit > 0
         self._notify([job.id for job in claimed])
         return claimed
@@ -968,10 +970,15 @@ class SQLiteStore(Store):
 
     def _claiming(
         self, daemon_id: int, limit: int, counted: _Deltas
-    ) -> Callable[[sqlite3.Connection], list[Job]]:
-        """The write of ``claim`` (guarantee 9), for ``_write``; LeaseLost before any write."""
+    ) -> Callable[[sqlite3.Connection], list[Job | _Row]]:
+        """The write of ``claim`` (guarantee 9), for ``_write``; LeaseLost before any write.
 
-        def apply(conn: sqlite3.Connection) -> list[Job]:
+        It returns the claimed jobs in order: a job whose aging changed its
+        document, else the row as read, parsed by ``_parse_claimed`` once the
+        writer is free (parsing is most of a claim's time).
+        """
+
+        def apply(conn: sqlite3.Connection) -> list[Job | _Row]:
             now, interval = self.clock(), self.aging_interval
             self._check_live(conn, daemon_id, now)
             unfiled = conn.execute(Q["unfiled_jobs"], {"batch": CLAMP_BATCH}).fetchall()
@@ -981,26 +988,64 @@ class SQLiteStore(Store):
             if interval > 0:
                 params = {"limit_key": clamp_limit(now, interval), "batch": CLAMP_BATCH}
                 conn.execute(Q["clamp_aged"], params)
-            claimed, unchanged = [], []
+            claimed: list[Job | _Row] = []
+            unchanged: list[int] = []
             for row in conn.execute(Q["next_ready"], {"limit": max(0, limit)}).fetchall():
-                job = _job_in_write(conn, row, counted, self._recent)
-                if job is None:
-                    continue  # quarantined now: final, never claimed
-                status = row[13]
-                if apply_aging(job, row[12], now, interval):
-                    _move(counted, (status, row[14]), (status, job.priority))
-                    params = {"id": job.id, "owner": daemon_id, "priority": job.priority}
-                    conn.execute(Q["take_aged_job"], {**params, "doc": _encode(job.to_doc())})
-                else:
-                    unchanged.append(job.id)
-                job.owner, job.fence, job.version = daemon_id, job.fence + 1, job.version + 1
-                self._remember_unlocked(job.id, job.version, status, job.priority, 0)
-                claimed.append(job)
+                status, priority = row[13], row[14]
+                if _ages(row, now, interval):
+                    job = _job_in_write(conn, row, counted, self._recent)
+                    if job is None:
+                        continue  # quarantined now: final, never claimed
+                    if apply_aging(job, row[12], now, interval):
+                        _move(counted, (status, priority), (status, job.priority))
+                        params = {"id": job.id, "owner": daemon_id, "priority": job.priority}
+                        conn.execute(Q["take_aged_job"], {**params, "doc": _encode(job.to_doc())})
+                    else:
+                        unchanged.append(job.id)
+                    job.owner, job.fence, job.version = daemon_id, job.fence + 1, job.version + 1
+                    self._remember_unlocked(job.id, job.version, status, job.priority, 0)
+                    claimed.append(job)
+                else:  # parsed after the write (_parse_claimed)
+                    unchanged.append(row[0])
+                    self._remember_unlocked(row[0], row[1] + 1, status, priority, 0)
+                    claimed.append((*row[:7], daemon_id, row[8] + 1, *row[9:12]))
             if unchanged:  # one statement: their index entries are next to each other
                 conn.execute(Q["take_jobs"], {"ids": _encode(unchanged), "owner": daemon_id})
             return claimed
 
         return apply
+
+    def _parse_claimed(self, taken: list[Job | _Row]) -> list[Job]:
+        """The jobs of a claim's write, rows parsed now, outside the writer.
+
+        A row that cannot be read was claimed all the same: it is quarantined
+        now, by a write of its own, and left out, as a claim that read it
+        under the writer would have done.
+        """
+        claimed, unreadable = [], []
+        for entry in taken:
+            if isinstance(entry, Job):
+                claimed.append(entry)
+                continue
+            row = (entry[0], entry[1] + 1, *entry[2:])  # the version the claim wrote
+            try:
+                claimed.append(_parse(row))
+            except UnreadableRecord:
+                unreadable.append(row)
+        if unreadable:
+            self._quarantine_claimed(unreadable)
+        return claimed
+
+    def _quarantine_claimed(self, rows: list[_Row]) -> None:
+        counted: _Deltas = {}
+
+        def apply(conn: sqlite3.Connection) -> None:
+            for row in rows:
+                job = quarantined_job(row[0], row[1], bool(row[2]), row[5], row[6])
+                _mark_row(conn, "mark_unreadable", job, counted, self._recent)
+                conn.execute(Q["disown_job"], {"id": row[0], "version": row[1]})
+
+        self._write(apply, counted=counted)
 
     def reclaim(self, daemon_id: int) -> list[Job]:
         counted: _Deltas = {}
@@ -1337,6 +1382,15 @@ def _parse(row: _Row) -> Job:
     if row[9]:
         job.requests = ControlRequests(row[9], bool(row[10]), row[11])
     return job
+
+
+def _ages(row: _Row, now: float, interval: float) -> bool:
+    """Whether a ``next_ready`` row may have earned aging (its document must be read)."""
+    version, fence, priority, ready_at = row[1], row[8], row[14], row[12]
+    numbers = isinstance(version, int) and isinstance(fence, int) and isinstance(priority, int)
+    if not numbers or not isinstance(ready_at, (int, float)):
+        return True  # damaged columns: read under the writer, as before
+    return aging_steps(priority, ready_at, now, interval) > 0
 
 
 def _job_in_write(
