@@ -1040,12 +1040,14 @@ class SQLiteStore(Store):
         counted: _Deltas = {}
 
         def apply(conn: sqlite3.Connection) -> None:
-            for row in rows:
+            for row in rows:  # the mark gives the job up too (owner NULL)
                 job = quarantined_job(row[0], row[1], bool(row[2]), row[5], row[6])
                 _mark_row(conn, "mark_unreadable", job, counted, self._recent)
-                conn.execute(Q["disown_job"], {"id": row[0], "version": row[1]})
 
-        self._write(apply, counted=counted)
+        try:
+            self._write(apply, counted=counted)
+        except StoreError:  # the jobs claimed with them are returned all the same
+            logger.exception("could not quarantine %d unreadable claimed jobs", len(rows))
 
     def reclaim(self, daemon_id: int) -> list[Job]:
         counted: _Deltas = {}

@@ -271,11 +271,6 @@ UPDATE jobs SET unreadable = 1, status = :status, priority = :priority,
     owner = NULL, sched_key = NULL
 WHERE id = :id AND version = :version AND unreadable = 0
 
--- name: disown_job
--- A claimed row found unreadable after the claim (SQLiteStore._parse_claimed):
--- quarantined, it belongs to no daemon.
-UPDATE jobs SET owner = NULL WHERE id = :id AND version = :version
-
 -- name: mark_readable
 -- A row marked unreadable whose document reads again (repaired by hand): its
 -- columns follow the document once more.
