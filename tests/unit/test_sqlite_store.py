@@ -659,8 +659,9 @@ def test_a_failed_unwaited_save_fails_the_next_save_in_the_same_commit(
     with ThreadPoolExecutor(1) as pool:
         with store._writer_lock:  # hold the writer so both land in one batch
             store._pending = arrivals
-            store.save(stale, wait=False)  # will conflict; its version is bumped anyway
+            store.save(stale, wait=False, release=True)  # will conflict; version bumped anyway
             # ... so this save's version matches the stored one by accident.
+            # (A release is never absorbed by the next save: it stays pending.)
             later = pool.submit(store.save, stale)
             assert arrivals.all_here.wait(WAIT)
         with pytest.raises(StoreConflict, match="not waited for failed"):
@@ -830,3 +831,64 @@ def test_a_claim_after_a_full_claim_skips_the_read_before_it(
     assert len(store.claim(daemon, 2)) == 1  # ... nor here; this one comes back short
     assert store.claim(daemon, 2) == []  # so this one reads, and writes nothing
     assert reads == [daemon, daemon]
+
+
+class Appends(list[Any]):
+    """A pending list that sets ``second`` at the second append (items may leave it)."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.appends = 0
+        self.expected = expected
+        self.second = threading.Event()
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        self.appends += 1
+        if self.appends >= self.expected:
+            self.second.set()
+
+
+def test_a_save_absorbs_the_pending_unwaited_save_before_it(store: SQLiteStore) -> None:
+    """An op's unwaited start, still pending at its end: one row write for both."""
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    job = store.load(job_id)
+    statements: list[str] = []
+    heard: list[int] = []
+    store.add_listener(heard.append)
+    writer = store._writer
+    assert writer is not None
+    writer.set_trace_callback(statements.append)
+    arrivals = Appends(2)
+    with ThreadPoolExecutor(1) as pool:
+        with store._writer_lock:  # nothing commits the start meanwhile
+            store._pending = arrivals
+            job.ops[0].status = OpStatus.RUNNING
+            store.save(job, wait=False)
+            assert job.version == 2
+            job.ops[0].status = OpStatus.SUCCESS
+            future = pool.submit(store.save, job)
+            assert arrivals.second.wait(WAIT)  # the end is queued: it took the start out
+            assert len(arrivals) == 1
+        future.result(timeout=WAIT)
+    writer.set_trace_callback(None)
+    assert job.version == 3
+    assert len([s for s in statements if "UPDATE jobs" in s]) == 1
+    stored = store.load(job_id)
+    assert stored.status is OpStatus.SUCCESS and stored.version == 3
+    assert store.counts() == {(OpStatus.SUCCESS, stored.priority): 1}
+    assert heard == [job_id]
+    store.save(stored)  # the stored version is the one the caller holds
+    assert store.load(job_id).version == 4
+
+
+def test_a_save_that_follows_a_committed_unwaited_save_writes_alone(store: SQLiteStore) -> None:
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    job = store.load(job_id)
+    job.ops[0].status = OpStatus.RUNNING
+    store.save(job, wait=False)
+    store.set_drained(False)  # a waited write: it commits whatever is pending first
+    assert store.load(job_id).status is OpStatus.RUNNING
+    job.ops[0].status = OpStatus.SUCCESS
+    store.save(job)
+    assert store.load(job_id).version == 3

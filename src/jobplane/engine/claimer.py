@@ -89,7 +89,12 @@ class Claimer:
 
     def kick(self) -> None:
         """Ask for a pass soon (cheap; passes asked for meanwhile are merged)."""
-        self._kicked.set()
+        if not self._kicked.is_set():
+            self._kicked.set()
+
+    def kicked(self) -> bool:
+        """Whether a pass is asked for and not begun."""
+        return self._kicked.is_set()
 
     def stop(self, *, unregister: bool = True, timeout: float = 5.0) -> None:
         """Stop the thread; ``unregister`` ends the lease (its jobs are reclaimable at once)."""

@@ -185,7 +185,7 @@ class Intake:
         """
         if self._urgent:
             self._pass(blocking=False)
-        elif self.wanted() > 0:  # not at every job's end: claims go in batches
+        elif not self.claimer.kicked() and self.wanted() > 0:  # claims go in batches
             self.claimer.kick()
 
     def _pass(self, *, blocking: bool) -> None:

@@ -20,7 +20,10 @@ against every store (SQLite, and ``jobplane.testing.InMemoryStore``):
    exception is asked for by name: ``save(job, wait=False)`` may return
    before its change is committed. The store then commits it soon (within
    milliseconds), in order with the later writes of the same job, and calls
-   the listeners once it is committed; if it cannot be committed, the job's
+   the listeners once it is committed (a store may instead let the job's next
+   save absorb it while it is uncommitted: that save then commits both
+   changes at once, and the stored version still ends where two saves would
+   leave it); if it cannot be committed, the job's
    next save raises ``StoreConflict``. A crash may lose it, so the engine
    uses it only where a lost write is harmless (the record that an op
    marked ``retry_on_crash`` started).

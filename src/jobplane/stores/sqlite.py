@@ -270,6 +270,7 @@ class _Write(Generic[_T]):
     """One caller's share of a group commit; ``done`` once committed or failed."""
 
     __slots__ = (
+        "absorbable",
         "after",
         "apply",
         "autocommit",
@@ -277,6 +278,7 @@ class _Write(Generic[_T]):
         "done",
         "durable",
         "error",
+        "expected",
         "lost_job",
         "result",
         "single",
@@ -305,6 +307,10 @@ class _Write(Generic[_T]):
         """For a write nobody waits for: run by whoever committed it, after the commit."""
         self.lost_job = lost_job
         """For a save nobody waits for: the job whose next save must fail if this one does."""
+        self.absorbable: tuple[int, int] | None = None
+        """For a save nobody waits for that a later save may absorb: (job id, its next version)."""
+        self.expected = 0
+        """With ``absorbable``: the version the save expects in the store."""
         self.done = False
         self.result: _T | None = None
         self.error: BaseException | None = None
@@ -470,8 +476,14 @@ class SQLiteStore(Store):
         single: bool = True,
         counted: _Deltas | None = None,
         autocommit: bool | None = None,
+        absorbable: tuple[int, int] | None = None,
+        expected: int = 0,
     ) -> None:
-        """Queue a save without waiting; ``after()`` runs once it is committed."""
+        """Queue a save without waiting; ``after()`` runs once it is committed.
+
+        ``absorbable``: (job id, the version its next save carries), for a
+        save that job's next save may absorb while it is pending (see ``save``).
+        """
         item = _Write(
             apply,
             single=single,
@@ -480,6 +492,7 @@ class SQLiteStore(Store):
             counted=counted,
             autocommit=autocommit,
         )
+        item.absorbable, item.expected = absorbable, expected
         with self._pending_lock:
             if self._closed:
                 raise StoreError(f"the store {self.url} is closed")
@@ -491,6 +504,24 @@ class SQLiteStore(Store):
                 self._flusher.start()
         if not self._flush_wanted.is_set():
             self._flush_wanted.set()
+
+    def _absorb(self, job_id: int, version: int) -> int:
+        """Take out a pending save of ``job_id`` that a save at ``version`` follows.
+
+        Returns the version the save must expect in the store: that pending
+        save's, if there is one (the caller's save then writes for both), or
+        ``version``. A pending save a leader has taken is committing: it
+        stays, and the caller's save follows it.
+        """
+        key = (job_id, version)
+        with self._pending_lock:
+            pending = self._pending
+            for index in range(len(pending) - 1, -1, -1):
+                item = pending[index]
+                if item.absorbable == key:
+                    del pending[index]
+                    return item.expected
+        return version
 
     def _flush_loop(self) -> None:
         """Commit writes nobody waits for that no leader committed within FLUSH_DELAY."""
@@ -738,6 +769,15 @@ class SQLiteStore(Store):
         return apply
 
     def save(self, job: Job, *, wait: bool = True, release: bool = False) -> None:
+        """See ``Store.save``; an uncommitted earlier save of the job may be absorbed.
+
+        A save nobody waited for (``wait=False``: an op's start) that is
+        still pending when the job's next save comes is taken out of the
+        group commit: the next save writes both changes at once (its own
+        state holds the earlier one), compare-and-set on the version the
+        earlier save expected, and leaves the stored version where the two
+        would have left it. A fast op then costs one row write, not two.
+        """
         job_id, version, owner, fence = job.id, job.version, job.owner, job.fence
         status, priority = job.status, job.priority
         value = status.value
@@ -755,6 +795,8 @@ class SQLiteStore(Store):
             "doc": _encode(job.to_doc()),
             "now": 0.0,  # the store's clock, read in the write when the query needs it
         }
+        expected = self._absorb(job_id, version)
+        params["version"], params["next_version"] = expected, version + 1
         counted: _Deltas = {}
         # Out of the schedule after the save, whatever the row: not pending, or
         # owned and kept. In place if it was out before too, with the same owner;
@@ -776,9 +818,9 @@ class SQLiteStore(Store):
             if clocked:
                 params["now"] = self.clock()
             before = known = recent.get(job_id)  # the counted columns (_remember_unlocked)
-            if before is None or before[0] != version:
+            if before is None or before[0] != expected:
                 row = conn.execute(Q["counted_columns"], params).fetchone()
-                before = None if row is None else (version, row[0], row[1], row[2])
+                before = None if row is None else (expected, row[0], row[1], row[2])
             if general:
                 params["new_key"] = schedule_key(params["now"], priority, self.aging_interval)
                 query = Q["save_job"]
@@ -815,10 +857,10 @@ class SQLiteStore(Store):
             if owner is not None:
                 stored = (stored_owner, stored_fence)
                 self._check_fence(conn, job_id, stored, (owner, fence), params["now"])
-            if stored_version != version:
+            if stored_version != expected:
                 raise StoreConflict(
                     f"job {job_id} changed since it was read: the store has version "
-                    f"{stored_version}, this copy version {version}"
+                    f"{stored_version}, this copy version {expected}"
                 )
             raise StoreConflict(
                 f"job {job_id} is owned by daemon {stored_owner}; only it may save it"
@@ -828,7 +870,15 @@ class SQLiteStore(Store):
         if wait:
             self._write(apply, single=True, counted=counted)
         else:
-            self._write_soon(apply, lambda: self._notify((job_id,)), job_id, counted=counted)
+            absorbable = None if unown else (job_id, version + 1)
+            self._write_soon(
+                apply,
+                lambda: self._notify((job_id,)),
+                job_id,
+                counted=counted,
+                absorbable=absorbable,
+                expected=expected,
+            )
         job.version = version + 1
         if unown:
             job.owner = None

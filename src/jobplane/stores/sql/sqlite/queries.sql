@@ -78,10 +78,11 @@ DELETE FROM job_deps WHERE dep_id = :id
 -- while it is ready, kept while it stays ready unless :restart (released,
 -- or a new priority), else :new_key from :now. The store keeps the counts
 -- and releases the dependents (see SQLiteStore.save). Changes nothing if a
--- check fails; save_diagnosis says why.
+-- check fails; save_diagnosis says why. :next_version is :version + 1, or
+-- + 2 when the save absorbs an uncommitted earlier one (SQLiteStore.save).
 UPDATE jobs
 SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
-    version = version + 1, unreadable = 0,
+    version = :next_version, unreadable = 0,
     owner = CASE WHEN :unown THEN NULL ELSE owner END,
     ready_at = CASE
         WHEN NOT (:pending AND archived = 0 AND deps_left = 0 AND (:unown OR owner IS NULL))
@@ -105,7 +106,7 @@ WHERE id = :id AND version = :version
 -- columns, so the write leaves the indexes on owner and schedule alone.
 UPDATE jobs
 SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
-    version = version + 1, unreadable = 0
+    version = :next_version, unreadable = 0
 WHERE id = :id AND version = :version
   AND ((:owner IS NULL AND owner IS NULL)
        OR (owner = :owner AND fence = :fence
@@ -117,7 +118,7 @@ WHERE id = :id AND version = :version
 -- its owner: the same checks; ready_at stays.
 UPDATE jobs
 SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
-    version = version + 1, unreadable = 0, sched_key = NULL
+    version = :next_version, unreadable = 0, sched_key = NULL
 WHERE id = :id AND version = :version
   AND ((:owner IS NULL AND owner IS NULL)
        OR (owner = :owner AND fence = :fence
