@@ -125,6 +125,10 @@ _Deltas = dict[tuple[Any, Any], int]
 _Placed = tuple[int, tuple[Dependency, ...]]
 """An inserted job's id and its dependencies, resolved."""
 _DEPENDENCIES = ("job_deps", "rows")
+_FILED = ("jobs_unfiled", "generation")
+"""In a claim's counted moves: the ``_unfiled_gen`` as of which it filed every unfiled job."""
+CLAMP_EVERY_S = 1.0
+"""Claims file jobs whose aging reached HIGHEST under it at most this often (store's clock)."""
 """The key of a write's change to the number of job_deps rows in its ``_Deltas``."""
 _encode = encode_json
 
@@ -352,6 +356,16 @@ class SQLiteStore(Store):
         # than there are; and counted columns of rows it wrote last.
         self._dependencies = 0
         self._backlog = False  # the last claim found all it asked for: maybe more wait
+        # Leases of live daemons registered here, by id: this process alone
+        # writes the daemons table (it holds the file's lock), so these are the
+        # rows' lease_until, and a claim checks its lease without a statement.
+        self._leases: dict[int, float] = {}
+        # Ready jobs without a key (released dependents) are filed by the next
+        # claim: it looks for them only when _unfiled_gen moved past
+        # _filed_gen (a commit released dependents, or a heartbeat passed).
+        self._unfiled_gen = 1
+        self._filed_gen = 0
+        self._clamped_at = -math.inf  # the store's clock at the last clamp_aged
         # Unarchived jobs: committed (the sum of the counts), and as the
         # writes applied so far in the open transaction leave them (max_jobs).
         self._unarchived_committed = 0
@@ -572,6 +586,11 @@ class SQLiteStore(Store):
                 for key, delta in deltas.items():
                     if key is _DEPENDENCIES:
                         self._dependencies += delta
+                        if delta < 0:  # released dependents may be ready now, unfiled
+                            self._unfiled_gen += 1
+                        continue
+                    if key is _FILED:  # a claim found every unfiled job as of this
+                        self._filed_gen = max(self._filed_gen, delta)
                         continue
                     unarchived += delta
                     n = counts.get(key, 0) + delta
@@ -977,26 +996,50 @@ class SQLiteStore(Store):
     def register_daemon(self, name: str = "") -> Lease:
         def apply(conn: sqlite3.Connection) -> Lease:
             now = self.clock()
-            params = {"name": name, "now": now, "lease_until": now + self.lease_s}
+            until = now + self.lease_s
+            params = {"name": name, "now": now, "lease_until": until}
             daemon_id, epoch = conn.execute(Q["register_daemon"], params).fetchone()
+            self._leases[daemon_id] = until  # an id nobody learns if this is not committed
             return Lease(daemon_id, epoch)
 
         return self._write(apply, single=True)
 
     def heartbeat(self, daemon_id: int) -> None:
+        before = self._leases.get(daemon_id)
+
         def apply(conn: sqlite3.Connection) -> None:
             now = self.clock()
-            params = {"daemon": daemon_id, "now": now, "lease_until": now + self.lease_s}
+            until = now + self.lease_s
+            params = {"daemon": daemon_id, "now": now, "lease_until": until}
             if conn.execute(Q["heartbeat"], params).rowcount != 1:
+                self._leases.pop(daemon_id, None)
                 raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
+            self._leases[daemon_id] = until
 
-        self._write(apply, single=True)
+        try:
+            self._write(apply, single=True)
+        except LeaseLost:
+            raise
+        except StoreError:
+            with self._writer_lock:  # not renewed: the lease is the row's again
+                if before is None:
+                    self._leases.pop(daemon_id, None)
+                else:
+                    self._leases[daemon_id] = before
+            raise
+        self._unfiled_gen += 1  # now and then, a claim looks for unfiled jobs whatever moved
 
     def unregister_daemon(self, daemon_id: int) -> None:
-        self._write(lambda conn: conn.execute(Q["unregister_daemon"], {"daemon": daemon_id}))
+        def apply(conn: sqlite3.Connection) -> None:
+            self._leases.pop(daemon_id, None)  # ended from now, even if this fails
+            conn.execute(Q["unregister_daemon"], {"daemon": daemon_id})
 
-    def _check_live(self, conn: sqlite3.Connection, daemon_id: int, now: float) -> None:
-        if conn.execute(Q["daemon_live"], {"daemon": daemon_id, "now": now}).fetchone() is None:
+        self._write(apply)
+
+    def _check_live(self, daemon_id: int, now: float) -> None:
+        """Raise LeaseLost unless the daemon's lease is live by the store's clock ``now``."""
+        until = self._leases.get(daemon_id)
+        if until is None or until <= now:
             raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
 
     def claim(self, daemon_id: int, limit: int) -> list[Job]:
@@ -1015,7 +1058,7 @@ class SQLiteStore(Store):
     def _anything_ready(self, daemon_id: int) -> bool:
         """A read (no write lock): whether a claim could find a job; LeaseLost if not live."""
         with self._reading() as conn:
-            self._check_live(conn, daemon_id, self.clock())
+            self._check_live(daemon_id, self.clock())
             return bool(conn.execute(Q["anything_ready"]).fetchone()[0])
 
     def _claiming(
@@ -1030,14 +1073,19 @@ class SQLiteStore(Store):
 
         def apply(conn: sqlite3.Connection) -> list[Job | _Row]:
             now, interval = self.clock(), self.aging_interval
-            self._check_live(conn, daemon_id, now)
-            unfiled = conn.execute(Q["unfiled_jobs"], {"batch": CLAMP_BATCH}).fetchall()
-            for job_id, priority in unfiled:
-                key = schedule_key(now, priority, interval)
-                conn.execute(Q["file_job"], {"id": job_id, "now": now, "sched_key": key})
-            if interval > 0:
+            self._check_live(daemon_id, now)
+            gen = self._unfiled_gen
+            if gen != self._filed_gen:
+                unfiled = conn.execute(Q["unfiled_jobs"], {"batch": CLAMP_BATCH}).fetchall()
+                for job_id, priority in unfiled:
+                    key = schedule_key(now, priority, interval)
+                    conn.execute(Q["file_job"], {"id": job_id, "now": now, "sched_key": key})
+                if len(unfiled) < CLAMP_BATCH:
+                    counted[_FILED] = gen  # taken by _count once committed
+            if interval > 0 and now - self._clamped_at >= CLAMP_EVERY_S:
                 params = {"limit_key": clamp_limit(now, interval), "batch": CLAMP_BATCH}
                 conn.execute(Q["clamp_aged"], params)
+                self._clamped_at = now  # if this rolls back, the next clamp is one step late
             claimed: list[Job | _Row] = []
             unchanged: list[int] = []
             for row in conn.execute(Q["next_ready"], {"limit": max(0, limit)}).fetchall():
@@ -1104,7 +1152,7 @@ class SQLiteStore(Store):
 
         def apply(conn: sqlite3.Connection) -> list[Job]:
             now = self.clock()
-            self._check_live(conn, daemon_id, now)
+            self._check_live(daemon_id, now)
             conn.execute(Q["end_expired_leases"], {"daemon": daemon_id, "now": now})
             rows = conn.execute(Q["reclaim_jobs"], {"daemon": daemon_id}).fetchall()
             for row in rows:
