@@ -114,7 +114,7 @@ class Processor:
         recovery); the first turn commits it, retrying until the store takes it.
         """
         st = self._st
-        aj = Active(job, st.clock(), next(st.seq))
+        aj = Active(job, st.clock(), next(st.seq), st.parked)
         if self._lock_owner is not None:
             aj.lock_owner = self._lock_owner(job)
         aj.pending, aj.pending_what = pending, what
@@ -125,14 +125,13 @@ class Processor:
             st.active.pop(job.id, None)
 
     def load(self) -> tuple[int, int]:
-        """``(taken, parked)``: claimed jobs that hold or wait for a worker; those in lock waits."""
-        taken = parked = 0
-        for aj in list(self._st.active.values()):
-            if aj.where is Where.LOCKS:
-                parked += 1
-            elif aj.where is not Where.DONE:
-                taken += 1
-        return taken, parked
+        """``(taken, parked)``: claimed jobs that hold or wait for a worker; those in lock waits.
+
+        Counted, not scanned: it is asked at the end of every job.
+        """
+        st = self._st
+        parked = len(st.parked)
+        return len(st.active) - parked, parked
 
     def worst_queued(self) -> int | None:
         """The priority of the claimed job that would start last, if one waits for a worker."""

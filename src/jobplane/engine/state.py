@@ -82,6 +82,7 @@ class Active:
         "lock_owner",
         "mutex",
         "needs",
+        "parked",
         "pending",
         "pending_timeout",
         "pending_what",
@@ -91,16 +92,18 @@ class Active:
         "timer",
         "unconfirmed",
         "wait_started",
-        "where",
+        "_where",
     )
 
-    def __init__(self, job: Job, now: float, seq: int) -> None:
+    def __init__(self, job: Job, now: float, seq: int, parked: set[int] | None = None) -> None:
         self.job = job
         """The job as committed: never a state the store has not taken."""
         self.lock_owner: Hashable = job.id
         """Who holds and waits for its locks: the job id, or (daemon id, job id) if shared."""
         self.mutex = threading.Lock()
-        self.where = Where.POOL
+        self.parked: set[int] = set() if parked is None else parked
+        """The ids of the jobs in lock waits (``EngineState.parked``), kept by ``where``."""
+        self._where = Where.POOL
         self.seq = seq
         self.aged_at = now
         self.held: list[str] = []
@@ -122,6 +125,18 @@ class Active:
         self.failures = 0
         """Writes of this job the store refused in a row (0: all is well)."""
         self.store_error = ""
+
+    @property
+    def where(self) -> Where:
+        return self._where
+
+    @where.setter
+    def where(self, where: Where) -> None:
+        if where is Where.LOCKS:
+            self.parked.add(self.job.id)
+        elif self._where is Where.LOCKS:
+            self.parked.discard(self.job.id)
+        self._where = where
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +176,8 @@ class EngineState:
         self.on_finished = on_finished
         self.on_slot_free = on_slot_free
         self.active: dict[int, Active] = {}
+        self.parked: set[int] = set()
+        """The ids of the tracked jobs in lock waits (``Where.LOCKS``), kept by ``Active.where``."""
         self.writing = threading.local()
         """``writing.on``: this thread is inside one of the engine's own store writes."""
         self.seq = itertools.count()

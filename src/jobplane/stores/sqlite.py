@@ -92,6 +92,9 @@ BUSY_TIMEOUT_S = 10.0
 FLUSH_DELAY = 0.002
 """Longest time a write that need not wait stays uncommitted when nothing else commits."""
 
+FRESH_JOBS = 16_384
+"""Jobs this store inserted and keeps, with their documents, until claimed (``_parse_claimed``)."""
+
 RECENT_ROWS = 32_768
 """Most rows whose counted columns the store remembers from its own writes (about 4 MB).
 
@@ -122,8 +125,8 @@ _T = TypeVar("_T")
 _Row = tuple[Any, ...]
 _Deltas = dict[tuple[Any, Any], int]
 """How a write moves unarchived jobs between (status, priority) counts (the columns as stored)."""
-_Placed = tuple[int, tuple[Dependency, ...]]
-"""An inserted job's id and its dependencies, resolved."""
+_Placed = tuple[int, tuple[Dependency, ...], str]
+"""An inserted job's id, its dependencies (resolved) and its stored document."""
 _DEPENDENCIES = ("job_deps", "rows")
 _FILED = ("jobs_unfiled", "generation")
 """In a claim's counted moves: the ``_unfiled_gen`` as of which it filed every unfiled job."""
@@ -337,6 +340,7 @@ class SQLiteStore(Store):
         self.durability = durability
         self.path = database_path(url)
         self._pending: list[_Write[Any]] = []
+        self._absorbable: set[int] = set()  # jobs with an absorbable save in _pending
         self._pending_lock = threading.Lock()  # guards _pending and _flusher
         self._flusher: threading.Thread | None = None
         self._flush_wanted = threading.Event()
@@ -375,6 +379,11 @@ class SQLiteStore(Store):
         # statement, never undone alone); the counts take it if it commits.
         self._moved: _Deltas = {}
         self._recent: dict[int, tuple[int, Any, Any, int]] = {}
+        # Unclaimed jobs this store inserted, by id: (document as stored, the
+        # job as inserted). A claim that reads that very document takes a copy
+        # instead of parsing it again. Oldest first; at most FRESH_JOBS.
+        self._fresh: dict[int, tuple[str, Job]] = {}
+        self._fresh_lock = threading.Lock()
         folder = os.path.dirname(self.path)
         if not os.path.isdir(folder):
             raise StoreError(f"cannot open the store {url}: the directory {folder} does not exist")
@@ -511,6 +520,8 @@ class SQLiteStore(Store):
             if self._closed:
                 raise StoreError(f"the store {self.url} is closed")
             self._pending.append(item)
+            if absorbable is not None:
+                self._absorbable.add(job_id)
             if self._flusher is None:
                 self._flusher = threading.Thread(
                     target=self._flush_loop, name="jobplane-sqlite-flusher", daemon=True
@@ -527,6 +538,8 @@ class SQLiteStore(Store):
         ``version``. A pending save a leader has taken is committing: it
         stays, and the caller's save follows it.
         """
+        if job_id not in self._absorbable:  # most saves: no lock taken
+            return version
         key = (job_id, version)
         with self._pending_lock:
             pending = self._pending
@@ -534,6 +547,7 @@ class SQLiteStore(Store):
                 item = pending[index]
                 if item.absorbable == key:
                     del pending[index]
+                    self._absorbable.discard(job_id)
                     return item.expected
         return version
 
@@ -556,6 +570,7 @@ class SQLiteStore(Store):
         """Lead: commit every pending item; ``_writer_lock`` must be held. Returns them."""
         with self._pending_lock:
             batch, self._pending = self._pending, []
+            self._absorbable.clear()
         if not batch:
             return batch
         try:
@@ -693,6 +708,7 @@ class SQLiteStore(Store):
         counted: _Deltas = {}
         placed = self._write(self._inserting(batch, max_unarchived, counted), counted=counted)
         ids = self._placed(batch, placed)
+        self._keep_fresh(batch, placed)
         self._notify(ids)
         return ids
 
@@ -715,18 +731,42 @@ class SQLiteStore(Store):
                 return placed, []
 
         placed, taken = self._write(apply, counted=counted)
-        claimed = self._parse_claimed(taken)
         ids = self._placed(batch, placed)
+        self._keep_fresh(batch, placed)
+        claimed = self._parse_claimed(taken)
         self._notify(ids)
         self._notify([job.id for job in claimed])
         return ids, claimed
 
     @staticmethod
     def _placed(batch: list[Job], placed: list[_Placed]) -> list[int]:
-        for job, (job_id, depends) in zip(batch, placed, strict=True):
+        for job, (job_id, depends, _) in zip(batch, placed, strict=True):
             job.id, job.version, job.depends, job.archived = job_id, 1, depends, False
             job.owner, job.fence = None, 0
-        return [job_id for job_id, _ in placed]
+        return [job_id for job_id, _, _ in placed]
+
+    def _keep_fresh(self, batch: list[Job], placed: list[_Placed]) -> None:
+        """Keep copies of committed new jobs that wait to be claimed, oldest dropped first."""
+        fresh = self._fresh
+        with self._fresh_lock:
+            for job, (job_id, _, text) in zip(batch, placed, strict=True):
+                if job.status in PENDING:
+                    fresh[job_id] = (text, job.clone())
+            for _ in range(len(fresh) - FRESH_JOBS):
+                del fresh[next(iter(fresh))]
+
+    def _fresh_copy(self, row: _Row) -> Job | None:
+        """The job a claimed row holds, from ``_fresh`` if the row holds the document kept there.
+
+        ``row`` is as the claim read it (its version before the claim).
+        """
+        with self._fresh_lock:
+            kept = self._fresh.pop(row[0], None)
+        if kept is None or kept[1].version != row[1] or kept[0] != row[3]:
+            return None
+        job = kept[1]
+        job.archived = bool(row[2])
+        return job
 
     def _inserting(
         self, batch: list[Job], max_unarchived: int | None, counted: _Deltas
@@ -759,6 +799,7 @@ class SQLiteStore(Store):
                         if dep_id > last_id or not _is_final(conn, dep_id)
                     ]
                     doc["depends"] = [dep.to_doc() for dep in depends]
+                text = _encode(doc)
                 ready = not open_deps and status in _PENDING_COLUMN  # is_ready, unowned
                 conn.execute(
                     insert,
@@ -768,7 +809,7 @@ class SQLiteStore(Store):
                         "priority": priority,
                         "received_at": job.received_at,
                         "ended_at": job.ended_at,
-                        "doc": _encode(doc),
+                        "doc": text,
                         "deps_left": len(open_deps),
                         "ready_at": now if ready else None,
                         "sched_key": schedule_key(now, priority, interval) if ready else None,
@@ -779,7 +820,7 @@ class SQLiteStore(Store):
                     self._dependencies += 1  # now: a later write in this commit may need it
                 if len(recent) < RECENT_ROWS and status not in _FINAL:  # _remember_unlocked
                     recent[job_id] = (1, status, priority, 0)
-                placed.append((job_id, depends))
+                placed.append((job_id, depends, text))
                 key = (status, priority)
                 counted[key] = counted.get(key, 0) + 1
             self._unarchived += len(batch)  # last: nothing in this write fails after it
@@ -1125,11 +1166,19 @@ class SQLiteStore(Store):
             if isinstance(entry, Job):
                 claimed.append(entry)
                 continue
+            job = self._fresh_copy(entry)
             row = (entry[0], entry[1] + 1, *entry[2:])  # the version the claim wrote
-            try:
-                claimed.append(_parse(row))
-            except UnreadableRecord:
-                unreadable.append(row)
+            if job is None:
+                try:
+                    job = _parse(row)
+                except UnreadableRecord:
+                    unreadable.append(row)
+                    continue
+            else:
+                job.version, job.owner, job.fence = row[1], row[7], row[8]
+                if row[9]:
+                    job.requests = ControlRequests(row[9], bool(row[10]), row[11])
+            claimed.append(job)
         if unreadable:
             self._quarantine_claimed(unreadable)
         return claimed
