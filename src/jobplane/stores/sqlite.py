@@ -852,9 +852,12 @@ class SQLiteStore(Store):
             "status": value,
             "priority": priority,
             "ended_at": job.ended_at,
-            "doc": _encode(job.to_doc()),
+            # Encoded now if the caller waits; an unwaited save is mostly
+            # absorbed by the job's next save, so its text is made at commit.
+            "doc": _encode(job.to_doc()) if wait else None,
             "now": 0.0,  # the store's clock, read in the write when the query needs it
         }
+        doc = None if wait else job.to_doc()
         expected = self._absorb(job_id, version)
         params["version"], params["next_version"] = expected, version + 1
         counted: _Deltas = {}
@@ -877,6 +880,8 @@ class SQLiteStore(Store):
                 )
             if clocked:
                 params["now"] = self.clock()
+            if doc is not None:
+                params["doc"] = _encode(doc)
             before = known = recent.get(job_id)  # the counted columns (_remember_unlocked)
             if before is None or before[0] != expected:
                 row = conn.execute(Q["counted_columns"], params).fetchone()
