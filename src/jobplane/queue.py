@@ -168,7 +168,7 @@ class JobQueue:
             raise ValidationError("aging_interval must be >= 0 seconds (0 disables aging)")
         if max_jobs is not None and max_jobs < 1:
             raise ValidationError("max_jobs must be a positive integer or None")
-        prefetch = 2 * workers if prefetch is None else prefetch
+        prefetch = 16 * workers if prefetch is None else prefetch
         max_parked = 20 * workers if max_parked is None else max_parked
         for what, value in (("prefetch", prefetch), ("max_parked", max_parked)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

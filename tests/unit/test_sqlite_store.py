@@ -23,6 +23,7 @@ import pytest
 
 from jobplane.errors import (
     DependencyError,
+    LeaseLost,
     QueueFull,
     StoreConflict,
     StoreError,
@@ -813,24 +814,34 @@ def test_with_full_durability_a_claim_alone_commits_without_fsync(url: str) -> N
         store.close()
 
 
-def test_a_claim_after_a_full_claim_skips_the_read_before_it(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+def test_a_claim_after_a_short_claim_touches_nothing_until_a_job_may_be_ready(
+    store: SQLiteStore,
 ) -> None:
-    store.insert_jobs([make_job() for _ in range(5)], max_unarchived=None)
+    store.insert_jobs([make_job() for _ in range(3)], max_unarchived=None)
     daemon = store.register_daemon().daemon_id
-    reads: list[int] = []
-    anything_ready = store._anything_ready
+    statements: list[str] = []
+    writer = store._writer
+    assert writer is not None
+    writer.set_trace_callback(statements.append)
 
-    def counted(daemon_id: int) -> bool:
-        reads.append(daemon_id)
-        return anything_ready(daemon_id)
+    def claim(limit: int) -> tuple[int, bool]:
+        statements.clear()
+        return len(store.claim(daemon, limit)), bool(statements)
 
-    monkeypatch.setattr(store, "_anything_ready", counted)
-    assert len(store.claim(daemon, 2)) == 2  # read first: nothing known yet
-    assert len(store.claim(daemon, 2)) == 2  # the last found all it asked for: no read
-    assert len(store.claim(daemon, 2)) == 1  # ... nor here; this one comes back short
-    assert store.claim(daemon, 2) == []  # so this one reads, and writes nothing
-    assert reads == [daemon, daemon]
+    assert claim(2) == (2, True)  # found all it asked for: more may wait
+    assert claim(2) == (1, True)  # came back short: the schedule is empty now
+    assert claim(2) == (0, False)  # nothing became ready since: no transaction at all
+    store.insert_jobs([make_job()], max_unarchived=None)
+    [job] = store.claim(daemon, 2)  # an insert made one ready: read again
+    assert claim(2) == (0, False)
+    store.save(job, release=True)  # given back: ready again
+    assert claim(2) == (1, True)
+    assert claim(2) == (0, False)
+    store.heartbeat(daemon)  # now and then the schedule is read whatever moved
+    assert claim(2) == (0, True)
+    store.unregister_daemon(daemon)
+    with pytest.raises(LeaseLost):
+        store.claim(daemon, 2)  # the lease is checked even when nothing is read
 
 
 class Appends(list[Any]):

@@ -129,6 +129,8 @@ _Placed = tuple[int, tuple[Dependency, ...], str]
 """An inserted job's id, its dependencies (resolved) and its stored document."""
 _DEPENDENCIES = ("job_deps", "rows")
 _FILED = ("jobs_unfiled", "generation")
+_EMPTY = ("jobs_schedule", "generation")
+"""In a claim's counted moves: the ``_ready_gen`` as of which it found no more ready jobs."""
 """In a claim's counted moves: the ``_unfiled_gen`` as of which it filed every unfiled job."""
 CLAMP_EVERY_S = 1.0
 """Claims file jobs whose aging reached HIGHEST under it at most this often (store's clock)."""
@@ -359,7 +361,13 @@ class SQLiteStore(Store):
         # The writer's (guarded by _writer_lock): rows of job_deps, never fewer
         # than there are; and counted columns of rows it wrote last.
         self._dependencies = 0
-        self._backlog = False  # the last claim found all it asked for: maybe more wait
+        # Whether a claim may find a job, without a read: _ready_gen moves with
+        # every write that may make a job ready (an insert, a save that gives a
+        # job back or files it, released dependents, and each heartbeat, in
+        # case); a claim that found fewer jobs than it asked for notes the
+        # generation it saw in _empty_gen once it is committed (_count).
+        self._ready_gen = 1
+        self._empty_gen = 0
         # Leases of live daemons registered here, by id: this process alone
         # writes the daemons table (it holds the file's lock), so these are the
         # rows' lease_until, and a claim checks its lease without a statement.
@@ -603,9 +611,13 @@ class SQLiteStore(Store):
                         self._dependencies += delta
                         if delta < 0:  # released dependents may be ready now, unfiled
                             self._unfiled_gen += 1
+                            self._ready_gen += 1
                         continue
                     if key is _FILED:  # a claim found every unfiled job as of this
                         self._filed_gen = max(self._filed_gen, delta)
+                        continue
+                    if key is _EMPTY:  # a claim found no more ready jobs as of this
+                        self._empty_gen = max(self._empty_gen, delta)
                         continue
                     unarchived += delta
                     n = counts.get(key, 0) + delta
@@ -820,6 +832,8 @@ class SQLiteStore(Store):
                     self._dependencies += 1  # now: a later write in this commit may need it
                 if len(recent) < RECENT_ROWS and status not in _FINAL:  # _remember_unlocked
                     recent[job_id] = (1, status, priority, 0)
+                if ready:
+                    self._ready_gen += 1
                 placed.append((job_id, depends, text))
                 key = (status, priority)
                 counted[key] = counted.get(key, 0) + 1
@@ -889,6 +903,8 @@ class SQLiteStore(Store):
             if general:
                 params["new_key"] = schedule_key(params["now"], priority, self.aging_interval)
                 query = Q["save_job"]
+                if pending and (unown or owner is None):  # it may be filed: ready for a claim
+                    self._ready_gen += 1
             elif before is not None and (owner is not None or before[1] not in _PENDING_COLUMN):
                 query = Q["save_job_in_place"]
             else:
@@ -1074,6 +1090,7 @@ class SQLiteStore(Store):
                     self._leases[daemon_id] = before
             raise
         self._unfiled_gen += 1  # now and then, a claim looks for unfiled jobs whatever moved
+        self._ready_gen += 1  # ... and reads the schedule
 
     def unregister_daemon(self, daemon_id: int) -> None:
         def apply(conn: sqlite3.Connection) -> None:
@@ -1089,23 +1106,15 @@ class SQLiteStore(Store):
             raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
 
     def claim(self, daemon_id: int, limit: int) -> list[Job]:
-        # A read first, so that an empty claim costs no write transaction;
-        # skipped after a claim that found all it asked for (a backlog).
-        if not self._backlog and not self._anything_ready(daemon_id):
-            return []  # as if claimed a moment earlier: no write transaction for nothing
+        if self._ready_gen == self._empty_gen:  # nothing became ready since a claim found none
+            self._check_live(daemon_id, self.clock())
+            return []  # as if claimed a moment earlier: no transaction for nothing
         counted: _Deltas = {}
         claim = self._claiming(daemon_id, limit, counted)
         taken = self._write(claim, counted=counted, durable=False)
         claimed = self._parse_claimed(taken)
-        self._backlog = len(claimed) >= limit > 0
         self._notify([job.id for job in claimed])
         return claimed
-
-    def _anything_ready(self, daemon_id: int) -> bool:
-        """A read (no write lock): whether a claim could find a job; LeaseLost if not live."""
-        with self._reading() as conn:
-            self._check_live(daemon_id, self.clock())
-            return bool(conn.execute(Q["anything_ready"]).fetchone()[0])
 
     def _claiming(
         self, daemon_id: int, limit: int, counted: _Deltas
@@ -1134,7 +1143,11 @@ class SQLiteStore(Store):
                 self._clamped_at = now  # if this rolls back, the next clamp is one step late
             claimed: list[Job | _Row] = []
             unchanged: list[int] = []
-            for row in conn.execute(Q["next_ready"], {"limit": max(0, limit)}).fetchall():
+            ready_gen = self._ready_gen
+            rows = conn.execute(Q["next_ready"], {"limit": max(0, limit)}).fetchall()
+            if len(rows) < limit:
+                counted[_EMPTY] = ready_gen  # taken by _count once committed
+            for row in rows:
                 status, priority = row[13], row[14]
                 if _ages(row, now, interval):
                     job = _job_in_write(conn, row, counted, self._recent)

@@ -194,15 +194,6 @@ SET owner = :owner, fence = fence + 1, version = version + 1, sched_key = NULL,
     priority = :priority, doc = :doc
 WHERE id = :id
 
--- name: anything_ready
--- Whether a claim would find a job: one in the schedule, or one ready but not filed yet.
-SELECT EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_schedule WHERE sched_key IS NOT NULL)
-    OR EXISTS (
-        SELECT 1 FROM jobs INDEXED BY jobs_unfiled
-        WHERE sched_key IS NULL AND deps_left = 0 AND owner IS NULL AND archived = 0
-            AND status IN ('queued', 'waiting')
-    )
-
 -- name: end_expired_leases
 UPDATE daemons SET ended = 1 WHERE id != :daemon AND ended = 0 AND lease_until <= :now
 
