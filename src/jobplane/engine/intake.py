@@ -185,8 +185,8 @@ class Intake:
         """
         if self._urgent:
             self._pass(blocking=False)
-        elif not self.claimer.kicked() and self.wanted() > 0:  # claims go in batches
-            self.claimer.kick()
+        elif not self.claimer.kicked() and self._store.may_claim() and self.wanted() > 0:
+            self.claimer.kick()  # not at every job's end: claims go in batches
 
     def _pass(self, *, blocking: bool) -> None:
         try:

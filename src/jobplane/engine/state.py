@@ -70,6 +70,7 @@ class Active:
     """The working state of a job this processor handles; guarded by ``mutex``."""
 
     __slots__ = (
+        "_where",
         "aged_at",
         "attempt_deadline",
         "attempts",
@@ -92,7 +93,6 @@ class Active:
         "timer",
         "unconfirmed",
         "wait_started",
-        "_where",
     )
 
     def __init__(self, job: Job, now: float, seq: int, parked: set[int] | None = None) -> None:

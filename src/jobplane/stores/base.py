@@ -325,6 +325,15 @@ class Store(ABC):
             LeaseLost: the daemon's lease is not live.
         """
 
+    def may_claim(self) -> bool:
+        """False only if a ``claim`` now would certainly find nothing (no I/O; a hint).
+
+        A store that knows of every change that can make a job ready (SQLite:
+        one process writes it) says so, and a daemon then asks no claim of it.
+        This default always says True.
+        """
+        return True
+
     def insert_and_claim(
         self, jobs: Sequence[Job], *, max_unarchived: int | None, daemon_id: int, limit: int
     ) -> tuple[list[int], list[Job]]:

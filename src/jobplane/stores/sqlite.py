@@ -732,11 +732,15 @@ class SQLiteStore(Store):
         if not batch:
             return [], self.claim(daemon_id, limit)
         counted: _Deltas = {}
-        insert = self._inserting(batch, max_unarchived, counted)
+        owned: list[int] = []  # the batch's jobs inserted already claimed, in schedule order
+        insert = self._inserting(batch, max_unarchived, counted, (daemon_id, limit, owned))
         claim = self._claiming(daemon_id, limit, counted)
 
         def apply(conn: sqlite3.Connection) -> tuple[list[_Placed], list[Job | _Row]]:
+            owned.clear()
             placed = insert(conn)
+            if owned:  # nothing else was ready: the claim is made
+                return placed, []
             try:
                 return placed, claim(conn)
             except LeaseLost:  # raised before the claim writes anything
@@ -744,8 +748,18 @@ class SQLiteStore(Store):
 
         placed, taken = self._write(apply, counted=counted)
         ids = self._placed(batch, placed)
-        self._keep_fresh(batch, placed)
-        claimed = self._parse_claimed(taken)
+        if owned:
+            claimed = []
+            for index in owned:
+                job = batch[index].clone()
+                job.owner, job.fence = daemon_id, 1
+                claimed.append(job)
+            taking = set(owned)
+            kept = [i for i in range(len(batch)) if i not in taking]
+            self._keep_fresh([batch[i] for i in kept], [placed[i] for i in kept])
+        else:
+            self._keep_fresh(batch, placed)
+            claimed = self._parse_claimed(taken)
         self._notify(ids)
         self._notify([job.id for job in claimed])
         return ids, claimed
@@ -781,9 +795,21 @@ class SQLiteStore(Store):
         return job
 
     def _inserting(
-        self, batch: list[Job], max_unarchived: int | None, counted: _Deltas
+        self,
+        batch: list[Job],
+        max_unarchived: int | None,
+        counted: _Deltas,
+        claim: tuple[int, int, list[int]] | None = None,
     ) -> Callable[[sqlite3.Connection], list[_Placed]]:
-        """The write of ``insert_jobs`` (guarantees 1 and 2), for ``_write``."""
+        """The write of ``insert_jobs`` (guarantees 1 and 2), for ``_write``.
+
+        ``claim``: (daemon id, limit, owned) from ``insert_and_claim``. If no
+        other job is ready (``_ready_gen`` is ``_empty_gen``: a claim now would
+        find only these), the batch's ready jobs that the claim would take are
+        inserted owned by the daemon, with fence 1, out of the schedule: the
+        claim costs no statement of its own. Their indexes in ``batch`` go to
+        ``owned``, in schedule order.
+        """
 
         def apply(conn: sqlite3.Connection) -> list[_Placed]:
             drained, last_id = conn.execute(Q["queue_state"]).fetchone()
@@ -795,6 +821,22 @@ class SQLiteStore(Store):
             now, interval = self.clock(), self.aging_interval
             recent, insert = self._recent, Q["insert_job"]
             placed = []
+            taken: set[int] = set()
+            daemon_id = None
+            if claim is not None and claim[1] > 0 and self._ready_gen == self._empty_gen:
+                daemon_id, limit, owned = claim
+                until = self._leases.get(daemon_id)
+                if until is not None and until > now:
+                    candidates = [
+                        i
+                        for i, job in enumerate(batch)
+                        if not job.depends and job.status.value in _PENDING_COLUMN
+                    ]
+                    candidates.sort(
+                        key=lambda i: (schedule_key(now, batch[i].priority, interval), i)
+                    )
+                    owned.extend(candidates[:limit])
+                    taken = set(owned)
             for index, job in enumerate(batch):
                 job_id = last_id + 1 + index
                 status, priority = job.status.value, job.priority
@@ -813,6 +855,7 @@ class SQLiteStore(Store):
                     doc["depends"] = [dep.to_doc() for dep in depends]
                 text = _encode(doc)
                 ready = not open_deps and status in _PENDING_COLUMN  # is_ready, unowned
+                mine = index in taken
                 conn.execute(
                     insert,
                     {
@@ -824,7 +867,11 @@ class SQLiteStore(Store):
                         "doc": text,
                         "deps_left": len(open_deps),
                         "ready_at": now if ready else None,
-                        "sched_key": schedule_key(now, priority, interval) if ready else None,
+                        "sched_key": (
+                            schedule_key(now, priority, interval) if ready and not mine else None
+                        ),
+                        "owner": daemon_id if mine else None,
+                        "fence": 1 if mine else 0,
                     },
                 )
                 for dep_id in open_deps:
@@ -832,7 +879,7 @@ class SQLiteStore(Store):
                     self._dependencies += 1  # now: a later write in this commit may need it
                 if len(recent) < RECENT_ROWS and status not in _FINAL:  # _remember_unlocked
                     recent[job_id] = (1, status, priority, 0)
-                if ready:
+                if ready and not mine:
                     self._ready_gen += 1
                 placed.append((job_id, depends, text))
                 key = (status, priority)
@@ -1104,6 +1151,9 @@ class SQLiteStore(Store):
         until = self._leases.get(daemon_id)
         if until is None or until <= now:
             raise LeaseLost(f"the lease of daemon {daemon_id} has ended")
+
+    def may_claim(self) -> bool:
+        return self._ready_gen != self._empty_gen
 
     def claim(self, daemon_id: int, limit: int) -> list[Job]:
         if self._ready_gen == self._empty_gen:  # nothing became ready since a claim found none

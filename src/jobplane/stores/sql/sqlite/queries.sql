@@ -41,10 +41,11 @@ SELECT
 SELECT 1 FROM jobs WHERE id = :id
 
 -- name: insert_job
+-- :owner is NULL, or the daemon that claims the job with its insert (fence 1).
 INSERT INTO jobs (id, status, priority, archived, received_at, ended_at, version, doc,
-                  deps_left, ready_at, sched_key)
+                  deps_left, ready_at, sched_key, owner, fence)
 VALUES (:id, :status, :priority, 0, :received_at, :ended_at, 1, :doc,
-        :deps_left, :ready_at, :sched_key)
+        :deps_left, :ready_at, :sched_key, :owner, :fence)
 
 -- name: job_status
 SELECT status FROM jobs WHERE id = :id
