@@ -153,10 +153,12 @@ class Intake:
         ones: then one job is claimed at once, beside that pass.
         """
         store = self._store
-        worst = self._processor.worst_queued()
-        urgent = worst is not None and min(job.priority for job in jobs) < worst
-        if urgent:
-            self._urgent = True
+        urgent = False
+        if self.wanted() <= 0:  # the daemon holds all it may: does a new job beat them?
+            worst = self._processor.worst_queued()
+            urgent = worst is not None and min(job.priority for job in jobs) < worst
+            if urgent:
+                self._urgent = True
         inserted: list[int] = []
 
         def claim(daemon_id: int, limit: int) -> list[Job]:
