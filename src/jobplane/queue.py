@@ -131,7 +131,8 @@ class JobQueue:
     """A persistent priority job queue: a store, a worker pool, a lock manager.
 
     The queue claims from the store only what it can start soon: ``workers``
-    plus ``prefetch`` (default ``2 * workers``) jobs that run or wait for a
+    plus ``prefetch`` (default ``16 * workers``, claimed in batches of half
+    that) jobs that run or wait for a
     worker, and jobs parked in lock waits up to ``max_parked`` (default
     ``20 * workers``; at the cap it claims nothing new until one of them is
     granted, times out or ends). ``lease_s`` (default the store's, 15 s) and

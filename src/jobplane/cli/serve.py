@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 metavar="INTEGER",
-                help="jobs claimed beyond the free workers [default: 2 per worker]",
+                help="jobs claimed beyond the free workers [default: 16 per worker]",
             ),
         ] = None,
         max_parked: Annotated[
