@@ -138,7 +138,7 @@ class Processor:
         worst: int | None = None
         for aj in list(self._st.active.values()):
             if aj.where is Where.POOL and not aj.held:
-                priority = aj.job.priority
+                priority = aj.queued_priority
                 if worst is None or priority > worst:
                     worst = priority
         return worst

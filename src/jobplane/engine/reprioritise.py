@@ -55,8 +55,9 @@ def change_priority(st: EngineState, job_id: int, priority: int) -> tuple[bool, 
         # its next lock wait.
         if aj.where is Where.POOL and not aj.held:
             # NoSuchTask: a worker has just taken it; the next turn uses the new priority
+            aj.queued_priority = aj.job.priority
             with contextlib.suppress(NoSuchTask):
-                st.pool.change_priority(job_id, aj.job.priority)
+                st.pool.change_priority(job_id, aj.queued_priority)
         elif aj.where in (Where.LOCKS, Where.STORE):
             kick = unpark_unlocked(st, aj)
     if kick is not None:
@@ -99,6 +100,7 @@ def age(st: EngineState, interval: float) -> int:
             aj.aged_at += steps * interval
             new = aj.job.priority
             steps_total += old - new
+            aj.queued_priority = new
             with contextlib.suppress(NoSuchTask):
                 st.pool.change_priority(aj.job.id, new)
         log(st, aj.job.id, index, f"priority raised from {old} to {new} by aging")

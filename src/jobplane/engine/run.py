@@ -128,11 +128,12 @@ def record(st: EngineState, aj: Active) -> None:
         release = take_held_unlocked(aj)
         aj.needs = None
         final = aj.job.is_final
+        priority = aj.job.priority
         if not final:
             aj.where = Where.POOL
             aj.seq = next(st.seq)
             aj.aged_at = st.clock()
-        priority = aj.job.priority
+            aj.queued_priority = priority
     st.release(aj, release)
     if final:
         st.finish(aj)

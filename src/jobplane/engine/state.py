@@ -87,6 +87,7 @@ class Active:
         "pending",
         "pending_timeout",
         "pending_what",
+        "queued_priority",
         "request",
         "seq",
         "store_error",
@@ -104,6 +105,8 @@ class Active:
         self.parked: set[int] = set() if parked is None else parked
         """The ids of the jobs in lock waits (``EngineState.parked``), kept by ``where``."""
         self._where = Where.POOL
+        self.queued_priority = job.priority
+        """The pool priority of its turn when it last queued (``Processor.worst_queued``)."""
         self.seq = seq
         self.aged_at = now
         self.held: list[str] = []
@@ -191,6 +194,7 @@ class EngineState:
         """Queue the job's next turn in the pool at ``priority``."""
         aj.where = Where.POOL
         aj.seq = next(self.seq)
+        aj.queued_priority = priority
         if self.stopped:
             return  # the pool is shut down: the job stays queued in the store
         try:
