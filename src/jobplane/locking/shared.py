@@ -337,13 +337,17 @@ class SharedLock:
             if mutex.parked:
                 mutex.wake_one()
 
-    def _take_now_unlocked(self, shared: bool, owner: Hashable) -> bool:
+    def _check_may_ask_unlocked(self, owner: Hashable) -> None:
+        """Raise LockError if the lock is deleted, or ``owner`` holds or waits for it already."""
         if self._exclusive is _DELETED:
             raise LockError(f"lock {self._name} was deleted")
         if (self._exclusive is not None and self._exclusive == owner) or owner in self._shared:
             raise LockError(f"{owner!r} already holds lock {self._name} (locks are not re-entrant)")
         if owner in self._waiting:
             raise LockError(f"{owner!r} is already waiting for lock {self._name}")
+
+    def _take_now_unlocked(self, shared: bool, owner: Hashable) -> bool:
+        self._check_may_ask_unlocked(owner)
         if self._queues or self._exclusive is not None:
             return False
         if shared:
@@ -395,12 +399,7 @@ class SharedLock:
     def _acquire_unlocked(
         self, shared: bool, timeout: float | None, priority: int, owner: Hashable
     ) -> bool:
-        if self._exclusive is _DELETED:
-            raise LockError(f"lock {self._name} was deleted")
-        if (self._exclusive is not None and self._exclusive == owner) or owner in self._shared:
-            raise LockError(f"{owner!r} already holds lock {self._name} (locks are not re-entrant)")
-        if owner in self._waiting:
-            raise LockError(f"{owner!r} is already waiting for lock {self._name}")
+        self._check_may_ask_unlocked(owner)
         request = self._enqueue_unlocked(shared, priority, owner)
         self._grant_unlocked()
         deadline = None if timeout is None else time.monotonic() + timeout
