@@ -322,6 +322,23 @@ class WorkerPool:
                 heapq.heapify(self._ready)
                 self._stale = 0
 
+    def remove(self, task_id: Hashable) -> bool:
+        """Take a queued (not delayed) task out of the pool; False if there is none.
+
+        The task never runs; a running, delayed or finished task is left alone.
+        """
+        with self._lock:
+            task = self._by_id.get(task_id)
+            if task is None or task.delayed or task.entry is None:
+                return False
+            del self._by_id[task_id]
+            task.entry = None  # its heap entry is stale from now on
+            self._queued -= 1
+            self._stale += 1
+            if self._idle_waiters and not self._running and not self._queued:
+                self._idle.notify_all()
+            return True
+
     # -- controlling the pool ---------------------------------------------------
 
     def pause(self) -> None:

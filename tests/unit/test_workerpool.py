@@ -449,6 +449,22 @@ def test_change_priority_moves_a_queued_task(pool: WorkerPool) -> None:
     assert rec.items == ["b", "a"]
 
 
+def test_remove_takes_a_queued_task_out_and_it_never_runs(pool: WorkerPool) -> None:
+    rec = Recorder()
+    removed: list[bool] = []
+
+    def fill() -> None:
+        pool.add_task(rec.task("a"), priority=0, task_id="a")
+        pool.add_task(rec.task("b"), priority=0, task_id="b")
+        removed.extend([pool.remove("a"), pool.remove("a"), pool.remove("nobody")])
+        pool.add_task(rec.task("a again"), priority=0, task_id="a")  # the id is free again
+
+    run_paused(pool, fill)
+    assert removed == [True, False, False]
+    assert rec.items == ["b", "a again"]
+    assert pool.statistics().queued == 0
+
+
 def test_change_priority_keeps_the_original_fifo_position(pool: WorkerPool) -> None:
     rec = Recorder()
 

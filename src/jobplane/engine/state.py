@@ -1,0 +1,242 @@
+"""The engine's shared state: the jobs it tracks, where each is, and the services they use.
+
+An :class:`Active` is the working state of one claimed job, guarded by its
+``mutex``; :class:`Where` says where the job is right now. An
+:class:`EngineState` holds every ``Active`` of this daemon with the store,
+pool, lock manager, timers and clocks; each part of the engine (``commit``,
+``lockwait``, ``run``, ``deps``, ``cancel``, ``reprioritise``) is a set of
+functions taking it explicitly, and ``processor.Processor`` composes them.
+
+Locking discipline: every change of a job's state happens under its
+``Active.mutex`` (functions ending in ``_unlocked`` need it held); a thread
+holds at most one job mutex at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import pydantic
+
+from .. import priorities
+from ..errors import LockError
+from ..jobs import Job, OpStatus
+from ..locking import LockManager, LockRequest, LockTimeouts
+from ..operations import LockNeed, OpContext, OpDef, Registry
+from ..stores.base import Store
+from ..timers import TimerHandle, Timers
+from ..workerpool import WorkerPool
+
+logger = logging.getLogger(__name__)
+
+CRASHED = "daemon stopped while the operation was running"
+
+
+class Observer(Protocol):
+    """Told of what the processor does; the HTTP layer's metrics implement this.
+
+    Called on worker threads: implementations must be quick and thread-safe.
+    """
+
+    def op_finished(self, op: str, status: OpStatus, seconds: float) -> None: ...
+
+    def lock_waited(self, seconds: float) -> None: ...
+
+    def escalated(self) -> None: ...
+
+
+class Where(Enum):
+    """Where a tracked job is right now."""
+
+    POOL = "pool"  # a pool task waits for a worker
+    TURN = "turn"  # a worker is handling it
+    LOCKS = "locks"  # parked in a lock request
+    MOVING = "moving"  # being taken out of a lock wait by a timeout, cancel or re-prioritisation
+    STORE = "store"  # the store refused a write: its turn is tried again after a backoff
+    DONE = "done"
+
+
+Change = Callable[[Job], None]
+"""A change of a job, applied to a copy that is then committed."""
+
+
+class Active:
+    """The working state of a job this processor handles; guarded by ``mutex``."""
+
+    __slots__ = (
+        "_where",
+        "aged_at",
+        "attempt_deadline",
+        "attempts",
+        "cancel_event",
+        "ctx",
+        "escalate_due",
+        "failures",
+        "held",
+        "job",
+        "lock_owner",
+        "mutex",
+        "needs",
+        "parked",
+        "pending",
+        "pending_timeout",
+        "pending_what",
+        "queued_priority",
+        "request",
+        "seq",
+        "store_error",
+        "timer",
+        "unconfirmed",
+        "wait_started",
+    )
+
+    def __init__(self, job: Job, now: float, seq: int, parked: set[int] | None = None) -> None:
+        self.job = job
+        """The job as committed: never a state the store has not taken."""
+        self.lock_owner: Hashable = job.id
+        """Who holds and waits for its locks: the job id, or (daemon id, job id) if shared."""
+        self.mutex = threading.Lock()
+        self.parked: set[int] = set() if parked is None else parked
+        """The ids of the jobs in lock waits (``EngineState.parked``), kept by ``where``."""
+        self._where = Where.POOL
+        self.queued_priority = job.priority
+        """The pool priority of its turn when it last queued (``Processor.worst_queued``)."""
+        self.seq = seq
+        self.aged_at = now
+        self.held: list[str] = []
+        self.needs: tuple[int, OpDef, pydantic.BaseModel, list[LockNeed]] | None = None
+        self.request: LockRequest | None = None
+        self.timer: TimerHandle | None = None
+        self.attempts: Iterator[float] | None = None
+        self.pending_timeout: float | None = None
+        self.attempt_deadline: float | None = None
+        self.escalate_due = False
+        self.wait_started: float | None = None
+        self.cancel_event = threading.Event()
+        self.ctx: OpContext | None = None
+        self.pending: Change | None = None
+        """A decided change (an op's outcome, a recovery) the store has not taken yet."""
+        self.pending_what = ""
+        self.unconfirmed: Change | None = None
+        """The last change saved without waiting: a conflict may mean it was lost."""
+        self.failures = 0
+        """Writes of this job the store refused in a row (0: all is well)."""
+        self.store_error = ""
+
+    @property
+    def where(self) -> Where:
+        return self._where
+
+    @where.setter
+    def where(self, where: Where) -> None:
+        if where is Where.LOCKS:
+            self.parked.add(self.job.id)
+        elif self._where is Where.LOCKS:
+            self.parked.discard(self.job.id)
+        self._where = where
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """An op whose start is committed: what its turn runs."""
+
+    index: int
+    opdef: OpDef
+    params: pydantic.BaseModel
+
+
+class EngineState:
+    """The jobs this daemon tracks (``active``, by id) and what handling them takes."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: Registry,
+        pool: WorkerPool,
+        locks: LockManager,
+        timers: Timers,
+        lock_timeouts: LockTimeouts,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        on_finished: Callable[[Job], None] | None,
+        on_slot_free: Callable[[], None] | None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.pool = pool
+        self.locks = locks
+        self.timers = timers
+        self.lock_timeouts = lock_timeouts
+        self.clock = clock
+        self.wall = wall
+        self.on_finished = on_finished
+        self.on_slot_free = on_slot_free
+        self.active: dict[int, Active] = {}
+        self.parked: set[int] = set()
+        """The ids of the tracked jobs in lock waits (``Where.LOCKS``), kept by ``Active.where``."""
+        self.writing = threading.local()
+        """``writing.on``: this thread is inside one of the engine's own store writes."""
+        self.seq = itertools.count()
+        self.stopped = False
+        self.escalations = 0
+        self.observers: list[Observer] = []
+        self.turn: Callable[[int], None] = lambda job_id: None
+        """A job's pool task (the processor's turn, set by the processor)."""
+
+    def requeue_unlocked(self, aj: Active, priority: int) -> None:
+        """Queue the job's next turn in the pool at ``priority``."""
+        aj.where = Where.POOL
+        aj.seq = next(self.seq)
+        aj.queued_priority = priority
+        if self.stopped:
+            return  # the pool is shut down: the job stays queued in the store
+        try:
+            self.pool.add_task(self.turn, aj.job.id, priority=priority, task_id=aj.job.id)
+        except RuntimeError:  # shut down meanwhile (the queue is closing): the same
+            logger.info("job %s: not queued again, the daemon is stopping", aj.job.id)
+
+    def release(self, aj: Active, levels: list[str]) -> None:
+        """Release the levels of locks the job held (taken out with ``take_held_unlocked``)."""
+        for level in reversed(levels):
+            try:
+                self.locks.release(level, owner=aj.lock_owner)
+            except LockError:
+                logger.exception("job %s: releasing level %s failed", aj.job.id, level)
+
+    def slot_freed(self) -> None:
+        """A job left its worker slot: tell the daemon (never with a job mutex held)."""
+        if self.on_slot_free is not None:
+            self.on_slot_free()
+
+    def finish(self, aj: Active) -> None:
+        """The job's final state is committed (and the store unowned it): forget it."""
+        aj.where = Where.DONE
+        self.active.pop(aj.job.id, None)
+        self.slot_freed()
+        if self.on_finished is not None:
+            self.on_finished(aj.job)
+
+
+def priority_unlocked(aj: Active) -> int:
+    """Where the job queues in the pool: at HIGHEST while it holds locks."""
+    return priorities.HIGHEST if aj.held else aj.job.priority
+
+
+def take_held_unlocked(aj: Active) -> list[str]:
+    held, aj.held = aj.held, []
+    return held
+
+
+def first_queued(jobs: Iterable[Active]) -> float | None:
+    """The ``received_at`` of the first job in ``jobs`` that waits for a worker."""
+    for aj in jobs:
+        if aj.where is Where.POOL and aj.job.status is OpStatus.QUEUED:
+            return aj.job.received_at
+    return None
