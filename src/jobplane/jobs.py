@@ -329,6 +329,8 @@ class Job:
 
 def derive_status(ops: list[OpState]) -> OpStatus:
     """A job's status from its ops' statuses (see the module docstring)."""
+    if len(ops) == 1:  # most jobs: the job's status is its op's
+        return ops[0].status
     last_active: OpStatus | None = None
     all_success = True
     for op in ops:
@@ -346,8 +348,11 @@ def derive_status(ops: list[OpState]) -> OpStatus:
 
 def derive_priority(ops: list[OpState]) -> int:
     """The lowest priority number among unfinished ops, NORMAL when none remain."""
-    numbers = [op.priority for op in ops if not op.is_final]
-    return min(numbers) if numbers else priorities.NORMAL
+    lowest: int | None = None
+    for op in ops:
+        if op.status not in FINAL and (lowest is None or op.priority < lowest):
+            lowest = op.priority
+    return priorities.NORMAL if lowest is None else lowest
 
 
 # -- state changes ---------------------------------------------------------------
