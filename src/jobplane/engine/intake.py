@@ -32,7 +32,7 @@ import logging
 from collections.abc import Callable
 
 from ..errors import LeaseLost, StoreConflict, StoreError
-from ..jobs import Job, OpStatus, recover
+from ..jobs import FINAL, Job, OpStatus, recover
 from ..operations import Registry
 from ..stores.base import Store
 from ..timers import Timers
@@ -236,10 +236,13 @@ class Intake:
         does not know, is changed by them; a claimed job seldom has one.
         """
         registry = self._registry
-        return any(
-            not op.is_final and (op.status is not OpStatus.QUEUED or op.op not in registry)
-            for op in job.ops
-        )
+        for op in job.ops:
+            status = op.status
+            if status is not OpStatus.QUEUED and status not in FINAL:
+                return True
+            if status is OpStatus.QUEUED and op.op not in registry:
+                return True
+        return False
 
     def _recovery(self, now: float) -> Callable[[Job], None]:
         def change(job: Job) -> None:

@@ -344,7 +344,8 @@ class SQLiteStore(Store):
         self.durability = durability
         self.path = database_path(url)
         self._pending: list[_Write[Any]] = []
-        self._absorbable: set[int] = set()  # jobs with an absorbable save in _pending
+        self._absorbable: dict[int, _Write[Any]] = {}
+        """The absorbable save in ``_pending`` of a job, by job id (one at most: see ``save``)."""
         self._pending_lock = threading.Lock()  # guards _pending and _flusher
         self._flusher: threading.Thread | None = None
         self._flush_wanted = threading.Event()
@@ -531,7 +532,7 @@ class SQLiteStore(Store):
                 raise StoreError(f"the store {self.url} is closed")
             self._pending.append(item)
             if absorbable is not None:
-                self._absorbable.add(job_id)
+                self._absorbable[job_id] = item
             if self._flusher is None:
                 self._flusher = threading.Thread(
                     target=self._flush_loop, name="jobplane-sqlite-flusher", daemon=True
@@ -550,16 +551,13 @@ class SQLiteStore(Store):
         """
         if job_id not in self._absorbable:  # most saves: no lock taken
             return version
-        key = (job_id, version)
         with self._pending_lock:
-            pending = self._pending
-            for index in range(len(pending) - 1, -1, -1):
-                item = pending[index]
-                if item.absorbable == key:
-                    del pending[index]
-                    self._absorbable.discard(job_id)
-                    return item.expected
-        return version
+            item = self._absorbable.get(job_id)
+            if item is None or item.absorbable != (job_id, version):
+                return version
+            del self._absorbable[job_id]
+            self._pending.remove(item)  # by identity: _Write has no __eq__
+            return item.expected
 
     def _flush_loop(self) -> None:
         """Commit writes nobody waits for that no leader committed within FLUSH_DELAY."""
