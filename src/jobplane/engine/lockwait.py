@@ -170,7 +170,7 @@ def _request(st: EngineState, need: LockNeed, priority: int, owner: Hashable) ->
         shared=need.shared,
         priority=priority,
         owner=owner,
-        on_grant=lambda request: granted(st, request),
+        on_grant=st.on_grant,
         create=made_on_demand,
     )
 

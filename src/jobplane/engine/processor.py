@@ -23,6 +23,7 @@ grants and timer callbacks take the job mutex on their own threads.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Hashable
@@ -85,6 +86,7 @@ class Processor:
             on_slot_free=on_slot_free,
         )
         self._st.turn = self.turn
+        self._st.on_grant = functools.partial(lockwait.granted, self._st)
         self._lock_owner = lock_owner
         self.aging_interval = aging_interval
         self.observers: list[Observer] = self._st.observers

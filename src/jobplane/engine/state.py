@@ -66,6 +66,42 @@ Change = Callable[[Job], None]
 """A change of a job, applied to a copy that is then committed."""
 
 
+class CancelEvent:
+    """A ``threading.Event`` for one job's cancel, a quarter of the cost to make.
+
+    ``threading.Event()`` wraps a plain ``Lock`` in a ``Condition``, whose
+    constructor looks for three methods a ``Lock`` lacks (three
+    caught exceptions, about 5 µs); every claimed job makes one. Around an
+    ``RLock`` the same ``Condition`` finds them. Same semantics as
+    ``threading.Event``: ``set`` wakes every waiter, ``wait`` returns the flag.
+    """
+
+    __slots__ = ("_cond", "_flag")
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.RLock())
+        self._flag = False
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        with self._cond:
+            self._flag = True
+            self._cond.notify_all()
+
+    def clear(self) -> None:
+        with self._cond:
+            self._flag = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            signaled = self._flag
+            if not signaled:
+                signaled = self._cond.wait(timeout)
+            return signaled
+
+
 class Active:
     """The working state of a job this processor handles; guarded by ``mutex``."""
 
@@ -118,7 +154,7 @@ class Active:
         self.attempt_deadline: float | None = None
         self.escalate_due = False
         self.wait_started: float | None = None
-        self.cancel_event = threading.Event()
+        self.cancel_event = CancelEvent()
         self.ctx: OpContext | None = None
         self.pending: Change | None = None
         """A decided change (an op's outcome, a recovery) the store has not taken yet."""
@@ -189,6 +225,8 @@ class EngineState:
         self.observers: list[Observer] = []
         self.turn: Callable[[int], None] = lambda job_id: None
         """A job's pool task (the processor's turn, set by the processor)."""
+        self.on_grant: Callable[[LockRequest], None] = lambda request: None
+        """Told of a parked lock request's grant (``lockwait.granted``, set by the processor)."""
 
     def requeue_unlocked(self, aj: Active, priority: int) -> None:
         """Queue the job's next turn in the pool at ``priority``."""

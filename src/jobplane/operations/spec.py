@@ -7,10 +7,9 @@ import it, it imports neither.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 import pydantic
@@ -44,6 +43,14 @@ class LockNeed:
     shared: bool
 
 
+class CancelSignal(Protocol):
+    """What an op's context reads of its job's cancel: a ``threading.Event`` will do."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 class OpContext:
     """What a running op may see and do. Made by the processor for each run."""
 
@@ -63,7 +70,7 @@ class OpContext:
         op_index: int,
         priority: int,
         log: Callable[[str], None],
-        cancel_requested: threading.Event,
+        cancel_requested: CancelSignal,
         on_cooperative: Callable[[], None] | None = None,
     ) -> None:
         """``on_cooperative``: called once, at the op's first check (the processor stores it)."""

@@ -1604,9 +1604,12 @@ def _parse(row: _Row) -> Job:
 def _ages(row: _Row, now: float, interval: float) -> bool:
     """Whether a ``next_ready`` row may have earned aging (its document must be read)."""
     version, fence, priority, ready_at = row[1], row[8], row[14], row[12]
-    numbers = isinstance(version, int) and isinstance(fence, int) and isinstance(priority, int)
-    if not numbers or not isinstance(ready_at, (int, float)):
+    if type(version) is not int or type(fence) is not int or type(priority) is not int:
         return True  # damaged columns: read under the writer, as before
+    if type(ready_at) is not float and type(ready_at) is not int:
+        return True
+    if interval <= 0 or priority <= priorities.HIGHEST or (now - ready_at) / interval < 1.0:
+        return False  # not one interval yet: no step earned (the common case, cheaply)
     return aging_steps(priority, ready_at, now, interval) > 0
 
 
