@@ -781,18 +781,23 @@ class SQLiteStore(Store):
             for _ in range(len(fresh) - FRESH_JOBS):
                 del fresh[next(iter(fresh))]
 
-    def _fresh_copy(self, row: _Row) -> Job | None:
-        """The job a claimed row holds, from ``_fresh`` if the row holds the document kept there.
+    def _fresh_copies(self, rows: list[_Row]) -> list[Job | None]:
+        """For each claimed row, the job from ``_fresh`` if the row holds the document kept there.
 
-        ``row`` is as the claim read it (its version before the claim).
+        The rows are as the claim read them (their versions before the claim).
         """
+        fresh = self._fresh
         with self._fresh_lock:
-            kept = self._fresh.pop(row[0], None)
-        if kept is None or kept[1].version != row[1] or kept[0] != row[3]:
-            return None
-        job = kept[1]
-        job.archived = bool(row[2])
-        return job
+            kept = [fresh.pop(row[0], None) for row in rows]
+        jobs: list[Job | None] = []
+        for row, entry in zip(rows, kept, strict=True):
+            if entry is None or entry[1].version != row[1] or entry[0] != row[3]:
+                jobs.append(None)
+            else:
+                job = entry[1]
+                job.archived = bool(row[2])
+                jobs.append(job)
+        return jobs
 
     def _inserting(
         self,
@@ -1230,22 +1235,24 @@ class SQLiteStore(Store):
         under the writer would have done.
         """
         claimed, unreadable = [], []
+        rows = [entry for entry in taken if not isinstance(entry, Job)]
+        copies = iter(self._fresh_copies(rows))
         for entry in taken:
             if isinstance(entry, Job):
                 claimed.append(entry)
                 continue
-            job = self._fresh_copy(entry)
-            row = (entry[0], entry[1] + 1, *entry[2:])  # the version the claim wrote
+            job = next(copies)
             if job is None:
+                row = (entry[0], entry[1] + 1, *entry[2:])  # the version the claim wrote
                 try:
                     job = _parse(row)
                 except UnreadableRecord:
                     unreadable.append(row)
                     continue
-            else:
-                job.version, job.owner, job.fence = row[1], row[7], row[8]
-                if row[9]:
-                    job.requests = ControlRequests(row[9], bool(row[10]), row[11])
+            else:  # the claim wrote version + 1 (its owner and fence are in the entry)
+                job.version, job.owner, job.fence = entry[1] + 1, entry[7], entry[8]
+                if entry[9]:
+                    job.requests = ControlRequests(entry[9], bool(entry[10]), entry[11])
             claimed.append(job)
         if unreadable:
             self._quarantine_claimed(unreadable)
