@@ -211,7 +211,6 @@ class JobQueue:
             aging_interval=aging_interval,
             clock=clock,
             wall=wall,
-            on_slot_free=self._slot_free,
             lock_owner=None if locks is None else _shared_lock_owner,
         )
         self._control = Control(store, self.registry, self.processor, wall, cancel_wait)
@@ -227,8 +226,9 @@ class JobQueue:
             max_parked=max_parked,
             heartbeat_s=heartbeat_s,
             apply_requests=self._control.apply,
-            admitted=self._control.admitted,
+            admitted=self._control.admitted_all,
         )
+        self.processor.on_slot_free = self._intake.slot_free
         store.add_listener(self._on_change)
         store.add_request_listener(self._on_request)
         self._stop_maintenance = threading.Event()
@@ -528,7 +528,8 @@ class JobQueue:
             self.wait_for_change(job_id, serial, min(remaining, MAX_WAIT), since_status=job.status)
 
     def _on_change(self, job_id: int) -> None:
-        self._control.changed(job_id)  # a cancel waiting for another daemon
+        if self._control.waits:  # a cancel waits for another daemon (seldom)
+            self._control.changed(job_id)
         if job_id not in self._watchers:  # the common case, without the mutex
             return
         with self._watch_mutex:
@@ -677,9 +678,6 @@ class JobQueue:
         See :mod:`jobplane.engine.intake` and docs/jobs.md.
         """
         self._intake.open()
-
-    def _slot_free(self) -> None:
-        self._intake.slot_free()
 
 
 def _shared_lock_owner(job: Job) -> tuple[int | None, int]:

@@ -30,7 +30,15 @@ from typing import Any
 
 from ..errors import LeaseLost, StoreConflict, StoreError
 from ..jobs import Job, OpStatus, end_op
-from .state import Active, Change, EngineState, Where, priority_unlocked, take_held_unlocked
+from .state import (
+    Active,
+    Change,
+    EngineState,
+    Where,
+    move_unlocked,
+    priority_unlocked,
+    take_held_unlocked,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +125,7 @@ def retry_later(st: EngineState, aj: Active, exc: StoreError) -> None:
         if aj.where is Where.DONE:
             return
         delay = note_failure_unlocked(aj, exc)
-        aj.where = Where.STORE
+        move_unlocked(aj, Where.STORE)
         job_id = aj.job.id
         aj.timer = st.timers.call_later(delay, lambda: retry_now(st, job_id))
 
@@ -145,7 +153,7 @@ def drop_unlocked(st: EngineState, aj: Active, exc: BaseException | None) -> Non
             exc,
             extra={"job_id": aj.job.id},
         )
-    aj.where = Where.DONE
+    move_unlocked(aj, Where.DONE)
     aj.pending, aj.unconfirmed = None, None
     aj.cancel_event.set()
     if aj.timer is not None:

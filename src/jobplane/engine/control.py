@@ -70,6 +70,8 @@ class Control:
         self._applying = threading.local()
         self._waits_mutex = threading.Lock()
         self._waits: dict[int, list[threading.Event]] = {}
+        self.waits = self._waits
+        """Callers of :meth:`cancel` waiting for a job's owner, by job id (read-only)."""
         """Callers of ``cancel`` waiting for the owner, by job; guarded by ``_waits_mutex``."""
         # Jobs whose request came while the processor did not track them: a
         # request committed between a claim and its admission (the claim read
@@ -213,6 +215,12 @@ class Control:
             logger.exception("job %s: could not read its control requests", job_id)
             return
         self.apply(job)
+
+    def admitted_all(self, job_ids: list[int]) -> None:
+        """Claimed jobs joined the processor: apply the requests that came before they did."""
+        if self._unheard:  # the common case (nothing unheard) without the lock
+            for job_id in job_ids:
+                self.admitted(job_id)
 
     def admitted(self, job_id: int) -> None:
         """A claimed job joined the processor: apply a request that came before it did."""

@@ -32,7 +32,7 @@ import logging
 from collections.abc import Callable
 
 from ..errors import LeaseLost, StoreConflict, StoreError
-from ..jobs import FINAL, Job, OpStatus, recover
+from ..jobs import FINAL, NO_REQUESTS, Job, OpStatus, recover
 from ..operations import Registry
 from ..stores.base import Store
 from ..timers import Timers
@@ -66,12 +66,12 @@ class Intake:
         heartbeat_s: float | None = None,
         name: str = "jobplane",
         apply_requests: Callable[[Job], None] = lambda job: None,
-        admitted: Callable[[int], None] = lambda job_id: None,
+        admitted: Callable[[list[int]], None] = lambda job_ids: None,
     ) -> None:
         self._store = store
         self._apply_requests = apply_requests
         self._admitted = admitted
-        """Told each job id admitted (a request may have come after its claim read it)."""
+        """Told the ids of jobs admitted (a request may have come after their claim read them)."""
         self.workers = workers
         self.capacity = workers + prefetch
         self.batch = max(1, prefetch // 2)
@@ -85,6 +85,8 @@ class Intake:
         """A submitted job beats the claimed job that would start last: claim one more."""
         self._registry = registry
         self._processor = processor
+        self._active = processor.active
+        self._parked = processor.parked
         self._timers = timers
         self._wall = wall
         self.claimer = Claimer(
@@ -187,8 +189,18 @@ class Intake:
         """
         if self._urgent:
             self._pass(blocking=False)
-        elif not self.claimer.kicked() and self._store.may_claim() and self.wanted() > 0:
-            self.claimer.kick()  # not at every job's end: claims go in batches
+            return
+        # wanted() > 0, inline and cheapest first: this runs at every job's end,
+        # and claims go in batches, so it mostly finds nothing wanted.
+        if self._stopped:
+            return
+        parked = len(self._parked)
+        taken = len(self._active) - parked
+        free = self.capacity - taken
+        if free <= 0 or (taken > self.workers and free < self.batch):
+            return
+        if parked < self.max_parked and not self.claimer.kicked() and self._store.may_claim():
+            self.claimer.kick()
 
     def _pass(self, *, blocking: bool) -> None:
         try:
@@ -200,49 +212,71 @@ class Intake:
     # -- claimed jobs -----------------------------------------------------------
 
     def _admit(self, jobs: list[Job]) -> None:
-        now = self._wall()
-        for job in jobs:
-            fixed = job.clone() if self._needs_recovery(job) else None
-            if fixed is not None and recover(fixed, self._retry_on_crash, now, CRASHED):
-                try:
-                    self._store.save(fixed)
-                except LeaseLost:
-                    continue
-                except StoreError as exc:
-                    logger.error(
-                        "job %s: the store refused its recovery (%s); it is tried again",
-                        job.id,
-                        exc,
-                        extra={"job_id": job.id},
-                    )
-                    self._processor.admit(
-                        job,
-                        pending=self._recovery(now),
-                        what="its recovery after a restart",
-                    )
-                    self._admitted(job.id)
-                    continue
-                job = fixed
-            if not job.is_final:
-                self._processor.admit(job)
-                if job.requests.pending:  # asked of its last owner, which did not apply them
-                    self._apply_requests(job)
-                self._admitted(job.id)
+        """Hand claimed jobs to the processor, in claim order, under the crash rules.
 
-    def _needs_recovery(self, job: Job) -> bool:
-        """Whether the crash rules would change ``job`` (``jobs.recover``), without a copy.
-
-        Only an unfinished op that is not ``queued``, or that this daemon
-        does not know, is changed by them; a claimed job seldom has one.
+        Jobs as claimed, without control requests (nearly all), are admitted
+        together (``Processor.admit_many``: one pool call).
         """
+        now = self._wall()
         registry = self._registry
-        for op in job.ops:
-            status = op.status
-            if status is not OpStatus.QUEUED and status not in FINAL:
-                return True
-            if status is OpStatus.QUEUED and op.op not in registry:
-                return True
-        return False
+        plain: list[Job] = []
+        for job in jobs:
+            # Would the crash rules change the job (jobs.recover)? Only an
+            # unfinished op that is not queued, or that this daemon does not
+            # know, is changed by them; a claimed job seldom has one.
+            changed = False
+            for op in job.ops:
+                status = op.status
+                if status is OpStatus.QUEUED:
+                    if op.op not in registry:
+                        changed = True
+                        break
+                elif status not in FINAL:
+                    changed = True
+                    break
+            requests = job.requests
+            if not changed and (requests is NO_REQUESTS or not requests.pending):
+                plain.append(job)
+                continue
+            self._admit_plain(plain)
+            plain = []
+            self._admit_one(job, changed, now)
+        self._admit_plain(plain)
+
+    def _admit_plain(self, jobs: list[Job]) -> None:
+        jobs = [job for job in jobs if not job.is_final]
+        if jobs:
+            self._processor.admit_many(jobs)
+            self._admitted([job.id for job in jobs])
+
+    def _admit_one(self, job: Job, changed: bool, now: float) -> None:
+        """Admit a job the crash rules change (recovered first), or with requests to apply."""
+        fixed = job.clone() if changed else None
+        if fixed is not None and recover(fixed, self._retry_on_crash, now, CRASHED):
+            try:
+                self._store.save(fixed)
+            except LeaseLost:
+                return
+            except StoreError as exc:
+                logger.error(
+                    "job %s: the store refused its recovery (%s); it is tried again",
+                    job.id,
+                    exc,
+                    extra={"job_id": job.id},
+                )
+                self._processor.admit(
+                    job,
+                    pending=self._recovery(now),
+                    what="its recovery after a restart",
+                )
+                self._admitted([job.id])
+                return
+            job = fixed
+        if not job.is_final:
+            self._processor.admit(job)
+            if job.requests.pending:  # asked of its last owner, which did not apply them
+                self._apply_requests(job)
+            self._admitted([job.id])
 
     def _recovery(self, now: float) -> Callable[[Job], None]:
         def change(job: Job) -> None:

@@ -32,7 +32,14 @@ from ..jobs import Job, OpStatus
 from ..locking import ALL, LockRequest
 from ..operations import LockNeed
 from .commit import commit_unlocked, log, note_failure_unlocked, set_status
-from .state import Active, EngineState, Where, priority_unlocked, take_held_unlocked
+from .state import (
+    Active,
+    EngineState,
+    Where,
+    move_unlocked,
+    priority_unlocked,
+    take_held_unlocked,
+)
 
 
 def take_locks_unlocked(st: EngineState, aj: Active, index: int, needs: list[LockNeed]) -> bool:
@@ -79,7 +86,7 @@ def _park_unlocked(st: EngineState, aj: Active, index: int, request: LockRequest
                 aj.held.append(request.level)
             raise
     aj.request = request
-    aj.where = Where.LOCKS
+    move_unlocked(aj, Where.LOCKS)
     now = st.clock()
     if aj.wait_started is None:
         aj.wait_started = now
@@ -210,7 +217,7 @@ def lock_timeout(st: EngineState, job_id: int, request: LockRequest) -> None:
             return
         aj.request = None
         aj.timer = None
-        aj.where = Where.MOVING
+        move_unlocked(aj, Where.MOVING)
     withdraw(st, aj, request, timed_out=True)
 
 
@@ -251,6 +258,6 @@ def unpark_unlocked(st: EngineState, aj: Active) -> LockRequest | None:
         if aj.timer is not None:
             aj.timer.cancel()
             aj.timer = None
-        aj.where = Where.MOVING
+        move_unlocked(aj, Where.MOVING)
         return request
     return None

@@ -88,6 +88,10 @@ class Processor:
         self._st.turn = self.turn
         self._st.on_grant = functools.partial(lockwait.granted, self._st)
         self._lock_owner = lock_owner
+        self.active = self._st.active
+        """The tracked jobs by id (read-only outside the engine)."""
+        self.parked = self._st.parked
+        """The ids of the tracked jobs in lock waits (read-only outside the engine)."""
         self.aging_interval = aging_interval
         self.observers: list[Observer] = self._st.observers
         self.run_observers: list[Callable[[OpRun], None]] = []
@@ -103,6 +107,15 @@ class Processor:
         self._st.on_finished = callback
 
     @property
+    def on_slot_free(self) -> Callable[[], None] | None:
+        """Called when a job leaves its worker slot (finished, parked or dropped)."""
+        return self._st.on_slot_free
+
+    @on_slot_free.setter
+    def on_slot_free(self, callback: Callable[[], None] | None) -> None:
+        self._st.on_slot_free = callback
+
+    @property
     def escalations(self) -> int:
         """Lock-wait escalations so far."""
         return self._st.escalations
@@ -116,15 +129,35 @@ class Processor:
         recovery); the first turn commits it, retrying until the store takes it.
         """
         st = self._st
-        aj = Active(job, st.clock(), next(st.seq), st.parked)
+        priority = job.priority
+        aj = Active(job, st.clock(), next(st.seq), st.parked, priority)
         if self._lock_owner is not None:
             aj.lock_owner = self._lock_owner(job)
         aj.pending, aj.pending_what = pending, what
         st.active[job.id] = aj
         try:
-            st.pool.add_task(self.turn, job.id, priority=job.priority, task_id=job.id)
+            st.pool.add_task(self.turn, job.id, priority=priority, task_id=job.id)
         except RuntimeError:  # the pool is shut down: the job stays queued in the store
             st.active.pop(job.id, None)
+
+    def admit_many(self, jobs: list[Job]) -> None:
+        """:meth:`admit` each job (committed, unfinished, nothing pending), in one pool call."""
+        st = self._st
+        now, seq, parked, active = st.clock(), st.seq, st.parked, st.active
+        lock_owner = self._lock_owner
+        tasks = []
+        for job in jobs:
+            priority = job.priority
+            aj = Active(job, now, next(seq), parked, priority)
+            if lock_owner is not None:
+                aj.lock_owner = lock_owner(job)
+            active[job.id] = aj
+            tasks.append((job.id, priority))
+        try:
+            st.pool.add_tasks(self.turn, tasks)
+        except RuntimeError:  # the pool is shut down: the jobs stay queued in the store
+            for job in jobs:
+                active.pop(job.id, None)
 
     def load(self) -> tuple[int, int]:
         """``(taken, parked)``: claimed jobs that hold or wait for a worker; those in lock waits.

@@ -66,47 +66,58 @@ Change = Callable[[Job], None]
 """A change of a job, applied to a copy that is then committed."""
 
 
-class CancelEvent:
-    """A ``threading.Event`` for one job's cancel, a quarter of the cost to make.
+_WAKEUPS = threading.Lock()
+"""Guards every ``CancelEvent``'s flag against the making of its condition."""
 
-    ``threading.Event()`` wraps a plain ``Lock`` in a ``Condition``, whose
-    constructor looks for three methods a ``Lock`` lacks (three
-    caught exceptions, about 5 µs); every claimed job makes one. Around an
-    ``RLock`` the same ``Condition`` finds them. Same semantics as
-    ``threading.Event``: ``set`` wakes every waiter, ``wait`` returns the flag.
+
+class CancelEvent:
+    """A ``threading.Event`` for one job's cancel that costs nothing to make.
+
+    Every claimed job makes one and almost none is ever waited for, so its
+    ``Condition`` is made by the first :meth:`wait`. Flag and condition
+    change under one module lock (``_WAKEUPS``), so a :meth:`set` either
+    finds the condition of a waiter and wakes it, or comes before that
+    waiter looks at the flag. Same semantics as ``threading.Event``: ``set``
+    wakes every waiter, ``wait`` returns the flag.
     """
 
     __slots__ = ("_cond", "_flag")
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.RLock())
+        self._cond: threading.Condition | None = None
         self._flag = False
 
     def is_set(self) -> bool:
         return self._flag
 
     def set(self) -> None:
-        with self._cond:
+        with _WAKEUPS:
             self._flag = True
-            self._cond.notify_all()
+            cond = self._cond
+        if cond is not None:
+            with cond:
+                cond.notify_all()
 
     def clear(self) -> None:
-        with self._cond:
-            self._flag = False
+        self._flag = False
 
     def wait(self, timeout: float | None = None) -> bool:
-        with self._cond:
-            signaled = self._flag
-            if not signaled:
-                signaled = self._cond.wait(timeout)
-            return signaled
+        with _WAKEUPS:
+            if self._flag:
+                return True
+            if self._cond is None:
+                self._cond = threading.Condition(threading.Lock())
+            cond = self._cond
+        with cond:
+            # A set() after the check above notifies under this condition:
+            # either before this wait (the flag says so) or during it.
+            return self._flag or cond.wait(timeout) or self._flag
 
 
 class Active:
     """The working state of a job this processor handles; guarded by ``mutex``."""
 
     __slots__ = (
-        "_where",
         "aged_at",
         "attempt_deadline",
         "attempts",
@@ -130,18 +141,27 @@ class Active:
         "timer",
         "unconfirmed",
         "wait_started",
+        "where",
     )
 
-    def __init__(self, job: Job, now: float, seq: int, parked: set[int] | None = None) -> None:
+    def __init__(
+        self,
+        job: Job,
+        now: float,
+        seq: int,
+        parked: set[int] | None = None,
+        priority: int | None = None,
+    ) -> None:
         self.job = job
         """The job as committed: never a state the store has not taken."""
         self.lock_owner: Hashable = job.id
         """Who holds and waits for its locks: the job id, or (daemon id, job id) if shared."""
         self.mutex = threading.Lock()
         self.parked: set[int] = set() if parked is None else parked
-        """The ids of the jobs in lock waits (``EngineState.parked``), kept by ``where``."""
-        self._where = Where.POOL
-        self.queued_priority = job.priority
+        """The ids of the jobs in lock waits (``EngineState.parked``): see :func:`move_unlocked`."""
+        self.where = Where.POOL
+        """Where the job is; set by :func:`move_unlocked` where ``LOCKS`` is entered or left."""
+        self.queued_priority = job.priority if priority is None else priority
         """The pool priority of its turn when it last queued (``Processor.worst_queued``)."""
         self.seq = seq
         self.aged_at = now
@@ -165,17 +185,14 @@ class Active:
         """Writes of this job the store refused in a row (0: all is well)."""
         self.store_error = ""
 
-    @property
-    def where(self) -> Where:
-        return self._where
 
-    @where.setter
-    def where(self, where: Where) -> None:
-        if where is Where.LOCKS:
-            self.parked.add(self.job.id)
-        elif self._where is Where.LOCKS:
-            self.parked.discard(self.job.id)
-        self._where = where
+def move_unlocked(aj: Active, where: Where) -> None:
+    """Set where the job is, keeping ``parked`` (the jobs in ``LOCKS``) true."""
+    if where is Where.LOCKS:
+        aj.parked.add(aj.job.id)
+    elif aj.where is Where.LOCKS:
+        aj.parked.discard(aj.job.id)
+    aj.where = where
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +247,7 @@ class EngineState:
 
     def requeue_unlocked(self, aj: Active, priority: int) -> None:
         """Queue the job's next turn in the pool at ``priority``."""
-        aj.where = Where.POOL
+        move_unlocked(aj, Where.POOL)
         aj.seq = next(self.seq)
         aj.queued_priority = priority
         if self.stopped:
@@ -255,9 +272,13 @@ class EngineState:
 
     def finish(self, aj: Active) -> None:
         """The job's final state is committed (and the store unowned it): forget it."""
+        if aj.where is Where.LOCKS:  # move_unlocked, inline: this runs for every job
+            self.parked.discard(aj.job.id)
         aj.where = Where.DONE
         self.active.pop(aj.job.id, None)
-        self.slot_freed()
+        on_slot_free = self.on_slot_free  # slot_freed, inline: this runs for every job
+        if on_slot_free is not None:
+            on_slot_free()
         if self.on_finished is not None:
             self.on_finished(aj.job)
 
