@@ -932,9 +932,14 @@ class SQLiteStore(Store):
         # else only its key goes. Any other save computes its place in SQL.
         stays_owned = owner is not None and not unown
         general = not ((not pending or stays_owned) and (owner is None or stays_owned))
-        if general:
+        # An owned job given up that is not pending (final, say) leaves the
+        # schedule and its owner: one plain statement. Any other general save
+        # computes its place in SQL, with a new key.
+        keyed = general and pending
+        if keyed:
             params.update(unown=unown, release=release, pending=pending)
-        clocked = general or owner is not None  # the lease check, or a new key
+        clocked = keyed or owner is not None  # the lease check, or a new key
+        leases = self._leases
         new = (value, priority)
         recent = self._recent
 
@@ -945,23 +950,32 @@ class SQLiteStore(Store):
                     f"job {job_id}: an earlier save that was not waited for failed; reload the job"
                 )
             if clocked:
-                params["now"] = self.clock()
+                now = params["now"] = self.clock()
+                # The owner's lease, from memory: this process alone writes the
+                # daemons table (it holds the file's lock). Not live: no write.
+                live = owner is None or leases.get(owner, now) > now
+            else:
+                live = True
             if doc is not None:
                 params["doc"] = _encode(doc)
             before = known = recent.get(job_id)  # the counted columns (_remember_unlocked)
             if before is None or before[0] != expected:
                 row = conn.execute(Q["counted_columns"], params).fetchone()
                 before = None if row is None else (expected, row[0], row[1], row[2])
-            if general:
+            if keyed:
                 params["new_key"] = schedule_key(params["now"], priority, self.aging_interval)
                 query = Q["save_job"]
-                if pending and (unown or owner is None):  # it may be filed: ready for a claim
+                if unown or owner is None:  # it may be filed: ready for a claim
                     self._ready_gen += 1
+            elif general:
+                query = Q["save_job_released"]
             elif before is not None and (owner is not None or before[1] not in _PENDING_COLUMN):
                 query = Q["save_job_in_place"]
             else:
                 query = Q["save_job_unscheduled"]
-            if (
+            if not live:
+                saved = False
+            elif (
                 final
                 and self._dependencies > 0
                 and conn.execute(Q["has_dependents"], params).fetchone()[0]
@@ -1046,7 +1060,8 @@ class SQLiteStore(Store):
             raise LeaseLost(
                 f"job {job_id} is no longer owned by daemon {given[0]} with fence {given[1]}"
             )
-        if conn.execute(Q["daemon_live"], {"daemon": given[0], "now": now}).fetchone() is None:
+        until = self._leases.get(given[0])  # see _leases: the daemons table as committed
+        if until is None or until <= now:
             raise LeaseLost(
                 f"the lease of daemon {given[0]} has ended; job {job_id} is not its own"
             )

@@ -74,7 +74,9 @@ DELETE FROM job_deps WHERE dep_id = :id
 
 -- name: save_job
 -- One statement: compare-and-set on the version, the fence (an owned job is
--- saved only by its owner, alive by the store's clock), and the schedule:
+-- saved only by its owner; SQLiteStore.save has checked that the owner's
+-- lease is live by the store's clock: this process alone writes the
+-- daemons table, and keeps its leases in memory), and the schedule:
 -- :unown gives the job up (released, or final); the job's key is set exactly
 -- while it is ready, kept while it stays ready unless :restart (released,
 -- or a new priority), else :new_key from :now. The store keeps the counts
@@ -96,10 +98,7 @@ SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
         WHEN :release OR priority != :priority OR sched_key IS NULL THEN :new_key
         ELSE sched_key END
 WHERE id = :id AND version = :version
-  AND ((:owner IS NULL AND owner IS NULL)
-       OR (owner = :owner AND fence = :fence
-           AND EXISTS (SELECT 1 FROM daemons
-                       WHERE id = :owner AND ended = 0 AND lease_until > :now)))
+  AND ((:owner IS NULL AND owner IS NULL) OR (owner = :owner AND fence = :fence))
 
 -- name: save_job_in_place
 -- save_job for a job that stays out of the schedule and keeps its owner
@@ -109,10 +108,7 @@ UPDATE jobs
 SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
     version = :next_version, unreadable = 0
 WHERE id = :id AND version = :version
-  AND ((:owner IS NULL AND owner IS NULL)
-       OR (owner = :owner AND fence = :fence
-           AND EXISTS (SELECT 1 FROM daemons
-                       WHERE id = :owner AND ended = 0 AND lease_until > :now)))
+  AND ((:owner IS NULL AND owner IS NULL) OR (owner = :owner AND fence = :fence))
 
 -- name: save_job_unscheduled
 -- save_job for a job that leaves the schedule (if it was in it) and keeps
@@ -121,18 +117,20 @@ UPDATE jobs
 SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
     version = :next_version, unreadable = 0, sched_key = NULL
 WHERE id = :id AND version = :version
-  AND ((:owner IS NULL AND owner IS NULL)
-       OR (owner = :owner AND fence = :fence
-           AND EXISTS (SELECT 1 FROM daemons
-                       WHERE id = :owner AND ended = 0 AND lease_until > :now)))
+  AND ((:owner IS NULL AND owner IS NULL) OR (owner = :owner AND fence = :fence))
+
+-- name: save_job_released
+-- save_job for a job that is not pending and given up (final, or released):
+-- out of the schedule and unowned; the same checks; ready_at stays.
+UPDATE jobs
+SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
+    version = :next_version, unreadable = 0, owner = NULL, sched_key = NULL
+WHERE id = :id AND version = :version
+  AND ((:owner IS NULL AND owner IS NULL) OR (owner = :owner AND fence = :fence))
 
 -- name: save_diagnosis
 -- Why save_job changed nothing.
 SELECT version, owner, fence FROM jobs WHERE id = :id
-
--- name: daemon_live
--- A row when the daemon's lease is live by the store's clock (:now).
-SELECT 1 FROM daemons WHERE id = :daemon AND ended = 0 AND lease_until > :now
 
 -- name: register_daemon
 INSERT INTO daemons (name, epoch, started_at, lease_until)
