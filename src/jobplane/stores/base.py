@@ -216,10 +216,10 @@ class Store(ABC):
 
         One that raises is logged, never passed to the writer.
         """
+        listeners = self._listeners
+        if request:
+            listeners = listeners + self._request_listeners
         for job_id in job_ids:
-            listeners = self._listeners
-            if request:
-                listeners = listeners + self._request_listeners
             for listener in listeners:
                 try:
                     listener(job_id)
