@@ -61,7 +61,6 @@ def commit_unlocked(st: EngineState, aj: Active, change: Change, *, wait: bool =
     """
     job = aj.job.clone()
     change(job)
-    st.writing.on = True
     try:
         st.store.save(job, wait=wait)
     except LeaseLost:
@@ -73,8 +72,6 @@ def commit_unlocked(st: EngineState, aj: Active, change: Change, *, wait: bool =
             aj.unconfirmed(job)
         change(job)
         st.store.save(job, wait=wait)
-    finally:
-        st.writing.on = False
     aj.job = job
     aj.unconfirmed = None if wait else change
     if aj.failures:
@@ -93,15 +90,12 @@ def log(st: EngineState, job_id: int, index: int, message: str) -> None:
     aj = st.active.get(job_id)
     owner = None if aj is None else aj.job.owner
     fence = None if aj is None or owner is None else (owner, aj.job.fence)
-    st.writing.on = True
     try:
         st.store.append_log(job_id, index, st.wall(), message, fence=fence)
     except StoreError:
         logger.exception("job %s: could not store a log line", job_id)
     else:
         logger.info("job %s op %s: %s", job_id, index, message, extra={"job_id": job_id})
-    finally:
-        st.writing.on = False
 
 
 def note_failure_unlocked(aj: Active, exc: StoreError) -> float:

@@ -193,8 +193,9 @@ class Control:
     def heard(self, job_id: int) -> None:
         """A store request listener: apply the control requests of a job this daemon holds.
 
-        Reads the job only when the processor tracks it and the change was
-        not this daemon's own write (the processor says so on its thread).
+        Reads the job only when the processor tracks it. (Stores call request
+        listeners on the thread that recorded the request, after its commit:
+        never inside one of the processor's own writes.)
         """
         if self._processor.tracked(job_id) is None:
             with self._unheard_lock:
@@ -204,8 +205,6 @@ class Control:
             if self._processor.tracked(job_id) is None:
                 return
             self.admitted(job_id)  # admitted meanwhile: the admission may not have looked
-            return
-        if self._processor.writing():
             return
         if getattr(self._applying, "job", None) == job_id:
             return  # the notification of our own clear_requests

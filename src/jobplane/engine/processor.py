@@ -188,14 +188,6 @@ class Processor:
                 if aj.where is not Where.DONE:
                     commit.drop_unlocked(self._st, aj, None)
 
-    def writing(self) -> bool:
-        """Whether this thread is inside one of the processor's own store writes.
-
-        Store listeners run on the writer's thread: this tells them the change
-        is the processor's own (nothing to read back).
-        """
-        return bool(getattr(self._st.writing, "on", False))
-
     def tracked(self, job_id: int) -> Job | None:
         """The committed state of a job this processor handles, or None."""
         aj = self._st.active.get(job_id)

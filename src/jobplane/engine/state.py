@@ -234,8 +234,6 @@ class EngineState:
         self.active: dict[int, Active] = {}
         self.parked: set[int] = set()
         """The ids of the tracked jobs in lock waits (``Where.LOCKS``), kept by ``Active.where``."""
-        self.writing = threading.local()
-        """``writing.on``: this thread is inside one of the engine's own store writes."""
         self.seq = itertools.count()
         self.stopped = False
         self.escalations = 0
