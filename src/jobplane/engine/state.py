@@ -195,9 +195,9 @@ def move_unlocked(aj: Active, where: Where) -> None:
     aj.where = where
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Run:
-    """An op whose start is committed: what its turn runs."""
+    """An op whose start is committed: what its turn runs (not changed once made)."""
 
     index: int
     opdef: OpDef

@@ -120,11 +120,12 @@ WHERE id = :id AND version = :version
   AND ((:owner IS NULL AND owner IS NULL) OR (owner = :owner AND fence = :fence))
 
 -- name: save_job_released
--- save_job for a job that is not pending and given up (final, or released):
--- out of the schedule and unowned; the same checks; ready_at stays.
+-- save_job for an owned job given up while not pending (final, say): unowned,
+-- and out of the schedule as an owned job always is (sched_key NULL: not
+-- assigned, so the write leaves the schedule's indexes alone); the same checks.
 UPDATE jobs
 SET status = :status, priority = :priority, ended_at = :ended_at, doc = :doc,
-    version = :next_version, unreadable = 0, owner = NULL, sched_key = NULL
+    version = :next_version, unreadable = 0, owner = NULL
 WHERE id = :id AND version = :version
   AND ((:owner IS NULL AND owner IS NULL) OR (owner = :owner AND fence = :fence))
 
