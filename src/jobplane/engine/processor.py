@@ -37,7 +37,7 @@ from ..operations import Registry
 from ..stores.base import Store
 from ..timers import Timers
 from ..workerpool import WorkerPool
-from . import cancel, commit, deps, lockwait, reprioritise, run, snapshot
+from . import admission, cancel, commit, deps, lockwait, reprioritise, run, snapshot
 from .state import (
     Active,
     Change,
@@ -87,7 +87,7 @@ class Processor:
         )
         self._st.turn = self.turn
         self._st.on_grant = functools.partial(lockwait.granted, self._st)
-        self._lock_owner = lock_owner
+        self._st.lock_owner_of = lock_owner
         self.active = self._st.active
         """The tracked jobs by id (read-only outside the engine)."""
         self.parked = self._st.parked
@@ -123,41 +123,12 @@ class Processor:
     # -- admission ---------------------------------------------------------
 
     def admit(self, job: Job, *, pending: Change | None = None, what: str = "") -> None:
-        """Track a committed, unfinished job and queue its first turn.
-
-        ``pending``: a change decided for the job that the store refused (a
-        recovery); the first turn commits it, retrying until the store takes it.
-        """
-        st = self._st
-        priority = job.priority
-        aj = Active(job, st.clock(), next(st.seq), st.parked, priority)
-        if self._lock_owner is not None:
-            aj.lock_owner = self._lock_owner(job)
-        aj.pending, aj.pending_what = pending, what
-        st.active[job.id] = aj
-        try:
-            st.pool.add_task(self.turn, job.id, priority=priority, task_id=job.id)
-        except RuntimeError:  # the pool is shut down: the job stays queued in the store
-            st.active.pop(job.id, None)
+        """Track a committed, unfinished job and queue its first turn (``admission.admit``)."""
+        admission.admit(self._st, job, pending=pending, what=what)
 
     def admit_many(self, jobs: list[Job]) -> None:
-        """:meth:`admit` each job (committed, unfinished, nothing pending), in one pool call."""
-        st = self._st
-        now, seq, parked, active = st.clock(), st.seq, st.parked, st.active
-        lock_owner = self._lock_owner
-        tasks = []
-        for job in jobs:
-            priority = job.priority
-            aj = Active(job, now, next(seq), parked, priority)
-            if lock_owner is not None:
-                aj.lock_owner = lock_owner(job)
-            active[job.id] = aj
-            tasks.append((job.id, priority))
-        try:
-            st.pool.add_tasks(self.turn, tasks)
-        except RuntimeError:  # the pool is shut down: the jobs stay queued in the store
-            for job in jobs:
-                active.pop(job.id, None)
+        """Admit claimed jobs with nothing pending, in one pool call (``admission.admit_many``)."""
+        admission.admit_many(self._st, jobs)
 
     def load(self) -> tuple[int, int]:
         """``(taken, parked)``: claimed jobs that hold or wait for a worker; those in lock waits.

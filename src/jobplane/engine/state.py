@@ -238,6 +238,8 @@ class EngineState:
         self.stopped = False
         self.escalations = 0
         self.observers: list[Observer] = []
+        self.lock_owner_of: Callable[[Job], Hashable] | None = None
+        """Who holds a job's locks, if not its id (a lock manager shared by daemons)."""
         self.turn: Callable[[int], None] = lambda job_id: None
         """A job's pool task (the processor's turn, set by the processor)."""
         self.on_grant: Callable[[LockRequest], None] = lambda request: None
