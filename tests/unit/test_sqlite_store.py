@@ -903,3 +903,29 @@ def test_a_save_that_follows_a_committed_unwaited_save_writes_alone(store: SQLit
     job.ops[0].status = OpStatus.SUCCESS
     store.save(job)
     assert store.load(job_id).version == 3
+
+
+# -- checkpoints off the commit path ---------------------------------------------
+
+
+def test_a_thread_of_its_own_checkpoints_the_wal_and_stops_with_the_store(
+    url: str, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 3)
+    store = SQLiteStore(url)
+    writer = store._writer
+    assert writer is not None
+    assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 20000
+    for _ in range(3):  # three commits: the third asks for a checkpoint
+        store.insert_jobs([make_job()], max_unarchived=None)
+    assert store._checkpointed.wait(10.0)
+    names = {thread.name for thread in threading.enumerate()}
+    assert "jobplane-sqlite-checkpointer" in names
+    store.close()
+    names = {thread.name for thread in threading.enumerate()}
+    assert "jobplane-sqlite-checkpointer" not in names
+    reopened = SQLiteStore(url)  # the checkpoints left a database that reads back whole
+    try:
+        assert [job.id for job in reopened.list_jobs(limit=10)] == [1, 2, 3]
+    finally:
+        reopened.close()

@@ -6,6 +6,16 @@
 -- name: use_wal
 PRAGMA journal_mode = WAL
 
+-- name: writer_autocheckpoint
+-- The writer's own checkpoint, at 20,000 WAL pages instead of SQLite's 1,000:
+-- the checkpointer thread copies the WAL long before (SQLiteStore, CHECKPOINT_EVERY),
+-- so a commit does not pay for it; this is for when that thread falls behind.
+PRAGMA wal_autocheckpoint = 20000
+
+-- name: checkpoint_passive
+-- Copy what the WAL holds into the database without waiting for readers or writers.
+PRAGMA wal_checkpoint(PASSIVE)
+
 -- name: synchronous_normal
 PRAGMA synchronous = NORMAL
 
