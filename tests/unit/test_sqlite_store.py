@@ -929,3 +929,35 @@ def test_a_thread_of_its_own_checkpoints_the_wal_and_stops_with_the_store(
         assert [job.id for job in reopened.list_jobs(limit=10)] == [1, 2, 3]
     finally:
         reopened.close()
+
+
+def test_with_durability_full_sqlite_checkpoints_as_it_always_does(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 1)
+    store = SQLiteStore(url, durability="full")
+    try:
+        writer = store._writer
+        assert writer is not None
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        store.insert_jobs([make_job()], max_unarchived=None)
+        store.insert_jobs([make_job()], max_unarchived=None)
+        assert store._checkpointer is None  # never started
+    finally:
+        store.close()
+
+
+def test_commits_between_checkpoints_follow_the_pages_each_one_copied(url: str) -> None:
+    store = SQLiteStore(url)
+    try:
+        every = store._checkpoint_every
+        store._adapt_checkpoints(100)  # few new pages: checkpoint less often
+        assert store._checkpoint_every == every * 2
+        store._adapt_checkpoints(100 + 5000)  # many: more often
+        assert store._checkpoint_every == every
+        store._adapt_checkpoints(50)  # the WAL was begun anew: all 50 are new, few
+        assert store._checkpoint_every == every * 2
+        store._adapt_checkpoints(None)  # no answer: no change
+        assert store._checkpoint_every == every * 2
+    finally:
+        store.close()
