@@ -137,6 +137,26 @@ def test_insert_and_claim_claims_in_schedule_order_with_the_new_jobs(
     assert claimed_ids(store, daemon) == [ids[1]]
 
 
+def test_insert_and_claim_behind_a_backlog_takes_a_new_job_only_if_it_comes_first(
+    store: Store, make_job: MakeJob
+) -> None:
+    backlog = insert(store, make_job(priority=10), make_job(priority=10))
+    daemon = store.register_daemon().daemon_id
+
+    [urgent], claimed = store.insert_and_claim(
+        [make_job(priority=0)], max_unarchived=None, daemon_id=daemon, limit=1
+    )
+    assert [job.id for job in claimed] == [urgent]
+    assert (store.load(urgent).owner, claimed[0].owner) == (daemon, daemon)
+
+    [late], claimed = store.insert_and_claim(
+        [make_job(priority=10)], max_unarchived=None, daemon_id=daemon, limit=1
+    )
+    assert [job.id for job in claimed] == [backlog[0]]  # same priority: the older first
+    assert store.load(late).owner is None
+    assert claimed_ids(store, daemon) == [backlog[1], late]
+
+
 def test_insert_and_claim_inserts_even_when_the_lease_is_lost(
     store: Store, make_job: MakeJob
 ) -> None:
