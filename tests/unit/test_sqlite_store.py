@@ -961,3 +961,24 @@ def test_commits_between_checkpoints_follow_the_pages_each_one_copied(url: str) 
         assert store._checkpoint_every == every * 2
     finally:
         store.close()
+
+
+def test_the_statements_compiled_at_open_touch_no_job(store: SQLiteStore) -> None:
+    store.insert_jobs([make_job() for _ in range(5)], max_unarchived=None)
+    writer = store._writer
+    assert writer is not None
+    with store._writer_lock:
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            for name in sqlite_module.HOT_STATEMENTS:
+                sql = Q[name]
+                cursor = writer.execute(sql, sqlite_module._idle_params(sql))
+                rows = cursor.fetchall()
+                if name == "queue_state":
+                    continue  # the queue's own state, not a job
+                assert rows == [], name  # a read of jobs at open would grow with the backlog
+                if not sql.lstrip().upper().startswith("SELECT"):
+                    assert cursor.rowcount <= 1, name  # insert_job: one row, rolled back
+        finally:
+            writer.execute("ROLLBACK")
+    assert [job.id for job in store.list_jobs(limit=10)] == [1, 2, 3, 4, 5]

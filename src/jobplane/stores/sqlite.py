@@ -1734,7 +1734,6 @@ def _translate(exc: Exception, what: str) -> Exception:
 
 HOT_STATEMENTS = (
     "queue_state",
-    "insert_job",
     "counted_columns",
     "save_job",
     "save_job_in_place",
@@ -1744,6 +1743,7 @@ HOT_STATEMENTS = (
     "first_ready_key",
     "next_ready",
     "take_jobs",
+    "insert_job",  # last: the row it makes (id 0) is rolled back
 )
 """The writer's statements of every job's life, compiled when the store opens."""
 
@@ -1758,12 +1758,15 @@ def _prepare_hot_statements(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         for name in HOT_STATEMENTS:
-            sql = Q[name]
-            params = dict.fromkeys(re.findall(r":(\w+)", sql), -1)
             with suppress(sqlite3.Error):  # a constraint, say: it is compiled all the same
-                conn.execute(sql, params | {"ids": "[]"}).fetchall()
+                conn.execute(Q[name], _idle_params(Q[name])).fetchall()
     finally:
         conn.execute("ROLLBACK")
+
+
+def _idle_params(sql: str) -> dict[str, Any]:
+    """Parameters with which a statement touches no job: id 0 (ids start at 1), LIMIT 0."""
+    return dict.fromkeys(re.findall(r":(\w+)", sql), 0) | {"ids": "[]"}
 
 
 def _parse(row: _Row) -> Job:
