@@ -190,13 +190,6 @@ WHERE sched_key IS NOT NULL
 ORDER BY sched_key, id
 LIMIT :limit
 
--- name: first_ready_key
--- The key of the job the next claim would take first (SQLiteStore._owned_at_insert).
-SELECT sched_key FROM jobs INDEXED BY jobs_schedule
-WHERE sched_key IS NOT NULL
-ORDER BY sched_key, id
-LIMIT 1
-
 -- name: take_jobs
 -- The claim, for the jobs whose aging changed nothing: one statement for all
 -- of them (:ids, a JSON array), looked up by id.
