@@ -84,7 +84,7 @@ def drain_run(
                 if finished[0] == jobs:
                     done.set()
 
-        q.processor._on_finished = on_finished
+        q.processor.on_finished = on_finished
         noop = [{"op": op}]
         start = time.perf_counter()
         if batch == 1:

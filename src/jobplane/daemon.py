@@ -52,6 +52,7 @@ def _ordered(value: tuple[float, float, float]) -> tuple[float, float, float]:
 Count = Annotated[int, BeforeValidator(_no_bool), Field(gt=0)]
 Seconds = Annotated[float, BeforeValidator(_no_bool), Field(allow_inf_nan=False)]
 Port = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=65535)]
+CountOrZero = Annotated[int, BeforeValidator(_no_bool), Field(ge=0)]
 LockTimeouts = Annotated[
     tuple[Seconds, Seconds, Seconds], NoDecode, BeforeValidator(_split), AfterValidator(_ordered)
 ]
@@ -72,6 +73,11 @@ class Settings(BaseSettings):
     tokens: str | None = None
     lock_timeouts: LockTimeouts = (1.0, 5.0, 30.0)
     aging_interval: Annotated[Seconds, Field(ge=0)] = 60.0
+    prefetch: CountOrZero | None = None
+    """Jobs claimed beyond the free workers; None: twice the workers."""
+    max_parked: CountOrZero | None = None
+    """Claimed jobs waiting for locks at which no more are claimed; None: 20 per worker."""
+    lease: Annotated[Seconds, Field(gt=0)] = 15.0
     log_format: Literal["text", "json"] = "text"
     durability: Literal["normal", "full"] = "normal"
     max_waits: Count = 2000
@@ -130,6 +136,9 @@ EXPECTED = {
     "tokens": "a file name",
     "lock_timeouts": "MIN,MAX,STEP_TOTAL seconds with 0 < MIN <= MAX <= STEP_TOTAL",
     "aging_interval": "a number of seconds >= 0",
+    "prefetch": "an integer >= 0",
+    "max_parked": "an integer >= 0",
+    "lease": "a number of seconds > 0",
     "log_format": "text or json",
     "durability": "normal or full",
     "max_waits": "a positive integer",
@@ -253,6 +262,9 @@ def serve(settings: Settings) -> None:
             workers=settings.workers,
             lock_timeouts=settings.lock_timeouts,
             aging_interval=settings.aging_interval,
+            prefetch=settings.prefetch,
+            max_parked=settings.max_parked,
+            lease_s=settings.lease,
             durability=settings.durability,
         )
         try:

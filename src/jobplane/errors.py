@@ -21,6 +21,7 @@
     ├── StoreError               the store failed (driver errors are translated to this)
     │   ├── StoreLocked          another daemon holds this store
     │   └── StoreConflict        the job changed since it was read (version check failed)
+    │       └── LeaseLost        this daemon no longer owns the job (lease ended, job reclaimed)
     ├── AuthError                missing or unknown token
     │   └── Forbidden            the token's role does not allow this
     └── DaemonUnavailable        the client could not reach a daemon
@@ -154,6 +155,12 @@ class StoreConflict(StoreError):
     """The job was changed by someone else since it was read."""
 
     code = "store_conflict"
+
+
+class LeaseLost(StoreConflict):
+    """This daemon no longer owns the job: its lease ended or another daemon took the job over."""
+
+    code = "lease_lost"
 
 
 class AuthError(JobplaneError):

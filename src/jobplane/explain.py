@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import priorities
-from .jobs import Job, OpStatus
+from .errors import JobNotFound
+from .jobs import FINAL, Job, OpStatus
 
 if TYPE_CHECKING:
-    from .locking import LockInfo, LockManager, LockStatistics
-    from .processor import Processor
+    from .engine.processor import Processor
+    from .lock_service import LockService
+    from .locking import LockInfo, LockStatistics
     from .stores import Store
     from .workerpool import WorkerPool
 
@@ -81,8 +83,8 @@ class JobSnapshot:
     workers: int = 0
     running: int = 0
     """The worker pool's size and how many workers are busy (``where == "pool"``)."""
-    dep_wait: int | None = None
-    """The job it waits for (``where == "deps"``)."""
+    dep_statuses: Mapping[int, OpStatus] = field(default_factory=dict)
+    """The status of each job it depends on (``where is None``: no daemon runs it here)."""
     lock_wait: LockWaitSnapshot | None = None
     store_error: str | None = None
     pending: str | None = None
@@ -96,12 +98,19 @@ class JobSnapshot:
         processor: Processor,
         store: Store,
         pool: WorkerPool,
-        locks: LockManager,
+        locks: LockService,
     ) -> JobSnapshot:
         """Read the job's state from the processor, or from the store if it is not tracked."""
         seen = processor.snapshot(job_id)
         if seen is None:
-            return cls(job=store.load(job_id), where=None)
+            job = store.load(job_id)
+            deps: dict[int, OpStatus] = {}
+            for dep in job.depends:
+                try:
+                    deps[dep.job_id] = store.load(dep.job_id).status
+                except JobNotFound:  # deleted since: it is not waited for any more
+                    continue
+            return cls(job=job, where=None, dep_statuses=deps)
         where = seen["where"]
         workers = running = 0
         if where == "pool":
@@ -130,7 +139,6 @@ class JobSnapshot:
             ahead_same=seen.get("ahead_same", 0),
             workers=workers,
             running=running,
-            dep_wait=seen.get("dep_wait"),
             lock_wait=lock_wait,
             store_error=seen.get("store_error"),
             pending=seen.get("pending"),
@@ -166,7 +174,7 @@ def explain(snapshot: JobSnapshot) -> Explanation:
     elif op.status is OpStatus.CANCELING:
         out.reasons.append(f"job {job.id} is being canceled")
     elif where is None:
-        out.reasons.append(f"job {job.id} is {job.status} but not handled by this daemon")
+        _unclaimed(job, snapshot.dep_statuses, out)
     elif where == "pool":
         higher, same = snapshot.ahead_higher, snapshot.ahead_same
         out.ahead = {"higher_priority": higher, "same_priority": same}
@@ -179,15 +187,6 @@ def explain(snapshot: JobSnapshot) -> Explanation:
             f"job {job.id} is queued at priority {priorities.name_of(job.priority)}: "
             f"{higher} job(s) of higher priority and {same} earlier job(s) of the same "
             f"priority are ahead of it; {busy}"
-        )
-    elif where == "deps":
-        dep = snapshot.dep_wait
-        out.waiting_for_job = dep
-        wanted = next((d for d in job.depends if d.job_id == dep), None)
-        accepted = ", ".join(str(s) for s in wanted.statuses) if wanted else "any"
-        out.reasons.append(
-            f"job {job.id} waits for job {dep} to finish (it goes on if that job ends in: "
-            f"{accepted or 'any final status'})"
         )
     elif where == "locks":
         out.waiting_for_locks = _lock_waits(job.id, snapshot.lock_wait)
@@ -229,6 +228,25 @@ def explain(snapshot: JobSnapshot) -> Explanation:
             f"(now {priorities.name_of(job.priority)})"
         )
     return out
+
+
+def _unclaimed(job: Job, dep_statuses: Mapping[int, OpStatus], out: Explanation) -> None:
+    """A job no daemon holds: it waits for a dependency, or in the store's schedule."""
+    for dep in job.depends:
+        status = dep_statuses.get(dep.job_id)
+        if status is not None and status not in FINAL:
+            out.waiting_for_job = dep.job_id
+            accepted = ", ".join(str(s) for s in dep.statuses)
+            out.reasons.append(
+                f"job {job.id} waits for job {dep.job_id} to finish (it goes on if that job "
+                f"ends in: {accepted or 'any final status'})"
+            )
+            return
+    owner = "" if job.owner is None else f"daemon {job.owner} holds it; "
+    out.reasons.append(
+        f"job {job.id} is {job.status} at priority {priorities.name_of(job.priority)}: "
+        f"{owner}it waits in the store's schedule until a daemon with a free worker claims it"
+    )
 
 
 def _lock_waits(job_id: int, wait: LockWaitSnapshot | None) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ acted upon.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -124,6 +125,29 @@ class LogEntry:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class ControlRequests:
+    """Control asked of a job's owning daemon by another client, not yet applied.
+
+    ``serial`` counts the requests ever recorded for the job; the owner clears
+    what it applied with ``Store.clear_requests(job, serial)``, which keeps any
+    newer request. Applying a request twice is harmless (cancel and priority
+    changes are idempotent), so an owner lost between applying and clearing
+    costs nothing.
+    """
+
+    serial: int = 0
+    cancel: bool = False
+    priority: int | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.cancel or self.priority is not None
+
+
+NO_REQUESTS = ControlRequests()
+
+
 @dataclass(slots=True)
 class OpState:
     """One op of a job, as stored."""
@@ -137,6 +161,12 @@ class OpState:
     ended_at: float | None = None
     escalations: int = 0
     """How many steps escalation (lock waits) and aging moved this op's priority."""
+    cooperative: bool = False
+    """This run of the op called ``check_cancel``/``sleep``: a cancel is accepted while it runs.
+
+    Stored (saved without waiting at the op's first check), so that any
+    daemon answers a cancel as the owner would; a new run starts without it.
+    """
 
     @property
     def is_final(self) -> bool:
@@ -152,6 +182,7 @@ class OpState:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "escalations": self.escalations,
+            **({"cooperative": True} if self.cooperative else {}),
         }
 
     @classmethod
@@ -165,6 +196,7 @@ class OpState:
             started_at=doc.get("started_at"),
             ended_at=doc.get("ended_at"),
             escalations=int(doc.get("escalations", 0)),
+            cooperative=bool(doc.get("cooperative", False)),
         )
 
 
@@ -182,6 +214,12 @@ class Job:
     version: int = 0
     log: list[LogEntry] = field(default_factory=list)
     """Filled only by reads that ask for the log; never saved with the job."""
+    owner: int | None = None
+    """The daemon that claimed the job, or None while it is unowned (see ``stores.base``)."""
+    fence: int = 0
+    """The fencing token of the current claim; the owner's saves carry it."""
+    requests: ControlRequests = NO_REQUESTS
+    """Control requests waiting for the owner; read-only (the store keeps them apart)."""
 
     @property
     def status(self) -> OpStatus:
@@ -249,6 +287,7 @@ class Job:
                     op.started_at,
                     op.ended_at,
                     op.escalations,
+                    op.cooperative,
                 )
                 for op in self.ops
             ],
@@ -259,6 +298,9 @@ class Job:
             self.archived,
             self.version,
             list(self.log),
+            self.owner,
+            self.fence,
+            self.requests,
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -287,6 +329,8 @@ class Job:
 
 def derive_status(ops: list[OpState]) -> OpStatus:
     """A job's status from its ops' statuses (see the module docstring)."""
+    if len(ops) == 1:  # most jobs: the job's status is its op's
+        return ops[0].status
     last_active: OpStatus | None = None
     all_success = True
     for op in ops:
@@ -304,5 +348,104 @@ def derive_status(ops: list[OpState]) -> OpStatus:
 
 def derive_priority(ops: list[OpState]) -> int:
     """The lowest priority number among unfinished ops, NORMAL when none remain."""
-    numbers = [op.priority for op in ops if not op.is_final]
-    return min(numbers) if numbers else priorities.NORMAL
+    lowest: int | None = None
+    for op in ops:
+        if op.status not in FINAL and (lowest is None or op.priority < lowest):
+            lowest = op.priority
+    return priorities.NORMAL if lowest is None else lowest
+
+
+# -- state changes ---------------------------------------------------------------
+#
+# The engine changes a job only through these, on a copy that it then
+# commits (see ``stores.base``, compare-and-set): they never touch a store.
+
+PRECEDING_FAILED = "Preceding operation failed"
+CANCELED_BY_REQUEST = "canceled by request"
+DAEMON_LOST = "daemon lost while the operation was running"
+
+
+def start_op(job: Job, index: int, now: float) -> None:
+    """Op ``index`` starts running now (the job too, if it had not started)."""
+    op = job.ops[index]
+    op.status, op.started_at, op.cooperative = OpStatus.RUNNING, now, False
+    if job.started_at is None:
+        job.started_at = now
+
+
+def mark_cooperative(job: Job, index: int) -> None:
+    """Op ``index``, running, checked for cancellation: a cancel is accepted while it runs."""
+    job.ops[index].cooperative = True
+
+
+def end_op(job: Job, index: int, outcome: OpStatus, result: Any, now: float) -> None:
+    """Record op ``index``'s outcome; fail or cancel the ops after it if it did not succeed.
+
+    An op that was ``canceling`` cancels the ops after it even if it
+    succeeded; the job ends when no op is left unfinished.
+    """
+    op = job.ops[index]
+    was_canceling = op.status is OpStatus.CANCELING
+    op.status, op.result, op.ended_at = outcome, result, now
+    rest: OpStatus | None = None
+    if outcome is OpStatus.ERROR:
+        rest = OpStatus.ERROR
+    elif outcome is OpStatus.CANCELED or was_canceling:
+        rest = OpStatus.CANCELED
+    if rest is not None:
+        reason = PRECEDING_FAILED if rest is OpStatus.ERROR else CANCELED_BY_REQUEST
+        for later in job.ops[index + 1 :]:
+            later.status, later.result, later.ended_at = rest, reason, now
+    if job.current_op() is None:
+        job.ended_at = now
+
+
+def recover(
+    job: Job, retry_on_crash: Callable[[str], bool | None], now: float, message: str = DAEMON_LOST
+) -> bool:
+    """Apply the crash rules to a job whose daemon was lost; True if it changed.
+
+    ``retry_on_crash(op_name)`` tells whether an op may run again, or None if
+    the op is not registered (the job then fails at that op). The rules: a
+    started ``running`` op that may run again goes back to ``queued``; any
+    other started op (``running`` or ``canceling``) ends in error with
+    ``message``; a ``canceling`` op that had not started ends ``canceled``;
+    ``waiting`` goes back to ``queued``.
+    """
+    changed = False
+    for index, op in enumerate(job.ops):
+        if op.is_final:
+            continue
+        retry = retry_on_crash(op.op)
+        if retry is None:
+            _fail_from(job, index, f"op {op.op!r} is not registered in this daemon", now)
+            return True
+        if op.status in (OpStatus.RUNNING, OpStatus.CANCELING) and op.started_at is not None:
+            if op.status is OpStatus.RUNNING and retry:
+                op.status, op.started_at, op.cooperative = OpStatus.QUEUED, None, False
+                changed = True
+                continue
+            _fail_from(job, index, message, now)
+            return True
+        if op.status is OpStatus.CANCELING:
+            for later in job.ops[index:]:
+                later.status, later.result, later.ended_at = (
+                    OpStatus.CANCELED,
+                    CANCELED_BY_REQUEST,
+                    now,
+                )
+            job.ended_at = now
+            return True
+        if op.status is OpStatus.WAITING:
+            op.status = OpStatus.QUEUED
+            changed = True
+    return changed
+
+
+def _fail_from(job: Job, index: int, message: str, now: float) -> None:
+    job.ops[index].status = OpStatus.ERROR
+    job.ops[index].result = {"error": "Crash", "message": message}
+    job.ops[index].ended_at = now
+    for later in job.ops[index + 1 :]:
+        later.status, later.result, later.ended_at = OpStatus.ERROR, PRECEDING_FAILED, now
+    job.ended_at = now

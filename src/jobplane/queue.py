@@ -7,15 +7,17 @@
         q.wait(jid, timeout=10)
 
 Every accepted job is committed to the store before ``submit`` returns, so
-none is lost if the process dies; on the next open the queue recovers
-every unfinished job (see ``docs/jobs.md``). Cancel, priority changes
-and waits are safe from any thread.
+none is lost if the process dies. The queue *pulls*: it claims from the
+store only the jobs it can start soon (free workers plus ``prefetch``) in
+the store's schedule order, and on the next open it takes back what the
+previous daemon held, under the crash rules (see ``docs/jobs.md`` and
+``docs/design/engine.md``). Cancel, priority changes and waits are safe
+from any thread.
 """
 
 from __future__ import annotations
 
 import builtins
-import functools
 import logging
 import threading
 import time
@@ -26,6 +28,10 @@ from typing import Any
 
 from . import __version__, priorities
 from .activity import OpRun
+from .engine.control import CANCEL_WAIT_S, Control
+from .engine.intake import Intake
+from .engine.processor import Processor
+from .engine.state import Observer
 from .errors import (
     DependencyError,
     InvalidPriority,
@@ -39,7 +45,6 @@ from .errors import (
 from .explain import Explanation, JobSnapshot
 from .explain import explain as explain_job
 from .jobs import (
-    CANCELED_BY_REQUEST,
     FINAL,
     MAX_ID,
     Dependency,
@@ -49,15 +54,8 @@ from .jobs import (
     OpStatus,
     json_error,
 )
-from .locking import LockInfo, LockManager
+from .locking import DEFAULT_LOCK_TIMEOUTS, LockInfo, LockManager, LockTimeouts
 from .operations import Registry
-from .processor import (
-    CRASHED,
-    DEFAULT_LOCK_TIMEOUTS,
-    LockTimeouts,
-    Observer,
-    Processor,
-)
 from .stores import DEFAULT_URL, Durability, Store, Unreadable, open_store
 from .timers import Timers, TimerThread
 from .workerpool import WorkerPool
@@ -130,7 +128,20 @@ class QueueStatus:
 
 
 class JobQueue:
-    """A persistent priority job queue: a store, a worker pool, a lock manager."""
+    """A persistent priority job queue: a store, a worker pool, a lock manager.
+
+    The queue claims from the store only what it can start soon: ``workers``
+    plus ``prefetch`` (default ``16 * workers``, claimed in batches of half
+    that) jobs that run or wait for a
+    worker, and jobs parked in lock waits up to ``max_parked`` (default
+    ``20 * workers``; at the cap it claims nothing new until one of them is
+    granted, times out or ends). ``lease_s`` (default the store's, 15 s) and
+    ``heartbeat_s`` (default a third of it) are its lease in the store.
+    ``locks``: a lock manager shared with other queues on the same store
+    (tests of several daemons); lock owners are then ``(daemon id, job id)``.
+    ``cancel_wait`` (default 1 s): how long ``cancel`` of a job another daemon
+    holds, whose op has not started, waits for that daemon to end it.
+    """
 
     def __init__(
         self,
@@ -145,6 +156,12 @@ class JobQueue:
         wall: Callable[[], float] = time.time,
         timers: Timers | None = None,
         start: bool = True,
+        prefetch: int | None = None,
+        max_parked: int | None = None,
+        lease_s: float | None = None,
+        heartbeat_s: float | None = None,
+        locks: LockManager | None = None,
+        cancel_wait: float = CANCEL_WAIT_S,
     ) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValidationError(f"workers must be a positive integer, not {workers!r}")
@@ -152,6 +169,15 @@ class JobQueue:
             raise ValidationError("aging_interval must be >= 0 seconds (0 disables aging)")
         if max_jobs is not None and max_jobs < 1:
             raise ValidationError("max_jobs must be a positive integer or None")
+        prefetch = 16 * workers if prefetch is None else prefetch
+        max_parked = 20 * workers if max_parked is None else max_parked
+        for what, value in (("prefetch", prefetch), ("max_parked", max_parked)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValidationError(f"{what} must be an integer >= 0, not {value!r}")
+        if heartbeat_s is not None and not heartbeat_s > 0:
+            raise ValidationError(f"heartbeat_s must be a positive number, not {heartbeat_s!r}")
+        if lease_s is not None:
+            store.configure(lease_s=lease_s)
         if not isinstance(lock_timeouts, LockTimeouts):
             try:
                 lock_timeouts = LockTimeouts(*lock_timeouts)
@@ -165,7 +191,10 @@ class JobQueue:
         self._stopping = False
         self._watch_mutex = threading.Lock()
         self._watchers: dict[int, list[threading.Event]] = {}
-        self.locks = LockManager(levels=self.registry.levels)
+        # A lock manager shared by several queues stands for the elected lock
+        # scheduler of several daemons (docs/design/engine.md); one of its own otherwise.
+        self._owns_locks = locks is None
+        self.locks = locks if locks is not None else LockManager(levels=self.registry.levels)
         self.pool = WorkerPool(num_workers=workers, name="jobs")
         if not start:
             self.pool.pause()
@@ -182,8 +211,26 @@ class JobQueue:
             aging_interval=aging_interval,
             clock=clock,
             wall=wall,
+            lock_owner=None if locks is None else _shared_lock_owner,
         )
+        self._control = Control(store, self.registry, self.processor, wall, cancel_wait)
+        self._intake = Intake(
+            store,
+            self.registry,
+            self.processor,
+            timers=self._timers,
+            clock=clock,
+            wall=wall,
+            workers=workers,
+            prefetch=prefetch,
+            max_parked=max_parked,
+            heartbeat_s=heartbeat_s,
+            apply_requests=self._control.apply,
+            admitted=self._control.admitted_all,
+        )
+        self.processor.on_slot_free = self._intake.slot_free
         store.add_listener(self._on_change)
+        store.add_request_listener(self._on_request)
         self._stop_maintenance = threading.Event()
         self._recover()
         self._maintenance = threading.Thread(
@@ -229,6 +276,7 @@ class JobQueue:
         cancels still work. Then :meth:`wait_stopped` and :meth:`close`.
         """
         self._stopping = True
+        self._intake.stop(unregister=False)
         self.pool.shutdown(wait=False, cancel_pending=True)
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
@@ -246,9 +294,12 @@ class JobQueue:
         self._stopping = True
         self._closed = True
         self._stop_maintenance.set()
+        self._intake.stop(unregister=False)
         self.pool.shutdown(wait=wait, cancel_pending=True)
         self.processor.shutdown()
-        self.locks.close()
+        self._intake.stop(unregister=True)  # what it still holds is reclaimable at once
+        if self._owns_locks:
+            self.locks.close()
         self._timers.stop()
         self._maintenance.join(5)
         self.store.close()
@@ -279,10 +330,7 @@ class JobQueue:
             self._build_job(spec, index, now, batch=len(jobs) > 1)
             for index, spec in enumerate(jobs)
         ]
-        ids = self.store.insert_jobs(built, max_unarchived=self.max_jobs)
-        for job in built:
-            self.processor.admit(job)
-        return ids
+        return self._intake.insert(built, self.max_jobs)
 
     def submit_each(self, jobs: Sequence[Mapping[str, Any]]) -> list[int | JobplaneError]:
         """Submit jobs that have nothing to do with each other: each as :meth:`submit` would.
@@ -305,18 +353,15 @@ class JobQueue:
         placed: list[int | JobplaneError] = []
         if built:
             try:
-                placed.extend(self.store.insert_jobs(built, max_unarchived=self.max_jobs))
+                placed.extend(self._intake.insert(built, self.max_jobs))
             except JobplaneError:  # which job? one at a time, as separate submits would go
                 placed = [self._insert_alone(job) for job in built]
-        for job, outcome in zip(built, placed, strict=True):
-            if not isinstance(outcome, JobplaneError):
-                self.processor.admit(job)
         accepted = iter(placed)
         return [refused[i] if i in refused else next(accepted) for i in range(len(jobs))]
 
     def _insert_alone(self, job: Job) -> int | JobplaneError:
         try:
-            return self.store.insert_jobs([job], max_unarchived=self.max_jobs)[0]
+            return self._intake.insert([job], self.max_jobs)[0]
         except JobplaneError as exc:
             return exc
 
@@ -483,22 +528,27 @@ class JobQueue:
             self.wait_for_change(job_id, serial, min(remaining, MAX_WAIT), since_status=job.status)
 
     def _on_change(self, job_id: int) -> None:
+        if self._control.waits:  # a cancel waits for another daemon (seldom)
+            self._control.changed(job_id)
         if job_id not in self._watchers:  # the common case, without the mutex
             return
         with self._watch_mutex:
             for event in self._watchers.get(job_id, ()):
                 event.set()
 
+    def _on_request(self, job_id: int) -> None:
+        self._control.heard(job_id)  # a control request for a job this daemon may hold
+
     # -- changing jobs -------------------------------------------------------------------
 
     def cancel(self, job_id: int) -> tuple[bool, str]:
         """Cancel a job: queued at once, waiting at its next turn, running if it cooperates."""
-        return self.processor.cancel(self._known(job_id))
+        return self._control.cancel(self._known(job_id))
 
     def change_priority(self, job_id: int, priority: priorities.Priority) -> tuple[bool, str]:
         """Give the job's pending ops a new priority (overrides escalation and aging)."""
         value = priorities.parse(priority)
-        return self.processor.change_priority(self._known(job_id), value)
+        return self._control.change_priority(self._known(job_id), value)
 
     def archive(self, job_id: int) -> None:
         """Archive a finished job (it stays readable). JobStateError if it is not finished."""
@@ -572,7 +622,7 @@ class JobQueue:
         return explain_job(seen)
 
     def add_observer(self, observer: Observer) -> None:
-        """Be told of op durations, lock waits and escalations (see ``processor.Observer``)."""
+        """Be told of op durations, lock waits and escalations (see ``engine.state.Observer``)."""
         self.processor.observers.append(observer)
 
     def add_run_observer(self, observer: Callable[[OpRun], None]) -> None:
@@ -580,8 +630,8 @@ class JobQueue:
         self.processor.run_observers.append(observer)
 
     def oldest_queued_age(self) -> float | None:
-        """Seconds the oldest queued job (waiting for a worker) has waited, or None."""
-        received = self.processor.oldest_queued()
+        """Seconds the oldest queued job has waited, or None (from the store's index)."""
+        received = self.store.oldest_queued()
         return None if received is None else max(0.0, self._wall() - received)
 
     def lock_info(self) -> builtins.list[LockInfo]:
@@ -623,71 +673,16 @@ class JobQueue:
                 logger.exception("maintenance failed; trying again in %.1f s", tick)
 
     def _recover(self) -> None:
-        """Re-queue unfinished jobs after a start (see docs/jobs.md).
+        """Take back what the previous daemon held, under the crash rules, and claim work.
 
-        A job whose recovered state the store refuses is admitted as it is
-        stored, with that change pending: the processor commits it (retrying
-        until the store takes it) before anything else happens to the job.
+        See :mod:`jobplane.engine.intake` and docs/jobs.md.
         """
-        recovered = 0
-        for job in self.store.unfinished():
-            now = self._wall()
-            fixed = job.clone()
-            if _recover_job(fixed, self.registry, now):
-                try:
-                    self.store.save(fixed)
-                except StoreError as exc:
-                    logger.error(
-                        "job %s: the store refused its recovery (%s); it is tried again",
-                        job.id,
-                        exc,
-                    )
-                    self.processor.admit(
-                        job,
-                        pending=functools.partial(_recover_one, registry=self.registry, now=now),
-                        what="its recovery after a restart",
-                    )
-                    recovered += 1
-                    continue
-                job = fixed
-            if not job.is_final:
-                self.processor.admit(job)
-                recovered += 1
-        if recovered:
-            logger.info("recovered %d unfinished jobs", recovered)
+        self._intake.open()
 
 
-def _recover_one(job: Job, registry: Registry, now: float) -> None:
-    _recover_job(job, registry, now)
-
-
-def _recover_job(job: Job, registry: Registry, now: float) -> bool:
-    """Apply the recovery rules to a job found unfinished; True if it changed."""
-    changed = False
-    for index, op in enumerate(job.ops):
-        if op.is_final:
-            continue
-        if op.op not in registry:
-            _fail_from(job, index, f"op {op.op!r} is not registered in this daemon", now)
-            return True
-        if op.status in (OpStatus.RUNNING, OpStatus.CANCELING) and op.started_at is not None:
-            if op.status is OpStatus.RUNNING and registry.get(op.op).retry_on_crash:
-                op.status, op.started_at = OpStatus.QUEUED, None
-            else:
-                _fail_from(job, index, CRASHED, now)
-                return True
-            changed = True
-        elif op.status is OpStatus.CANCELING:
-            job.mark_unfinished(OpStatus.CANCELED, CANCELED_BY_REQUEST, now)
-            return True
-        elif op.status is OpStatus.WAITING:
-            op.status = OpStatus.QUEUED
-            changed = True
-    return changed
-
-
-def _fail_from(job: Job, index: int, message: str, now: float) -> None:
-    job.end_op(index, OpStatus.ERROR, {"error": "Crash", "message": message}, now)
+def _shared_lock_owner(job: Job) -> tuple[int | None, int]:
+    """Lock owners in a lock manager shared by daemons: a job held by two is two owners."""
+    return job.owner, job.id
 
 
 def _fingerprint(job: Job) -> tuple[OpStatus, tuple[OpStatus, ...]]:

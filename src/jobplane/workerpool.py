@@ -57,7 +57,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
@@ -279,6 +279,40 @@ class WorkerPool:
             check_int(priority)
         self._enqueue(_Task(fn, args, kwargs, None, priority, task_id, name))
 
+    def add_tasks(self, fn: Callable[[Any], object], tasks: Sequence[tuple[Hashable, int]]) -> None:
+        """Queue ``fn(task_id)`` at ``priority`` for each ``(task_id, priority)``, under one lock.
+
+        Each task's id is its ``task_id`` (as in :meth:`add_task`). All or
+        none: a duplicate id, or a pool shut down, queues none of them.
+
+        Raises:
+            TypeError: a priority is not an int.
+            ValueError: a task id is already in the pool, or twice in ``tasks``.
+            RuntimeError: the pool is shut down.
+        """
+        for task_id, priority in tasks:
+            if type(priority) is not int:
+                check_int(priority)
+            if task_id is None:
+                raise ValueError("add_tasks needs a task id for each task")
+        with self._lock:
+            if self._shutdown:
+                raise RuntimeError("pool is shut down")
+            by_id = self._by_id
+            ids = {task_id for task_id, _ in tasks}
+            if len(ids) != len(tasks) or not by_id.keys().isdisjoint(ids):
+                raise ValueError("a task id is already in the pool, or given twice")
+            ready, seqs = self._ready, self._seq
+            for task_id, priority in tasks:
+                task = _Task(fn, (task_id,), {}, None, priority, task_id, None)
+                by_id[task_id] = task
+                seq = task.seq = next(seqs)
+                entry = task.entry = (priority, seq, 0, task)
+                _heappush(ready, entry)
+            self._queued += len(tasks)
+            if self._waiting and not self._paused:
+                self._work_available.notify(len(tasks))
+
     def _enqueue(self, task: _Task) -> None:
         _acquire(self._lock)
         try:
@@ -321,6 +355,23 @@ class WorkerPool:
                 self._ready[:] = [entry for entry in self._ready if entry[3].entry is entry]
                 heapq.heapify(self._ready)
                 self._stale = 0
+
+    def remove(self, task_id: Hashable) -> bool:
+        """Take a queued (not delayed) task out of the pool; False if there is none.
+
+        The task never runs; a running, delayed or finished task is left alone.
+        """
+        with self._lock:
+            task = self._by_id.get(task_id)
+            if task is None or task.delayed or task.entry is None:
+                return False
+            del self._by_id[task_id]
+            task.entry = None  # its heap entry is stale from now on
+            self._queued -= 1
+            self._stale += 1
+            if self._idle_waiters and not self._running and not self._queued:
+                self._idle.notify_all()
+            return True
 
     # -- controlling the pool ---------------------------------------------------
 

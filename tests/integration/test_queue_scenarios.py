@@ -220,8 +220,9 @@ def test_dependencies_chain_and_outcomes(make_queue: Any, recorder: Recorder) ->
             {"ops": [mark("accepts-error")], "depends": [{"job": -2, "statuses": ["error"]}]},
         ]
     )
-    waiting = wait_status(q, ids[1], "waiting")
-    assert waiting.depends[0].job_id == ids[0]
+    assert recorder.gate("dep") is not None and recorder.entered["dep"].wait(TIMEOUT)
+    waiting = q.get(ids[1])  # not claimed before its dependency is final: queued in the store
+    assert waiting.status is OpStatus.QUEUED and waiting.depends[0].job_id == ids[0]
     explanation = q.explain(ids[1])
     assert explanation.waiting_for_job == ids[0]
     recorder.gate("dep").set()
@@ -575,14 +576,20 @@ def test_submit_each_commits_jobs_that_all_pass_together(
     make_queue: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     q = make_queue(start=False)
-    inserts: list[int] = []
+    inserts: list[int] = []  # jobs per insert, claimed with it or not
     insert_jobs = q.store.insert_jobs
+    insert_and_claim = q.store.insert_and_claim
 
     def counting(jobs: Any, **options: Any) -> list[int]:
         inserts.append(len(jobs))
         return insert_jobs(jobs, **options)  # type: ignore[no-any-return]
 
+    def counting_claim(jobs: Any, **options: Any) -> Any:
+        inserts.append(len(jobs))
+        return insert_and_claim(jobs, **options)
+
     monkeypatch.setattr(q.store, "insert_jobs", counting)
+    monkeypatch.setattr(q.store, "insert_and_claim", counting_claim)
     ids = q.submit_each([{"ops": [mark(tag)], "priority": "high"} for tag in "abc"])
     assert inserts == [3]
     assert ids == [ids[0], ids[0] + 1, ids[0] + 2]

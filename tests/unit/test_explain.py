@@ -16,9 +16,22 @@ def test_a_finished_job_says_so_and_nothing_else() -> None:
     assert explain(JobSnapshot(job=job, where=None)).reasons == ["job 3 has finished: success"]
 
 
-def test_a_job_this_daemon_does_not_handle_is_named_as_such() -> None:
+def test_a_job_no_daemon_holds_waits_in_the_stores_schedule() -> None:
     out = explain(JobSnapshot(job=queued_job(), where=None))
-    assert out.reasons == ["job 7 is queued but not handled by this daemon"]
+    assert out.reasons == [
+        "job 7 is queued at priority normal (0): it waits in the store's schedule until a "
+        "daemon with a free worker claims it"
+    ]
+
+
+def test_a_job_another_daemon_holds_names_that_daemon() -> None:
+    job = queued_job()
+    job.owner = 3
+    out = explain(JobSnapshot(job=job, where=None))
+    assert out.reasons == [
+        "job 7 is queued at priority normal (0): daemon 3 holds it; it waits in the store's "
+        "schedule until a daemon with a free worker claims it"
+    ]
 
 
 def test_a_queued_job_counts_the_jobs_ahead_and_the_busy_workers() -> None:
@@ -35,7 +48,7 @@ def test_a_queued_job_counts_the_jobs_ahead_and_the_busy_workers() -> None:
 
 def test_a_dependency_wait_names_the_job_and_the_statuses_that_let_it_go_on() -> None:
     job = queued_job(depends=(Dependency(5, (OpStatus.SUCCESS, OpStatus.ERROR)),))
-    out = explain(JobSnapshot(job=job, where="deps", dep_wait=5))
+    out = explain(JobSnapshot(job=job, where=None, dep_statuses={5: OpStatus.RUNNING}))
     assert out.waiting_for_job == 5
     assert out.reasons == [
         "job 7 waits for job 5 to finish (it goes on if that job ends in: success, error)"

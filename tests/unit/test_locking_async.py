@@ -234,3 +234,32 @@ def test_close_runs_the_grants_already_made_then_stops_the_managers_thread() -> 
     grants_thread.join(WAIT)
     assert not grants_thread.is_alive()
     mgr.close()  # closing twice is harmless
+
+
+def test_a_fresh_owner_takes_the_free_big_lock_at_once_and_gives_it_back() -> None:
+    mgr, granted = manager(), Granted()
+    req = mgr.request("cluster", ALL, shared=True, owner=1, on_grant=granted)
+    assert req.granted and req.error is None and granted.requests == []
+    assert mgr.owned("cluster", owner=1) == {"cluster"}
+    inner = mgr.request("node", ["a"], owner=1, on_grant=granted)  # levels go on as usual
+    assert inner.granted
+    with pytest.raises(LockError):
+        mgr.release("cluster", owner=1)  # not while it holds an inner level
+    mgr.release("node", owner=1)
+    mgr.release("cluster", owner=1)
+    assert mgr.owned("cluster", owner=1) == frozenset()
+    exclusive = mgr.request("cluster", ["cluster"], owner=2, on_grant=granted)
+    assert exclusive.granted  # nothing of owner 1 is left behind
+
+
+def test_a_fresh_owner_queues_behind_a_waiting_exclusive_request_for_the_big_lock() -> None:
+    mgr, granted = manager(), Granted()
+    assert mgr.request("cluster", ALL, shared=True, owner=1, on_grant=granted).granted
+    writer = mgr.request("cluster", ALL, owner=2, on_grant=granted)
+    assert not writer.granted  # waits for owner 1's shared hold
+    reader = mgr.request("cluster", ALL, shared=True, owner=3, on_grant=granted)
+    assert not reader.granted  # shared, but behind the waiting exclusive request
+    mgr.release("cluster", owner=1)
+    assert granted.wait_for(1)[0] is writer
+    mgr.release("cluster", owner=2)
+    assert granted.wait_for(2)[1] is reader

@@ -6,6 +6,7 @@ The behaviour every store shares is in ``tests/contract``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -22,6 +23,7 @@ import pytest
 
 from jobplane.errors import (
     DependencyError,
+    LeaseLost,
     QueueFull,
     StoreConflict,
     StoreError,
@@ -30,6 +32,7 @@ from jobplane.errors import (
 )
 from jobplane.jobs import Dependency, Job, OpState, OpStatus
 from jobplane.stores import open_store
+from jobplane.stores import sqlite as sqlite_module
 from jobplane.stores.sql import Migration
 from jobplane.stores.sqlite import (
     MIGRATIONS,
@@ -48,24 +51,52 @@ WAIT = 10.0  # seconds any thread, process or event may take in these tests
 EXPECTED_SCHEMA = [
     (
         "table",
+        "daemons",
+        "CREATE TABLE daemons ( id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, "
+        "epoch INTEGER NOT NULL, started_at REAL NOT NULL, lease_until REAL NOT NULL, ended "
+        "INTEGER NOT NULL DEFAULT 0 )",
+    ),
+    (
+        "table",
+        "job_deps",
+        "CREATE TABLE job_deps ( dep_id INTEGER NOT NULL, job_id INTEGER NOT NULL, PRIMARY "
+        "KEY (dep_id, job_id) ) WITHOUT ROWID",
+    ),
+    (
+        "table",
         "job_log",
-        "CREATE TABLE job_log ( job_id INTEGER NOT NULL, serial INTEGER NOT NULL, "
-        "op_index INTEGER NOT NULL, time REAL NOT NULL, message TEXT NOT NULL, "
-        "PRIMARY KEY (job_id, serial) ) WITHOUT ROWID",
+        "CREATE TABLE job_log ( job_id INTEGER NOT NULL, serial INTEGER NOT NULL, op_index "
+        "INTEGER NOT NULL, time REAL NOT NULL, message TEXT NOT NULL, PRIMARY KEY (job_id, "
+        "serial) ) WITHOUT ROWID",
     ),
     (
         "table",
         "jobs",
         "CREATE TABLE jobs ( id INTEGER PRIMARY KEY AUTOINCREMENT, status TEXT NOT NULL, "
-        "priority INTEGER NOT NULL, archived INTEGER NOT NULL DEFAULT 0, "
-        "received_at REAL NOT NULL, ended_at REAL, version INTEGER NOT NULL, "
-        "doc TEXT NOT NULL , unreadable INTEGER NOT NULL DEFAULT 0)",
+        "priority INTEGER NOT NULL, archived INTEGER NOT NULL DEFAULT 0, received_at REAL NOT"
+        " NULL, ended_at REAL, version INTEGER NOT NULL, doc TEXT NOT NULL , unreadable "
+        "INTEGER NOT NULL DEFAULT 0, owner INTEGER, fence INTEGER NOT NULL DEFAULT 0, "
+        "deps_left INTEGER NOT NULL DEFAULT 0, ready_at REAL, sched_key REAL, req_serial "
+        "INTEGER NOT NULL DEFAULT 0, req_cancel INTEGER NOT NULL DEFAULT 0, req_priority "
+        "INTEGER)",
     ),
     ("index", "jobs_archived", "CREATE INDEX jobs_archived ON jobs (id) WHERE archived = 1"),
+    ("index", "jobs_owner", "CREATE INDEX jobs_owner ON jobs (owner) WHERE owner IS NOT NULL"),
+    (
+        "index",
+        "jobs_schedule",
+        "CREATE INDEX jobs_schedule ON jobs (sched_key, id) WHERE sched_key IS NOT NULL",
+    ),
     (
         "index",
         "jobs_unarchived",
         "CREATE INDEX jobs_unarchived ON jobs (status, priority, archived) WHERE archived = 0",
+    ),
+    (
+        "index",
+        "jobs_unfiled",
+        "CREATE INDEX jobs_unfiled ON jobs (id) WHERE sched_key IS NULL AND deps_left = 0 AND"
+        " owner IS NULL AND archived = 0 AND status IN ('queued', 'waiting')",
     ),
     ("index", "jobs_unreadable", "CREATE INDEX jobs_unreadable ON jobs (id) WHERE unreadable = 1"),
     ("table", "meta", "CREATE TABLE meta ( key TEXT PRIMARY KEY, value TEXT NOT NULL )"),
@@ -141,6 +172,62 @@ def test_a_database_at_any_older_version_migrates_to_the_same_schema(
 
     assert schema(db) == EXPECTED_SCHEMA
     assert applied_versions(db) == [m.version for m in MIGRATIONS]
+
+
+def test_migrating_jobs_from_0001_fills_the_schedule_counters_and_dependencies(
+    db: Path, url: str
+) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    apply_migrations(conn, MIGRATIONS[:1])
+    insert = (
+        "INSERT INTO jobs (id, status, priority, archived, received_at, version, doc) "
+        "VALUES (?, ?, ?, 0, ?, 1, ?)"
+    )
+    for job_id, status, priority, depends in (
+        (1, "success", 0, []),
+        (2, "queued", 10, [1]),  # its dependency is final: ready
+        (3, "queued", -10, [2]),  # waits for job 2
+        (4, "running", 0, []),
+    ):
+        doc = make_job(depends=tuple(depends)).to_doc()
+        doc["ops"][0]["status"], doc["ops"][0]["priority"] = status, priority
+        conn.execute(insert, (job_id, status, priority, 1000.0 + job_id, json.dumps(doc)))
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'unarchived'")
+    conn.close()
+
+    store = SQLiteStore(url)
+    try:
+        assert store.counts() == {
+            (OpStatus.SUCCESS, 0): 1,
+            (OpStatus.QUEUED, 10): 1,
+            (OpStatus.QUEUED, -10): 1,
+            (OpStatus.RUNNING, 0): 1,
+        }
+        daemon = store.register_daemon().daemon_id
+        [job] = store.claim(daemon, 10)
+        assert job.id == 2
+        job.ops[0].status = OpStatus.SUCCESS
+        store.save(job)
+        assert [j.id for j in store.claim(daemon, 10)] == [3]
+    finally:
+        store.close()
+
+
+def test_opening_ends_the_leases_of_earlier_daemons(db: Path, url: str) -> None:
+    store = SQLiteStore(url)
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    previous = store.register_daemon("jobplaned").daemon_id
+    store.claim(previous, 1)
+    store.close()
+
+    store = SQLiteStore(url)  # the lock says nobody else uses the file: no lease to wait for
+    try:
+        lease = store.register_daemon("jobplaned")
+        assert lease.epoch == 2
+        [job] = store.reclaim(lease.daemon_id)
+        assert (job.id, job.owner) == (job_id, lease.daemon_id)
+    finally:
+        store.close()
 
 
 def test_reopening_applies_no_migration_twice(db: Path, url: str) -> None:
@@ -459,6 +546,7 @@ def test_a_failing_write_in_a_group_commit_undoes_only_itself(store: SQLiteStore
     store.save(moved)
     good_first, good_second = store.load(first), store.load(second)
     good_first.ops[0].result = "first"
+    good_first.ops[0].status = OpStatus.RUNNING  # moves a count, in the batch that fails one
     good_second.ops[0].result = "second"
     # Its first job is written before its second one fails the batch.
     bad_batch = [make_job(), make_job(depends=(-5,))]
@@ -486,10 +574,76 @@ def test_a_failing_write_in_a_group_commit_undoes_only_itself(store: SQLiteStore
     assert store.load(first).ops[0].result == "first"
     assert store.load(second).ops[0].result == "second"
     assert store.load(second).version == good_second.version
+    listed: dict[tuple[OpStatus, int], int] = {}
+    for job in store.list_jobs():
+        listed[job.status, job.priority] = listed.get((job.status, job.priority), 0) + 1
+    assert store.counts() == listed  # only the writes that stayed moved the counts
     # The undone insert did not count toward the limit either.
     store.insert_jobs([make_job()], max_unarchived=3)
     with pytest.raises(QueueFull, match="holds 3 unarchived jobs, the limit is 3"):
         store.insert_jobs([make_job()], max_unarchived=3)
+
+
+def test_saves_in_submission_order_read_only_the_rows_beyond_the_remembered_ones(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "RECENT_ROWS", 4)
+    ids = store.insert_jobs([make_job() for _ in range(6)], max_unarchived=None)
+    reads: list[str] = []
+    assert store._writer is not None
+    store._writer.set_trace_callback(
+        lambda sql: reads.append(sql) if sql.startswith("SELECT status, priority") else None
+    )
+    for status in (OpStatus.RUNNING, OpStatus.SUCCESS):
+        for job_id in ids:
+            job = store.load(job_id)
+            job.ops[0].status = status
+            store.save(job)
+    # Jobs 1-4 were remembered at insert and 5-6 not (full): only theirs are
+    # read, at each of their two saves. Forgetting the oldest row to make room
+    # read every row at every save: each save evicted the row saved next.
+    assert len(reads) == 4
+    assert store.counts() == {(OpStatus.SUCCESS, 0): 6}
+
+
+def test_inserts_in_one_group_commit_count_toward_the_limit_together(
+    store: SQLiteStore,
+) -> None:
+    arrivals = Arrivals(2)
+    with ThreadPoolExecutor(2) as pool:
+        with store._writer_lock:  # hold the writer so that both queue up
+            store._pending = arrivals
+            futures = [
+                pool.submit(store.insert_jobs, [make_job(), make_job()], max_unarchived=3)
+                for _ in range(2)
+            ]
+            assert arrivals.all_here.wait(WAIT)
+        outcomes = []
+        for future in futures:
+            try:
+                outcomes.append(len(future.result(timeout=WAIT)))
+            except QueueFull:
+                outcomes.append("full")
+    assert sorted(outcomes, key=str) == [2, "full"]
+    assert len(store.list_jobs()) == 2
+
+
+def test_the_limit_counts_the_jobs_found_at_open(url: str) -> None:
+    store = SQLiteStore(url)
+    first, _ = store.insert_jobs([make_job(), make_job()], max_unarchived=None)
+    job = store.load(first)
+    job.ops[0].status = OpStatus.SUCCESS
+    store.save(job)
+    store.archive([first])
+    store.close()
+
+    store = SQLiteStore(url)
+    try:
+        store.insert_jobs([make_job()], max_unarchived=2)
+        with pytest.raises(QueueFull, match="holds 2 unarchived jobs, the limit is 2"):
+            store.insert_jobs([make_job()], max_unarchived=2)
+    finally:
+        store.close()
 
 
 def test_a_failed_unwaited_save_fails_the_next_save_in_the_same_commit(
@@ -506,8 +660,9 @@ def test_a_failed_unwaited_save_fails_the_next_save_in_the_same_commit(
     with ThreadPoolExecutor(1) as pool:
         with store._writer_lock:  # hold the writer so both land in one batch
             store._pending = arrivals
-            store.save(stale, wait=False)  # will conflict; its version is bumped anyway
+            store.save(stale, wait=False, release=True)  # will conflict; version bumped anyway
             # ... so this save's version matches the stored one by accident.
+            # (A release is never absorbed by the next save: it stays pending.)
             later = pool.submit(store.save, stale)
             assert arrivals.all_here.wait(WAIT)
         with pytest.raises(StoreConflict, match="not waited for failed"):
@@ -570,4 +725,260 @@ def test_damaged_columns_never_fail_a_read(store: SQLiteStore, db: Path) -> None
     assert job.status is OpStatus.ERROR
     assert [(e.serial, e.message) for e in job.log] == [(1, "fine"), (2, "(log line unreadable)")]
     assert [e.time for e in store.read_log(job_id)] == [1.0, 0.0]
-    assert store.counts() == {(OpStatus.ERROR, 0): 1}
+
+
+def test_counts_of_damaged_columns_after_reopening(url: str, db: Path) -> None:
+    # The store counts in memory from its own writes: a row changed behind
+    # its back (by hand, while it was closed) counts as what it reads as
+    # once the store opens again.
+    store = SQLiteStore(url)
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    store.close()
+    _damage(db, "UPDATE jobs SET status = 'exploded', priority = 'p' WHERE id = ?", job_id)
+
+    store = SQLiteStore(url)
+    try:
+        assert store.counts() == {(OpStatus.ERROR, 0): 1}
+    finally:
+        store.close()
+
+
+# -- counts kept in memory -------------------------------------------------
+
+
+def _recount(db: Path) -> dict[tuple[Any, Any], int]:
+    conn = sqlite3.connect(db)
+    rows = conn.execute(Q["count_jobs"]).fetchall()
+    conn.close()
+    return {(status, priority): n for status, priority, n in rows}
+
+
+def _counted(store: SQLiteStore) -> dict[tuple[Any, Any], int]:
+    return {(status.value, priority): n for (status, priority), n in store.counts().items()}
+
+
+def test_counts_in_memory_follow_every_kind_of_write(store: SQLiteStore, db: Path) -> None:
+    first, second, third, waiting = store.insert_jobs(
+        [make_job(), make_job(), make_job(), make_job(depends=(1,))], max_unarchived=None
+    )
+    assert _counted(store) == _recount(db) == {("queued", 0): 4}
+
+    job = store.load(first)
+    job.ops[0].status = OpStatus.RUNNING
+    stale = job.clone()
+    store.save(job, wait=False)
+    job.ops[0].status = OpStatus.SUCCESS
+    store.save(job)  # commits the unwaited save too
+    stale.ops[0].status = OpStatus.CANCELED
+    with pytest.raises(StoreConflict):
+        store.save(stale)  # refused: counts nothing
+    other = store.load(second)
+    other.ops[0].priority = -5
+    store.save(other)
+    assert _counted(store) == _recount(db)
+
+    lease = store.register_daemon("counting")
+    claimed = store.claim(lease.daemon_id, 10)
+    assert {job.id for job in claimed} == {second, third, waiting}  # first released it
+    assert store.archive([first]) == [first]
+    _damage(db, "UPDATE jobs SET doc = 'spoiled' WHERE id = ?", third)
+    store.load(third)  # quarantined: marked error
+    store.remove_unreadable(third)
+    assert _counted(store) == _recount(db) == {("queued", -5): 1, ("queued", 0): 1}
+
+
+# -- claims -------------------------------------------------------------------------
+
+
+def test_with_full_durability_a_claim_alone_commits_without_fsync(url: str) -> None:
+    store = SQLiteStore(url, durability="full")
+    try:
+        store.insert_jobs([make_job(), make_job()], max_unarchived=None)
+        daemon = store.register_daemon().daemon_id
+        writer = store._writer
+        assert writer is not None
+        statements: list[str] = []
+        writer.set_trace_callback(statements.append)
+
+        [job] = store.claim(daemon, 1)
+        assert statements[0] == "PRAGMA synchronous = NORMAL"
+        assert statements[-1] == "PRAGMA synchronous = FULL"
+        assert "COMMIT" in statements
+
+        statements.clear()
+        job.ops[0].status = OpStatus.RUNNING
+        store.save(job)  # its op's start: fsynced, and the claim's frames with it
+        assert not [sql for sql in statements if "synchronous" in sql]
+        assert writer.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()
+
+
+def test_a_claim_after_a_short_claim_touches_nothing_until_a_job_may_be_ready(
+    store: SQLiteStore,
+) -> None:
+    store.insert_jobs([make_job() for _ in range(3)], max_unarchived=None)
+    daemon = store.register_daemon().daemon_id
+    statements: list[str] = []
+    writer = store._writer
+    assert writer is not None
+    writer.set_trace_callback(statements.append)
+
+    def claim(limit: int) -> tuple[int, bool]:
+        statements.clear()
+        return len(store.claim(daemon, limit)), bool(statements)
+
+    assert claim(2) == (2, True)  # found all it asked for: more may wait
+    assert claim(2) == (1, True)  # came back short: the schedule is empty now
+    assert claim(2) == (0, False)  # nothing became ready since: no transaction at all
+    store.insert_jobs([make_job()], max_unarchived=None)
+    [job] = store.claim(daemon, 2)  # an insert made one ready: read again
+    assert claim(2) == (0, False)
+    store.save(job, release=True)  # given back: ready again
+    assert claim(2) == (1, True)
+    assert claim(2) == (0, False)
+    store.heartbeat(daemon)  # now and then the schedule is read whatever moved
+    assert claim(2) == (0, True)
+    store.unregister_daemon(daemon)
+    with pytest.raises(LeaseLost):
+        store.claim(daemon, 2)  # the lease is checked even when nothing is read
+
+
+class Appends(list[Any]):
+    """A pending list that sets ``second`` at the second append (items may leave it)."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.appends = 0
+        self.expected = expected
+        self.second = threading.Event()
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        self.appends += 1
+        if self.appends >= self.expected:
+            self.second.set()
+
+
+def test_a_save_absorbs_the_pending_unwaited_save_before_it(store: SQLiteStore) -> None:
+    """An op's unwaited start, still pending at its end: one row write for both."""
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    job = store.load(job_id)
+    statements: list[str] = []
+    heard: list[int] = []
+    store.add_listener(heard.append)
+    writer = store._writer
+    assert writer is not None
+    writer.set_trace_callback(statements.append)
+    arrivals = Appends(2)
+    with ThreadPoolExecutor(1) as pool:
+        with store._writer_lock:  # nothing commits the start meanwhile
+            store._pending = arrivals
+            job.ops[0].status = OpStatus.RUNNING
+            store.save(job, wait=False)
+            assert job.version == 2
+            job.ops[0].status = OpStatus.SUCCESS
+            future = pool.submit(store.save, job)
+            assert arrivals.second.wait(WAIT)  # the end is queued: it took the start out
+            assert len(arrivals) == 1
+        future.result(timeout=WAIT)
+    writer.set_trace_callback(None)
+    assert job.version == 3
+    assert len([s for s in statements if "UPDATE jobs" in s]) == 1
+    stored = store.load(job_id)
+    assert stored.status is OpStatus.SUCCESS and stored.version == 3
+    assert store.counts() == {(OpStatus.SUCCESS, stored.priority): 1}
+    assert heard == [job_id]
+    store.save(stored)  # the stored version is the one the caller holds
+    assert store.load(job_id).version == 4
+
+
+def test_a_save_that_follows_a_committed_unwaited_save_writes_alone(store: SQLiteStore) -> None:
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    job = store.load(job_id)
+    job.ops[0].status = OpStatus.RUNNING
+    store.save(job, wait=False)
+    store.set_drained(False)  # a waited write: it commits whatever is pending first
+    assert store.load(job_id).status is OpStatus.RUNNING
+    job.ops[0].status = OpStatus.SUCCESS
+    store.save(job)
+    assert store.load(job_id).version == 3
+
+
+# -- checkpoints off the commit path ---------------------------------------------
+
+
+def test_a_thread_of_its_own_checkpoints_the_wal_and_stops_with_the_store(
+    url: str, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 3)
+    store = SQLiteStore(url)
+    writer = store._writer
+    assert writer is not None
+    assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 20000
+    for _ in range(3):  # three commits: the third asks for a checkpoint
+        store.insert_jobs([make_job()], max_unarchived=None)
+    assert store._checkpointed.wait(10.0)
+    names = {thread.name for thread in threading.enumerate()}
+    assert "jobplane-sqlite-checkpointer" in names
+    store.close()
+    names = {thread.name for thread in threading.enumerate()}
+    assert "jobplane-sqlite-checkpointer" not in names
+    reopened = SQLiteStore(url)  # the checkpoints left a database that reads back whole
+    try:
+        assert [job.id for job in reopened.list_jobs(limit=10)] == [1, 2, 3]
+    finally:
+        reopened.close()
+
+
+def test_with_durability_full_sqlite_checkpoints_as_it_always_does(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 1)
+    store = SQLiteStore(url, durability="full")
+    try:
+        writer = store._writer
+        assert writer is not None
+        assert writer.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+        store.insert_jobs([make_job()], max_unarchived=None)
+        store.insert_jobs([make_job()], max_unarchived=None)
+        assert store._checkpointer is None  # never started
+    finally:
+        store.close()
+
+
+def test_commits_between_checkpoints_follow_the_pages_each_one_copied(url: str) -> None:
+    store = SQLiteStore(url)
+    try:
+        every = store._checkpoint_every
+        store._adapt_checkpoints(100)  # few new pages: checkpoint less often
+        assert store._checkpoint_every == every * 2
+        store._adapt_checkpoints(100 + 5000)  # many: more often
+        assert store._checkpoint_every == every
+        store._adapt_checkpoints(50)  # the WAL was begun anew: all 50 are new, few
+        assert store._checkpoint_every == every * 2
+        store._adapt_checkpoints(None)  # no answer: no change
+        assert store._checkpoint_every == every * 2
+    finally:
+        store.close()
+
+
+def test_the_statements_compiled_at_open_touch_no_job(store: SQLiteStore) -> None:
+    store.insert_jobs([make_job() for _ in range(5)], max_unarchived=None)
+    writer = store._writer
+    assert writer is not None
+    with store._writer_lock:
+        writer.execute("BEGIN IMMEDIATE")
+        try:
+            for name in sqlite_module.HOT_STATEMENTS:
+                sql = Q[name]
+                cursor = writer.execute(sql, sqlite_module._idle_params(sql))
+                rows = cursor.fetchall()
+                if name == "queue_state":
+                    continue  # the queue's own state, not a job
+                assert rows == [], name  # a read of jobs at open would grow with the backlog
+                if not sql.lstrip().upper().startswith("SELECT"):
+                    assert cursor.rowcount <= 1, name  # insert_job: one row, rolled back
+        finally:
+            writer.execute("ROLLBACK")
+    assert [job.id for job in store.list_jobs(limit=10)] == [1, 2, 3, 4, 5]

@@ -449,6 +449,22 @@ def test_change_priority_moves_a_queued_task(pool: WorkerPool) -> None:
     assert rec.items == ["b", "a"]
 
 
+def test_remove_takes_a_queued_task_out_and_it_never_runs(pool: WorkerPool) -> None:
+    rec = Recorder()
+    removed: list[bool] = []
+
+    def fill() -> None:
+        pool.add_task(rec.task("a"), priority=0, task_id="a")
+        pool.add_task(rec.task("b"), priority=0, task_id="b")
+        removed.extend([pool.remove("a"), pool.remove("a"), pool.remove("nobody")])
+        pool.add_task(rec.task("a again"), priority=0, task_id="a")  # the id is free again
+
+    run_paused(pool, fill)
+    assert removed == [True, False, False]
+    assert rec.items == ["b", "a again"]
+    assert pool.statistics().queued == 0
+
+
 def test_change_priority_keeps_the_original_fifo_position(pool: WorkerPool) -> None:
     rec = Recorder()
 
@@ -801,3 +817,51 @@ def test_worker_states_name_every_worker_and_the_task_it_runs() -> None:
         done.result(TIMEOUT)
         assert pool.wait_idle(TIMEOUT)
         assert not any(state.busy for state in pool.worker_states())
+
+
+# -- add_tasks: many tasks, one lock -------------------------------------------------
+
+
+def test_add_tasks_queues_each_at_its_priority_fifo_within_one(pool: WorkerPool) -> None:
+    rec = Recorder()
+
+    def fill() -> None:
+        pool.add_task(rec.add, "single", priority=1)
+        pool.add_tasks(rec.add, [("b", 1), ("a", 0), ("c", 1)])
+
+    run_paused(pool, fill)
+    assert rec.items == ["a", "single", "b", "c"]
+
+
+def test_add_tasks_is_all_or_none(pool: WorkerPool) -> None:
+    rec = Recorder()
+    pool.pause()
+    pool.add_task(rec.add, "x", task_id="x")
+    with pytest.raises(ValueError):
+        pool.add_tasks(rec.add, [("y", 0), ("x", 0)])  # "x" is queued already
+    with pytest.raises(ValueError):
+        pool.add_tasks(rec.add, [("z", 0), ("z", 1)])  # twice in one call
+    with pytest.raises(TypeError):
+        pool.add_tasks(rec.add, [("w", 0), ("v", 1.5)])  # type: ignore[list-item]
+    pool.resume()
+    assert pool.wait_idle(TIMEOUT)
+    assert rec.items == ["x"]  # nothing of the refused calls ran
+
+
+def test_add_tasks_ids_can_be_moved_and_removed(pool: WorkerPool) -> None:
+    rec = Recorder()
+
+    def fill() -> None:
+        pool.add_tasks(rec.add, [("a", 5), ("b", 5), ("c", 5)])
+        pool.change_priority("c", 0)
+        pool.remove("b")
+
+    run_paused(pool, fill)
+    assert rec.items == ["c", "a"]
+
+
+def test_add_tasks_after_shutdown_raises() -> None:
+    pool = WorkerPool(1, name="test")
+    pool.shutdown()
+    with pytest.raises(RuntimeError):
+        pool.add_tasks(lambda task_id: None, [(1, 0)])

@@ -60,6 +60,27 @@ def register(app: typer.Typer) -> None:
                 help=f"seconds per aging step, 0 disables [default: {D.aging_interval:g}]",
             ),
         ] = None,
+        prefetch: Annotated[
+            str | None,
+            typer.Option(
+                metavar="INTEGER",
+                help="jobs claimed beyond the free workers [default: 16 per worker]",
+            ),
+        ] = None,
+        max_parked: Annotated[
+            str | None,
+            typer.Option(
+                metavar="INTEGER",
+                help="jobs waiting for locks at which no more are claimed [default: 20 per worker]",
+            ),
+        ] = None,
+        lease: Annotated[
+            str | None,
+            typer.Option(
+                metavar="SECONDS",
+                help=f"the daemon's lease, renewed every third of it [default: {D.lease:g}]",
+            ),
+        ] = None,
         durability: Annotated[
             str | None,
             typer.Option(
@@ -115,6 +136,9 @@ def register(app: typer.Typer) -> None:
             "tokens": tokens,
             "lock_timeouts": lock_timeouts,
             "aging_interval": aging_interval,
+            "prefetch": prefetch,
+            "max_parked": max_parked,
+            "lease": lease,
             "durability": durability,
             "log_format": log_format,
             "max_waits": max_waits,

@@ -48,7 +48,7 @@ threads.
 
 Modules: ``mutex`` (the ``_Mutex``), ``dispatcher`` (the grant dispatcher
 thread), ``shared`` (``SharedLock``), ``requests`` (``LockRequest``),
-``manager`` (``LockManager``), ``timeouts`` (``lock_attempt_timeouts``).
+``manager`` (``LockManager``), ``timeouts`` (``lock_attempt_timeouts``, ``LockTimeouts``).
 Import the public names from here.
 """
 
@@ -67,6 +67,8 @@ from .shared import LockStatistics as LockStatistics
 from .shared import Mode as Mode
 from .shared import Pending as Pending
 from .shared import SharedLock as SharedLock
+from .timeouts import DEFAULT_LOCK_TIMEOUTS as DEFAULT_LOCK_TIMEOUTS
+from .timeouts import LockTimeouts as LockTimeouts
 from .timeouts import lock_attempt_timeouts as lock_attempt_timeouts
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     "LockManager",
     "LockRequest",
     "LockStatistics",
+    "LockTimeouts",
     "SharedLock",
     "lock_attempt_timeouts",
 ]

@@ -355,6 +355,10 @@ class LockManager:
             raise LockError(
                 f"request(create=True) needs names at a level other than {self._big.name}"
             )
+        if lvl is self._big and owner not in self._holdings:
+            req = self._big_at_once(lvl, wanted, shared, priority, owner, on_grant)
+            if req is not None:
+                return req
         self._start_acquire(lvl, owner)
         req = LockRequest(self, lvl, wanted, shared, priority, owner, on_grant, create)
         try:
@@ -368,6 +372,34 @@ class LockManager:
             raise
         if complete and req.error is not None:
             raise req.error
+        return req
+
+    def _big_at_once(
+        self,
+        lvl: _Level,
+        wanted: tuple[str, ...] | None,
+        shared: bool,
+        priority: int,
+        owner: Hashable,
+        on_grant: Callable[[LockRequest], None],
+    ) -> LockRequest | None:
+        """The big lock for an owner that holds nothing, if it is free: a granted request.
+
+        What the general path does for this case (every job's first request),
+        without its steps; None if the lock must be waited for (the general
+        path then queues the request) or a name is not the big lock's.
+        """
+        ((name, lock),) = lvl.locks.items()
+        if wanted is not None and wanted != (name,):
+            return None
+        if not lock._take_now(shared, owner):
+            return None
+        req = LockRequest(self, lvl, wanted, shared, priority, owner, on_grant)
+        req._taken[name] = lock
+        holdings = _Holdings()
+        holdings.locks[lvl.index] = req._taken  # as _advance_once_unlocked leaves it
+        self._holdings[owner] = holdings
+        req.granted = True
         return req
 
     def _advance_unlocked(self, req: LockRequest) -> bool:
@@ -550,6 +582,19 @@ class LockManager:
         chosen = None if names is None else _name_list(names, "release")
         owner = threading.current_thread() if owner is None else owner
         holdings = self._holdings.get(owner)
+        if (
+            chosen is None
+            and lvl is self._big
+            and holdings is not None
+            and len(holdings.locks) == 1
+            and lvl.index in holdings.locks
+            and not holdings.names_locks
+            and holdings.acquiring is None
+        ):  # all it holds is the big lock (every job's last release): nothing to check
+            del self._holdings[owner]
+            for lock in holdings.locks.pop(lvl.index).values():
+                lock.release(owner)
+            return
         if holdings is None:
             if chosen:
                 raise LockError(f"{owner!r} does not hold lock {lvl.name}:{chosen[0]}")

@@ -38,6 +38,8 @@ class Registry:
             raise ValueError("levels must be a non-empty sequence of distinct names")
         self.levels: tuple[str, ...] = tuple(levels)
         self._ops: dict[str, OpDef] = {}
+        self._big_needs: dict[tuple[str, bool], LockNeed] = {}
+        """The big lock's need, shared or not, made once (every op's first need)."""
         if builtins:
             self.add(
                 "test.delay", builtin.delay, params=builtin.DelayParams, locks=builtin.delay_locks
@@ -143,7 +145,11 @@ class Registry:
             ValidationError: the op's ``locks`` function failed or named an unknown level.
         """
         big = self.big_lock_level
-        needs = [LockNeed(big, (big,), opdef.big_lock == "shared")]
+        key = (big, opdef.big_lock == "shared")
+        need = self._big_needs.get(key)
+        if need is None:
+            need = self._big_needs[key] = LockNeed(big, (big,), key[1])
+        needs = [need]
         if opdef.locks is None:
             return needs
         try:

@@ -7,10 +7,9 @@ import it, it imports neither.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 import pydantic
@@ -44,10 +43,26 @@ class LockNeed:
     shared: bool
 
 
+class CancelSignal(Protocol):
+    """What an op's context reads of its job's cancel: a ``threading.Event`` will do."""
+
+    def is_set(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
 class OpContext:
     """What a running op may see and do. Made by the processor for each run."""
 
-    __slots__ = ("_cancel_requested", "_log", "cooperative", "job_id", "op_index", "priority")
+    __slots__ = (
+        "_cancel_requested",
+        "_log",
+        "_on_cooperative",
+        "cooperative",
+        "job_id",
+        "op_index",
+        "priority",
+    )
 
     def __init__(
         self,
@@ -55,13 +70,16 @@ class OpContext:
         op_index: int,
         priority: int,
         log: Callable[[str], None],
-        cancel_requested: threading.Event,
+        cancel_requested: CancelSignal,
+        on_cooperative: Callable[[], None] | None = None,
     ) -> None:
+        """``on_cooperative``: called once, at the op's first check (the processor stores it)."""
         self.job_id = job_id
         self.op_index = op_index
         self.priority = priority
         self._log = log
         self._cancel_requested = cancel_requested
+        self._on_cooperative = on_cooperative
         self.cooperative = False
 
     def log(self, message: str) -> None:
@@ -74,15 +92,22 @@ class OpContext:
         An op that calls this at least once may be canceled while it runs;
         the cancel takes effect at its next call.
         """
-        self.cooperative = True
+        if not self.cooperative:
+            self._cooperates()
         if self._cancel_requested.is_set():
             raise OpCanceled(f"job {self.job_id} was canceled while op {self.op_index} ran")
 
     def sleep(self, seconds: float) -> None:
         """Wait up to ``seconds``, ending early with ``OpCanceled`` if the job is canceled."""
-        self.cooperative = True
+        if not self.cooperative:
+            self._cooperates()
         if self._cancel_requested.wait(seconds):
             self.check_cancel()
+
+    def _cooperates(self) -> None:
+        self.cooperative = True
+        if self._on_cooperative is not None:
+            self._on_cooperative()
 
 
 Handler = Callable[..., Any]

@@ -144,6 +144,9 @@ def _op(doc: Any, where: str) -> OpState:
     escalations = doc.get("escalations", 0)
     if not _is_int(escalations) or escalations < 0:
         raise UnreadableRecord(f"{where}.escalations is not a count")
+    cooperative = doc.get("cooperative", False)
+    if not isinstance(cooperative, bool):
+        raise UnreadableRecord(f"{where}.cooperative is not true or false")
     return OpState(
         op=name,
         params=params,
@@ -153,6 +156,7 @@ def _op(doc: Any, where: str) -> OpState:
         started_at=_time(doc, "started_at", where),
         ended_at=_time(doc, "ended_at", where),
         escalations=escalations,
+        cooperative=cooperative,
     )
 
 
