@@ -982,3 +982,30 @@ def test_the_statements_compiled_at_open_touch_no_job(store: SQLiteStore) -> Non
         finally:
             writer.execute("ROLLBACK")
     assert [job.id for job in store.list_jobs(limit=10)] == [1, 2, 3, 4, 5]
+
+
+def test_a_checkpoint_that_fails_is_logged_once_and_the_store_carries_on(
+    url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 1)
+    store = SQLiteStore(url)
+    tried = threading.Semaphore(0)
+
+    def no_connection() -> sqlite3.Connection:
+        tried.release()
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(store, "_connect", no_connection)
+    try:
+        with caplog.at_level("WARNING", logger="jobplane.stores.sqlite"):
+            for _ in range(2):  # each commit asks for a checkpoint; each attempt fails
+                store.insert_jobs([make_job()], max_unarchived=None)
+                assert tried.acquire(timeout=10.0)
+        assert not store._checkpointed.is_set()
+        warnings = [r for r in caplog.records if "checkpointing the WAL failed" in r.message]
+        assert len(warnings) == 1  # once per episode, not per attempt
+        monkeypatch.undo()  # readers open connections too
+        assert [job.id for job in store.list_jobs(limit=10)] == [1, 2]  # writes went on
+    finally:
+        monkeypatch.undo()
+        store.close()

@@ -843,6 +843,8 @@ def test_add_tasks_is_all_or_none(pool: WorkerPool) -> None:
         pool.add_tasks(rec.add, [("z", 0), ("z", 1)])  # twice in one call
     with pytest.raises(TypeError):
         pool.add_tasks(rec.add, [("w", 0), ("v", 1.5)])  # type: ignore[list-item]
+    with pytest.raises(ValueError):
+        pool.add_tasks(rec.add, [("u", 0), (None, 0)])  # every task needs an id
     pool.resume()
     assert pool.wait_idle(TIMEOUT)
     assert rec.items == ["x"]  # nothing of the refused calls ran

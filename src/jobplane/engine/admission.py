@@ -20,20 +20,13 @@ def admit(st: EngineState, job: Job, *, pending: Change | None = None, what: str
     ``pending``: a change decided for the job that the store refused (a
     recovery); the first turn commits it, retrying until the store takes it.
     """
-    priority = job.priority
-    aj = Active(job, st.clock(), next(st.seq), st.parked, priority)
-    if st.lock_owner_of is not None:
-        aj.lock_owner = st.lock_owner_of(job)
-    aj.pending, aj.pending_what = pending, what
-    st.active[job.id] = aj
-    try:
-        st.pool.add_task(st.turn, job.id, priority=priority, task_id=job.id)
-    except RuntimeError:  # the pool is shut down
-        st.active.pop(job.id, None)
+    admit_many(st, [job], pending=pending, what=what)
 
 
-def admit_many(st: EngineState, jobs: list[Job]) -> None:
-    """:func:`admit` each job (committed, unfinished, nothing pending), in one pool call."""
+def admit_many(
+    st: EngineState, jobs: list[Job], *, pending: Change | None = None, what: str = ""
+) -> None:
+    """:func:`admit` each job (committed, unfinished), in one pool call."""
     now, seq, parked, active = st.clock(), st.seq, st.parked, st.active
     lock_owner_of = st.lock_owner_of
     tasks = []
@@ -42,6 +35,7 @@ def admit_many(st: EngineState, jobs: list[Job]) -> None:
         aj = Active(job, now, next(seq), parked, priority)
         if lock_owner_of is not None:
             aj.lock_owner = lock_owner_of(job)
+        aj.pending, aj.pending_what = pending, what
         active[job.id] = aj
         tasks.append((job.id, priority))
     try:

@@ -70,9 +70,9 @@ class Control:
         self._applying = threading.local()
         self._waits_mutex = threading.Lock()
         self._waits: dict[int, list[threading.Event]] = {}
-        self.waits = self._waits
-        """Callers of :meth:`cancel` waiting for a job's owner, by job id (read-only)."""
         """Callers of ``cancel`` waiting for the owner, by job; guarded by ``_waits_mutex``."""
+        self.waits = self._waits
+        """The same dict, read-only outside: empty (the common case) means nobody waits."""
         # Jobs whose request came while the processor did not track them: a
         # request committed between a claim and its admission (the claim read
         # the job before it) is applied once the job is admitted.

@@ -233,7 +233,7 @@ class EngineState:
         self.on_slot_free = on_slot_free
         self.active: dict[int, Active] = {}
         self.parked: set[int] = set()
-        """The ids of the tracked jobs in lock waits (``Where.LOCKS``), kept by ``Active.where``."""
+        """The ids of the tracked jobs in lock waits (``Where.LOCKS``): see ``move_unlocked``."""
         self.seq = itertools.count()
         self.stopped = False
         self.escalations = 0
