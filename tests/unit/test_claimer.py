@@ -116,3 +116,38 @@ def test_stopping_ends_the_lease_so_another_daemon_reclaims_at_once() -> None:
     b = Daemon(make_store(clock, database), clock)
     b.claimer.run_once()  # no waiting for a's lease to run out
     assert list(b.held) == [job_id]
+
+
+def test_a_submission_during_a_pass_claims_its_job_beside_it() -> None:
+    """Concurrent claims: one job beside the pass, in the submission's own write."""
+    clock, database = ManualClock(), MemoryDatabase()
+    store = make_store(clock, database)
+    daemon = Daemon(store, clock, capacity=4)
+    daemon.claimer.register()
+    submitted: list[int] = []
+    limits: list[int] = []
+
+    def claim_on_submit(daemon_id: int, limit: int) -> list[Job]:
+        limits.append(limit)
+        job = Job(id=0, ops=[OpState("retry", {})], received_at=0.0)
+        ids, claimed = store.insert_and_claim(
+            [job], max_unarchived=None, daemon_id=daemon_id, limit=limit
+        )
+        submitted.extend(ids)
+        return claimed
+
+    def admit_and_submit(jobs: list[Job]) -> None:  # a submission while the pass admits
+        daemon.admit(jobs)
+        if not limits:
+            assert daemon.claimer.claim_with(claim_on_submit)
+
+    submit(store)
+    daemon.claimer._admit = admit_and_submit
+    assert daemon.claimer.run_once() == 1
+    assert limits == [1]  # beside the pass: one job, whatever is wanted
+    assert sorted(daemon.held) == sorted([1, *submitted])
+    assert daemon.claimer.kicked()  # more is wanted: the next pass claims it
+    daemon.claimer._admit = daemon.admit
+    assert daemon.claimer.claim_with(claim_on_submit)  # no pass: all that is wanted
+    assert limits == [1, 2]
+    assert len(daemon.held) == 3

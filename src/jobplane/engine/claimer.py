@@ -141,21 +141,19 @@ class Claimer:
         finally:
             self._pass_mutex.release()
 
-    def claim_with(self, claim: Callable[[int, int], list[Job]], *, urgent: bool) -> bool:
+    def claim_with(self, claim: Callable[[int, int], list[Job]]) -> bool:
         """One claim made by ``claim(daemon_id, limit)``, if the engine wants any.
 
         For a claim that rides on another write (``Store.insert_and_claim``
         on submit). Returns False, without calling ``claim``, if nothing is
-        wanted or the daemon is not registered. If a pass is under way, it
-        returns False too (the next pass claims what is wanted), unless the
-        claim is ``urgent``: then it claims one job beside that pass, so an
-        urgent job never waits for a pass (the store never hands out a job
-        twice; what is held grows by one at most).
+        wanted or the daemon is not registered. If a pass is under way (on
+        the claimer thread, or another submission's claim), it claims one
+        job beside it, so a submitted job never waits for a pass nor costs a
+        second write and a thread hop: the store never hands out a job twice,
+        and what is held exceeds ``wanted`` by at most one per thread
+        claiming beside a pass at that moment.
         """
         locked = self._pass_mutex.acquire(blocking=False)
-        if not locked and not urgent:
-            self.kick()
-            return False
         try:
             if self.daemon_id is None:
                 return False
@@ -165,6 +163,8 @@ class Claimer:
             jobs = claim(self.daemon_id, limit if locked else 1)
             if jobs:
                 self._admit(jobs)
+            if not locked and limit > 1:
+                self.kick()  # that pass may have claimed already: the next claims the rest
             return True
         finally:
             if locked:

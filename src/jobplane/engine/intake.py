@@ -16,13 +16,15 @@ processor:
   fails the job) and, unless that ended it, joins the processor.
 * **On submit** the submitting thread claims at once if the daemon wants
   work, in the insert's own transaction (``Store.insert_and_claim``: no
-  second commit, no thread hop before an urgent job can start). If it holds all it
+  second commit, no thread hop before a job can start), also while
+  another claim is under way (then one job, beside it). If it holds all it
   may but the new job beats the claimed job that would start last, it
   claims one job more, up to ``prefetch`` over; past that, the worker
   whose job ends next claims it before taking its next task. Either way an
   urgent job starts at the next free worker, and the daemon holds at most
-  ``workers + 2 * prefetch`` jobs outside lock waits. (Claimed jobs are
-  not given back to make room: a given-back job would lose its place.)
+  ``workers + 2 * prefetch`` jobs outside lock waits, plus one for each
+  thread submitting at that moment. (Claimed jobs are not given back to
+  make room: a given-back job would lose its place.)
 * **On a lost lease** every claimed job is dropped.
 """
 
@@ -150,12 +152,11 @@ class Intake:
 
         Nothing is claimed if the daemon holds all it may and the best new
         job does not beat the claimed job that would start last: the jobs
-        wait in the store. Nor if the claimer thread is in a pass (it is
-        kicked, and claims them next), unless a new job beats the claimed
-        ones: then one job is claimed at once, beside that pass.
+        wait in the store. If a claim is under way (the claimer thread's
+        pass, or another submission's), one job is claimed beside it
+        (``Claimer.claim_with``).
         """
         store = self._store
-        urgent = False
         if self.wanted() <= 0:  # the daemon holds all it may: does a new job beat them?
             worst = self._processor.worst_queued()
             urgent = worst is not None and min(job.priority for job in jobs) < worst
@@ -171,7 +172,7 @@ class Intake:
             return claimed
 
         try:
-            if self.claimer.claim_with(claim, urgent=urgent):
+            if self.claimer.claim_with(claim):
                 return inserted
         except StoreError:
             if not inserted:
