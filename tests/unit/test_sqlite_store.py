@@ -931,6 +931,31 @@ def test_a_thread_of_its_own_checkpoints_the_wal_and_stops_with_the_store(
         reopened.close()
 
 
+def test_the_wal_is_written_over_in_place_once_it_holds_the_ring(
+    url: str, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past WAL_RING_PAGES the checkpointer copies all of it, so the next commit begins it anew."""
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY", 1)
+    monkeypatch.setattr(sqlite_module, "CHECKPOINT_EVERY_RANGE", (1, 1))
+    monkeypatch.setattr(sqlite_module, "WAL_RING_PAGES", 16)
+    store = SQLiteStore(url)
+    wal = Path(f"{db}-wal")
+    try:
+        for _ in range(200):  # 2 to 3 pages each
+            store._checkpointed.clear()
+            store.insert_jobs([make_job()], max_unarchived=None)
+            assert store._checkpointed.wait(10.0)
+        frame = 4096 + 24  # a page and its frame header
+        assert wal.stat().st_size < 64 * frame  # without the ring: 132 frames here
+    finally:
+        store.close()
+    reopened = SQLiteStore(url)
+    try:
+        assert len(reopened.list_jobs(limit=500)) == 200
+    finally:
+        reopened.close()
+
+
 def test_with_durability_full_sqlite_checkpoints_as_it_always_does(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
