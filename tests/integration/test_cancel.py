@@ -149,3 +149,31 @@ def test_recovery_finishes_every_op_of_a_job_found_canceling(
         assert [op.status for op in crashed.ops] == [OpStatus.ERROR, OpStatus.ERROR]
         assert crashed.ops[0].result["message"] == CRASHED
         assert crashed.ops[1].result == PRECEDING_FAILED
+
+
+def test_on_sqlite_a_cooperative_op_is_not_written_again_for_its_first_check(
+    make_queue: Any, recorder: Recorder
+) -> None:
+    """One daemon holds every job of a SQLite store: the mark would be read by nobody."""
+    checked, leave = threading.Event(), threading.Event()
+
+    def checks(ctx: OpContext, params: pydantic.BaseModel) -> None:
+        ctx.check_cancel()
+        checked.set()
+        assert leave.wait(TIMEOUT)
+        ctx.check_cancel()
+
+    class Empty(pydantic.BaseModel):
+        pass
+
+    recorder.registry.add("t.checks", checks, params=Empty)
+    q = make_queue()
+    assert q.store.one_daemon
+    job_id = q.submit([{"op": "t.checks"}])
+    assert checked.wait(TIMEOUT)
+    answer = (True, f"job {job_id} will be canceled at its running op's next check")
+    assert q.cancel(job_id) == answer  # the daemon knows it cooperates
+    stored = q.store.load(job_id)  # the cancel's waited write followed any mark
+    assert stored.ops[0].status is CANCELING and not stored.ops[0].cooperative
+    leave.set()
+    assert wait_final(q, job_id).status is CANCELED

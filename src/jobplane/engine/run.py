@@ -64,7 +64,9 @@ def run_op(
         aj.job.ops[run.index].priority,
         lambda message: log(st, job_id, run.index, message),
         aj.cancel_event,
-        lambda: mark_cooperative_op(st, aj, run.index),
+        # Stored for other daemons' clients; a store with one daemon has none,
+        # and a short op would pay a write for it.
+        None if st.store.one_daemon else lambda: mark_cooperative_op(st, aj, run.index),
     )
     aj.ctx = ctx
     result: Any
@@ -147,7 +149,10 @@ def end_unlocked(st: EngineState, aj: Active, index: int, outcome: OpStatus, res
 
 
 def mark_cooperative_op(st: EngineState, aj: Active, index: int) -> None:
-    """The running op checked for cancellation: store it (unwaited), for remote cancels."""
+    """The running op checked for cancellation: store it (unwaited), for remote cancels.
+
+    Only where other daemons' clients may read it (``Store.one_daemon`` false).
+    """
     with aj.mutex:
         if aj.where is Where.DONE or aj.job.ops[index].status is not OpStatus.RUNNING:
             return

@@ -151,6 +151,11 @@ class Store(ABC):
     """A place where jobs live. Thread-safe: every method may be called from any thread."""
 
     url: str
+    one_daemon: bool = False
+    """True if the store admits one daemon at a time (SQLite, by its process
+    lock): every job it holds is that daemon's, so nothing needs recording
+    for other daemons' clients (an op's ``cooperative`` mark, which tells them
+    that a running op takes a cancel)."""
 
     def __init__(
         self,

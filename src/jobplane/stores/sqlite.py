@@ -362,6 +362,8 @@ class _Write(Generic[_T]):
 class SQLiteStore(Store):
     """The store in one SQLite file (see the module docstring for the model)."""
 
+    one_daemon = True  # the file's lock admits one process; it ends other leases at open
+
     def __init__(
         self,
         url: str,
