@@ -699,16 +699,20 @@ class SQLiteStore(Store):
             self._commit(batch)
         finally:
             moves = []
+            committed = False
+            for item in batch:
+                if item.error is None:
+                    committed = True
+                    if item.counted:
+                        moves.append(item.counted)
+                elif item.lost_job is not None:  # _note_if_lost, inline: every commit runs this
+                    self._lost.add(item.lost_job)
+                item.done = True
             moved = self._moved
             if moved:
                 self._moved = {}
-                if any(item.error is None for item in batch):  # committed
+                if committed:
                     moves.append(moved)
-            for item in batch:
-                self._note_if_lost(item)
-                if item.counted and item.error is None:
-                    moves.append(item.counted)
-                item.done = True
             if moves:
                 self._count(moves)
             self._unarchived = self._unarchived_committed  # a failed write added nothing
