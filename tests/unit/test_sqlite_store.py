@@ -908,6 +908,25 @@ def test_a_save_that_follows_a_committed_unwaited_save_writes_alone(store: SQLit
 # -- checkpoints off the commit path ---------------------------------------------
 
 
+def test_a_daemon_s_flusher_starts_when_it_registers_and_stops_with_the_store(
+    url: str,
+) -> None:
+    """Not at its first op's unwaited save, under the lock every write takes."""
+
+    def flushers() -> int:
+        return sum(t.name == "jobplane-sqlite-flusher" for t in threading.enumerate())
+
+    before = flushers()
+    store = SQLiteStore(url)
+    try:
+        assert flushers() == before  # a store nobody runs jobs from starts none
+        store.register_daemon("d")
+        assert flushers() == before + 1
+    finally:
+        store.close()
+    assert flushers() == before
+
+
 def test_a_thread_of_its_own_checkpoints_the_wal_and_stops_with_the_store(
     url: str, db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

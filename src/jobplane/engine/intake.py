@@ -159,8 +159,7 @@ class Intake:
         store = self._store
         if self.wanted() <= 0:  # the daemon holds all it may: does a new job beat them?
             worst = self._processor.worst_queued()
-            urgent = worst is not None and min(job.priority for job in jobs) < worst
-            if urgent:
+            if worst is not None and min(job.priority for job in jobs) < worst:
                 self._urgent = True
         inserted: list[int] = []
 

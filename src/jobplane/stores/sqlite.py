@@ -1056,8 +1056,7 @@ class SQLiteStore(Store):
             "now": 0.0,  # the store's clock, read in the write when the query needs it
         }
         doc = None if wait else job.to_doc()
-        # _absorb only if a save of the job may be pending (most saves: none).
-        expected = self._absorb(job_id, version) if job_id in self._absorbable else version
+        expected = self._absorb(job_id, version)
         params["version"], params["next_version"] = expected, version + 1
         counted: _Deltas = {}
         # Out of the schedule after the save, whatever the row: not pending, or
