@@ -49,6 +49,37 @@ def test_a_high_job_starts_at_the_next_free_worker_behind_a_claimed_backlog(
     assert recorder.order == ["high"] + [f"low{i}" for i in range(6)]
 
 
+def test_an_urgent_claim_left_for_the_next_free_slot_survives_a_submission_meanwhile(
+    make_queue: Any, recorder: Recorder
+) -> None:
+    # A high job submitted past the prefetch is left for the next free slot
+    # (the "urgent" mark). If that slot's claim cannot run at once (a pass
+    # is under way), a submission that comes meanwhile must not use the mark
+    # up without claiming: the high job would wait behind a claimed low one.
+    q = make_queue(workers=1, prefetch=1)
+    claimer = q._intake.claimer
+    busy = q.submit([gate("busy")])
+    assert recorder.gate("busy") is not None and recorder.entered["busy"].wait(TIMEOUT)
+    low0 = q.submit([mark("low0")], priority="low")  # the prefetch
+    high1 = q.submit([gate("high1")], priority="high")  # one over the prefetch
+    assert recorder.gate("high1") is not None
+    high2 = q.submit([mark("high2")], priority="high")  # past that: left for the next slot
+    assert q.processor.tracked(high2) is None
+    assert claimer._pass_mutex.acquire(timeout=TIMEOUT)  # a pass under way
+    try:
+        recorder.gate("busy").set()  # its slot's claim finds the pass: it asks for another
+        assert recorder.entered["high1"].wait(TIMEOUT)
+        low2 = q.submit([mark("low2")], priority="low")
+    finally:
+        claimer._pass_mutex.release()
+    claimer.run_once()  # the pass asked for (or the claimer thread's, if it came first)
+    assert q.processor.tracked(high2) is not None
+    recorder.gate("high1").set()
+    for job_id in (busy, high1, high2, low0, low2):
+        assert wait_final(q, job_id).status is OpStatus.SUCCESS
+    assert recorder.order == ["high2", "low0", "low2"]
+
+
 def test_a_job_waiting_for_a_dependency_is_not_claimed(make_queue: Any, recorder: Recorder) -> None:
     q = make_queue(workers=2)
     first = q.submit([gate("first")])

@@ -136,13 +136,17 @@ class Intake:
         if self._stopped:
             return 0
         taken, parked = self._processor.load()
-        if parked >= self.max_parked:
-            return 0
-        free = self.capacity - taken
-        if self._urgent and taken < self.capacity + self.prefetch:
+        if self._urgent and parked < self.max_parked and taken < self.capacity + self.prefetch:
             # Taken before the claim: an urgent job submitted from now on asks again.
             self._urgent = False
-            return max(free, 1)
+            return max(self.capacity - taken, 1)
+        return self._room(taken, parked)
+
+    def _room(self, taken: int, parked: int) -> int:
+        """:meth:`wanted` without an urgent job's one more (and without using that mark up)."""
+        if self._stopped or parked >= self.max_parked:
+            return 0
+        free = self.capacity - taken
         if taken > self.workers and free < self.batch:
             return 0
         return free
@@ -157,7 +161,9 @@ class Intake:
         (``Claimer.claim_with``).
         """
         store = self._store
-        if self.wanted() <= 0:  # the daemon holds all it may: does a new job beat them?
+        # The daemon holds all it may: does a new job beat them? (Not wanted(),
+        # which would use up an urgent mark left for the next free slot.)
+        if self._room(*self._processor.load()) <= 0:
             worst = self._processor.worst_queued()
             if worst is not None and min(job.priority for job in jobs) < worst:
                 self._urgent = True
