@@ -20,8 +20,10 @@ processor:
   another claim is under way (then one job, beside it). If it holds all it
   may but the new job beats the claimed job that would start last, it
   claims one job more, up to ``prefetch`` over; past that, the worker
-  whose job ends next claims it before taking its next task. Either way an
-  urgent job starts at the next free worker, and the daemon holds at most
+  whose job ends next claims it before taking its next task (if another
+  claim is under way just then, that worker asks for a pass and goes on,
+  and the urgent job starts at the free worker after). So an urgent job
+  starts at the next free worker, or the one after, and the daemon holds at most
   ``workers + 2 * prefetch`` jobs outside lock waits, plus one for each
   thread submitting at that moment. (Claimed jobs are not given back to
   make room: a given-back job would lose its place.)
