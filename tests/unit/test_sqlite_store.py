@@ -787,6 +787,48 @@ def test_counts_in_memory_follow_every_kind_of_write(store: SQLiteStore, db: Pat
     assert _counted(store) == _recount(db) == {("queued", -5): 1, ("queued", 0): 1}
 
 
+def test_counts_never_trail_a_state_a_reader_has_seen(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between the COMMIT (seen at once by readers' own connections) and the
+    # counts taking the commit in, a reader that saw the job must not get
+    # counts without it: status() right after wait() would be one short.
+    [job_id] = store.insert_jobs([make_job()], max_unarchived=None)
+    committed, go = threading.Event(), threading.Event()
+    count = store._count
+
+    def held_after_commit(moves: Any) -> None:  # the writer, between COMMIT and counting
+        committed.set()
+        assert go.wait(WAIT)
+        count(moves)
+
+    class Gate:
+        """The counts' lock for the reader: lets the writer go on only if the lock is taken."""
+
+        def __init__(self, lock: Any) -> None:
+            self.lock = lock
+
+        def __enter__(self) -> None:
+            if not self.lock.acquire(blocking=False):  # the writer holds it: let it count
+                go.set()
+                assert self.lock.acquire(timeout=WAIT)
+
+        def __exit__(self, *exc: object) -> None:
+            self.lock.release()
+            go.set()
+
+    monkeypatch.setattr(store, "_count", held_after_commit)
+    job = store.load(job_id)
+    job.ops[0].status = OpStatus.SUCCESS
+    with ThreadPoolExecutor(1) as pool:
+        saving = pool.submit(store.save, job)
+        assert committed.wait(WAIT)
+        assert store.load(job_id).status is OpStatus.SUCCESS  # a reader sees it committed
+        monkeypatch.setattr(store, "_counts_lock", Gate(store._counts_lock))
+        assert store.counts() == {(OpStatus.SUCCESS, 0): 1}
+        saving.result(WAIT)
+
+
 # -- claims -------------------------------------------------------------------------
 
 

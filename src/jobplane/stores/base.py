@@ -84,7 +84,9 @@ against every store (SQLite, and ``jobplane.testing.InMemoryStore``):
     None: the caller then changes the job itself by compare-and-set.
 13. **Cheap status.** ``counts`` and ``oldest_queued`` read maintained
     counters or an index, never every job; so do ``load``, ``list_jobs``
-    (by id) and ``claim``, with a million queued jobs.
+    (by id) and ``claim``, with a million queued jobs. The counts are never
+    behind what a reader has seen: once ``load`` returned a job's state,
+    a later ``counts`` counts the job in that state or a later one.
 """
 
 from __future__ import annotations

@@ -695,54 +695,57 @@ class SQLiteStore(Store):
         if self._commits >= self._checkpoint_every and self.durability == "normal":
             self._commits = 0
             self._kick_checkpointer()
-        try:
-            self._commit(batch)
-        finally:
-            moves = []
-            committed = False
-            for item in batch:
-                if item.error is None:
-                    committed = True
-                    if item.counted:
-                        moves.append(item.counted)
-                elif item.lost_job is not None:  # _note_if_lost, inline: every commit runs this
-                    self._lost.add(item.lost_job)
-                item.done = True
-            moved = self._moved
-            if moved:
-                self._moved = {}
-                if committed:
-                    moves.append(moved)
-            if moves:
-                self._count(moves)
-            self._unarchived = self._unarchived_committed  # a failed write added nothing
+        # The counts move with the commit, under their lock: a reader that has
+        # seen a committed job (load, on its own connection) and then asks
+        # for the counts waits for them to include it (guarantee 13).
+        with self._counts_lock:
+            try:
+                self._commit(batch)
+            finally:
+                moves = []
+                committed = False
+                for item in batch:
+                    if item.error is None:
+                        committed = True
+                        if item.counted:
+                            moves.append(item.counted)
+                    elif item.lost_job is not None:  # _note_if_lost, inline: every commit
+                        self._lost.add(item.lost_job)
+                    item.done = True
+                moved = self._moved
+                if moved:
+                    self._moved = {}
+                    if committed:
+                        moves.append(moved)
+                if moves:
+                    self._count(moves)
+                self._unarchived = self._unarchived_committed  # a failed write added nothing
         return batch
 
     def _count(self, moves: list[_Deltas]) -> None:
-        """Take committed writes' moves between counts; ``_writer_lock`` must be held."""
+        """Take committed writes' moves between counts (``_writer_lock``, ``_counts_lock`` held)."""
         unarchived = 0
-        with self._counts_lock:
-            counts = self._counts
-            for deltas in moves:
-                for key, delta in deltas.items():
-                    if key is _DEPENDENCIES:
-                        self._dependencies += delta
-                        if delta < 0:  # released dependents may be ready now, unfiled
-                            self._unfiled_gen += 1
-                            self._ready_gen += 1
-                        continue
-                    if key is _FILED:  # a claim found every unfiled job as of this
-                        self._filed_gen = max(self._filed_gen, delta)
-                        continue
-                    if key is _EMPTY:  # a claim found no more ready jobs as of this
-                        self._empty_gen = max(self._empty_gen, delta)
-                        continue
-                    unarchived += delta
-                    n = counts.get(key, 0) + delta
-                    if n:
-                        counts[key] = n
-                    else:
-                        counts.pop(key, None)
+        counts = self._counts
+        for deltas in moves:
+            for key, delta in deltas.items():
+                if key is _DEPENDENCIES:
+                    self._dependencies += delta
+                    if delta < 0:  # released dependents may be ready now, unfiled
+                        self._unfiled_gen += 1
+                        self._ready_gen += 1
+                    continue
+                if key is _FILED:  # a claim found every unfiled job as of this
+                    self._filed_gen = max(self._filed_gen, delta)
+                    continue
+                if key is _EMPTY:  # a claim found no more ready jobs as of this
+                    self._empty_gen = max(self._empty_gen, delta)
+                    continue
+                unarchived += delta
+                n = counts.get(key, 0) + delta
+                if n:
+                    counts[key] = n
+                else:
+                    counts.pop(key, None)
         self._unarchived_committed += unarchived
 
     def _note_if_lost(self, item: _Write[Any]) -> None:
