@@ -200,6 +200,10 @@ def queue_figures(
     event = threading.Event()
     registry = bench_registry(started, event)
 
+    # Open and RSS of an empty queue, before the drains below fill its file.
+    queue, empty_open, empty_rss = queue_open(empty, registry)
+    queue.close()
+
     # Drain throughput, the backlog against an empty queue: ``rounds`` pairs,
     # alternated, so that the machine's drift falls on both alike.
     empty_rates, backlog_rates = [], []
@@ -207,8 +211,6 @@ def queue_figures(
         empty_rates.append(drain_round(empty, registry, drained, submit=True))
         backlog_rates.append(drain_round(path, registry, drained, submit=False))
 
-    queue, empty_open, empty_rss = queue_open(empty, registry)
-    queue.close()
     queue, full_open, full_rss = queue_open(path, registry)
     try:
         figures: dict[str, Any] = {
